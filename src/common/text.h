@@ -1,0 +1,31 @@
+// Small text checks shared by the config model and the store.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace bifrost {
+
+// True if `s` is well-formed UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF).
+bool IsValidUtf8(std::string_view s);
+
+// True if `s` contains an ASCII control character (U+0000-U+001F or U+007F).
+bool HasControlChar(std::string_view s);
+
+// A canonical lower-case UUID: 8-4-4-4-12 hex digits.
+bool IsCanonicalUuid(std::string_view s);
+
+// Formats 16 bytes as a canonical lower-case UUID string.
+std::string FormatUuid(const std::array<std::uint8_t, 16>& bytes);
+
+// Lower-case hex of arbitrary bytes.
+std::string HexEncode(std::string_view bytes);
+
+// Parses a base-10 int64 in canonical form: optional '-', no '+', no leading zeros, no
+// spaces. nullopt when the text is not such a number or is out of range.
+std::optional<std::int64_t> ParseCanonicalInt64(std::string_view s);
+
+}  // namespace bifrost

@@ -1,0 +1,136 @@
+// The storage interface: rows in, rows out, nothing decrypted.
+//
+// Storage is untrusted. A Store moves rows; a secret's value reaches it only as the sealed
+// envelope the barrier produced (docs/storage-format.md), so no implementation can leak a
+// plaintext. Every backend (SQLite today, PostgreSQL next) implements these two classes and
+// must pass the shared conformance suite in tests/store_conformance.cc; nothing above this
+// layer knows which backend it talks to.
+//
+// Concurrency model: any number of read transactions run concurrently and see a consistent
+// snapshot; write transactions are serialized (one writer at a time) and see their own
+// writes. Rows carry a version that starts at 1 and increases by one on every update, for
+// optimistic concurrency: an update names the version it read, and loses with kConflict if
+// another writer got there first.
+//
+// Thread-safety: a Store may be used from any number of threads. A Txn belongs to the thread
+// that began it and must not be shared.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+
+namespace bifrost::store {
+
+// Where a config row lives: one organization, or the global scope every org inherits.
+class Scope {
+ public:
+  static Scope Global() { return Scope(std::nullopt); }
+  static Scope Org(std::string org_id) { return Scope(std::move(org_id)); }
+
+  bool is_global() const { return !org_id_.has_value(); }
+  // The organization id; must not be called on the global scope.
+  const std::string& org_id() const { return *org_id_; }
+  // "global" or the org id: the name used in the row binding and in messages.
+  std::string_view name() const { return org_id_ ? std::string_view(*org_id_) : "global"; }
+
+  friend bool operator==(const Scope&, const Scope&) = default;
+
+ private:
+  explicit Scope(std::optional<std::string> org_id) : org_id_(std::move(org_id)) {}
+  std::optional<std::string> org_id_;
+};
+
+struct OrgRow {
+  std::string id;    // canonical lower-case UUID
+  std::string name;  // unique
+  UnixMicros created_at = 0;
+};
+
+struct ConfigRow {
+  Scope scope = Scope::Global();
+  std::string key;
+  std::string type;         // "string" | "int" | "bool" | "json" | "secret"
+  std::string value;        // clear text, or the sealed envelope when type is "secret"
+  std::optional<std::string> key_id;  // id of the key that sealed `value`; secrets only
+  std::string description;
+  UnixMicros created_at = 0;
+  UnixMicros updated_at = 0;
+  std::string updated_by;
+  std::int64_t version = 0;  // assigned by the store: 1 on insert, +1 on each update
+};
+
+// A record that a key belonged to this database: its id and a check value derived from it
+// (never the key). See docs/storage-format.md, "Key check".
+struct KeyCheckRow {
+  std::string key_id;
+  std::string check_value;
+  UnixMicros added_at = 0;
+};
+
+enum class TxnMode { kRead, kWrite };
+
+class Txn {
+ public:
+  virtual ~Txn() = default;  // rolls back unless Commit() succeeded
+
+  // Makes every write of this transaction durable (synchronous commit). After a failed
+  // Commit the transaction is rolled back and unusable. A read transaction commits trivially.
+  virtual Status Commit() = 0;
+
+  // Organizations. InsertOrg fails with kAlreadyExists on a duplicate id or name.
+  virtual Status InsertOrg(const OrgRow& org) = 0;
+  virtual Result<std::optional<OrgRow>> GetOrgById(std::string_view id) = 0;
+  virtual Result<std::optional<OrgRow>> GetOrgByName(std::string_view name) = 0;
+  virtual Result<std::vector<OrgRow>> ListOrgs() = 0;  // ordered by name
+  // Deletes the org and every config row of it. kNotFound if there is no such org.
+  virtual Status DeleteOrg(std::string_view id) = 0;
+
+  // Config rows of one scope. Rows of an org scope require the org to exist
+  // (kFailedPrecondition otherwise).
+  virtual Result<std::optional<ConfigRow>> GetConfig(const Scope& scope,
+                                                     std::string_view key) = 0;
+  virtual Result<std::vector<ConfigRow>> ListConfigs(const Scope& scope) = 0;  // by key
+  // Inserts a new row with version 1 and returns it as stored. kAlreadyExists if the scope
+  // already has this key.
+  virtual Result<ConfigRow> InsertConfig(const ConfigRow& row) = 0;
+  // Replaces type, value, key_id, description, updated_at and updated_by of the row with
+  // the same scope and key if its version equals `expected_version`; returns the row as
+  // stored, with the version increased by one. kNotFound if there is no such row,
+  // kConflict if its version differs. created_at is kept.
+  virtual Result<ConfigRow> UpdateConfig(const ConfigRow& row,
+                                         std::int64_t expected_version) = 0;
+  // Deletes the row. With an expected version, kConflict if the row's version differs.
+  // kNotFound if there is no such row.
+  virtual Status DeleteConfig(const Scope& scope, std::string_view key,
+                              std::optional<std::int64_t> expected_version) = 0;
+  // Secret rows sealed by a key other than `key_id`, in a stable order, at most `limit`:
+  // what a key rotation still has to re-encrypt.
+  virtual Result<std::vector<ConfigRow>> ListConfigsNotSealedBy(std::string_view key_id,
+                                                                std::size_t limit) = 0;
+
+  // Keys this database has been used with. InsertKeyCheck: kAlreadyExists on a duplicate id.
+  virtual Result<std::vector<KeyCheckRow>> ListKeyChecks() = 0;
+  virtual Status InsertKeyCheck(const KeyCheckRow& row) = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Starts a transaction. A write transaction waits (up to the backend's busy timeout) for
+  // the single writer slot; kUnavailable if it cannot get it.
+  virtual Result<std::unique_ptr<Txn>> Begin(TxnMode mode) = 0;
+
+  // The schema version this store is at (after migrations), and the backend's name.
+  virtual int SchemaVersion() const = 0;
+  virtual std::string_view BackendName() const = 0;
+};
+
+}  // namespace bifrost::store
