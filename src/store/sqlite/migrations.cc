@@ -1,0 +1,114 @@
+#include "store/sqlite/migrations.h"
+
+#include <string>
+
+namespace bifrost::store::sqlite_internal {
+namespace {
+
+// Timestamps are INTEGER microseconds since the Unix epoch, UTC. Tables are STRICT, so a
+// value of the wrong type is an error rather than silently stored.
+constexpr Migration kMigrations[] = {
+    {1, "initial_schema", R"sql(
+CREATE TABLE organizations (
+  id         TEXT    NOT NULL PRIMARY KEY,
+  name       TEXT    NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL
+) STRICT;
+
+-- org_id NULL is the global scope, which every organization inherits.
+CREATE TABLE configs (
+  id          INTEGER PRIMARY KEY,
+  org_id      TEXT    NULL REFERENCES organizations(id) ON DELETE CASCADE,
+  key         TEXT    NOT NULL,
+  type        TEXT    NOT NULL CHECK (type IN ('string', 'int', 'bool', 'json', 'secret')),
+  value       TEXT    NOT NULL,
+  key_id      TEXT    NULL,
+  description TEXT    NOT NULL DEFAULT '',
+  created_at  INTEGER NOT NULL,
+  updated_at  INTEGER NOT NULL,
+  updated_by  TEXT    NOT NULL,
+  version     INTEGER NOT NULL CHECK (version >= 1),
+  CONSTRAINT secret_iff_key_id CHECK ((type = 'secret') = (key_id IS NOT NULL))
+) STRICT;
+
+-- One key per scope. Two partial indexes because NULLs are distinct in a UNIQUE index;
+-- queries say "org_id = ?" or "org_id IS NULL" so that the planner can use them.
+CREATE UNIQUE INDEX configs_org_key ON configs (org_id, key) WHERE org_id IS NOT NULL;
+CREATE UNIQUE INDEX configs_global_key ON configs (key) WHERE org_id IS NULL;
+CREATE INDEX configs_key_id ON configs (key_id) WHERE key_id IS NOT NULL;
+
+CREATE TABLE key_checks (
+  key_id      TEXT    NOT NULL PRIMARY KEY,
+  check_value TEXT    NOT NULL,
+  added_at    INTEGER NOT NULL
+) STRICT;
+)sql"},
+};
+
+constexpr const char* kCreateMigrationsTable = R"sql(
+CREATE TABLE IF NOT EXISTS schema_migrations (
+  version    INTEGER PRIMARY KEY,
+  name       TEXT    NOT NULL,
+  applied_at INTEGER NOT NULL
+) STRICT;
+)sql";
+
+// Rolls the migration transaction back unless it was committed.
+class RollbackGuard {
+ public:
+  explicit RollbackGuard(Connection& connection) : connection_(connection) {}
+  RollbackGuard(const RollbackGuard&) = delete;
+  RollbackGuard& operator=(const RollbackGuard&) = delete;
+  ~RollbackGuard() {
+    if (connection_.InTransaction()) {
+      // Nothing useful to do if the rollback itself fails: the connection is closed next.
+      (void)connection_.ExecScript("ROLLBACK", "roll back schema migration");
+    }
+  }
+
+ private:
+  Connection& connection_;
+};
+
+}  // namespace
+
+std::span<const Migration> Migrations() { return kMigrations; }
+
+int LatestSchemaVersion() { return kMigrations[std::size(kMigrations) - 1].version; }
+
+Result<int> ApplyMigrations(Connection& writer, const Clock& clock) {
+  const std::string what = "migrate database '" + writer.path() + "'";
+  BIFROST_RETURN_IF_ERROR(writer.ExecScript("BEGIN IMMEDIATE", what));
+  RollbackGuard guard(writer);
+  BIFROST_RETURN_IF_ERROR(writer.ExecScript(kCreateMigrationsTable, what));
+  // Read inside the write transaction: another process may have migrated meanwhile.
+  BIFROST_ASSIGN_OR_RETURN(
+      const std::int64_t current,
+      writer.QueryInt64("SELECT coalesce(max(version), 0) FROM schema_migrations", what));
+  const int latest = LatestSchemaVersion();
+  if (current > latest) {
+    return Fail(ErrorCode::kFailedPrecondition, "database schema version " +
+                                                    std::to_string(current) +
+                                                    " is newer than this bifrost supports (" +
+                                                    std::to_string(latest) + "); upgrade bifrost");
+  }
+  for (const Migration& migration : kMigrations) {
+    if (migration.version <= current) continue;
+    const std::string step = what + ": migration " + std::to_string(migration.version) + " (" +
+                             std::string(migration.name) + ")";
+    BIFROST_RETURN_IF_ERROR(writer.ExecScript(migration.sql, step));
+    BIFROST_ASSIGN_OR_RETURN(
+        Statement record,
+        writer.Prepare("INSERT INTO schema_migrations (version, name, applied_at) "
+                       "VALUES (?1, ?2, ?3)",
+                       "record schema migration"));
+    record.BindInt64(1, migration.version);
+    record.BindText(2, migration.name);
+    record.BindInt64(3, clock.NowMicros());
+    BIFROST_RETURN_IF_ERROR(record.Run());
+  }
+  BIFROST_RETURN_IF_ERROR(writer.ExecScript("COMMIT", what));
+  return latest;
+}
+
+}  // namespace bifrost::store::sqlite_internal

@@ -1,0 +1,745 @@
+#include "store/sqlite/sqlite_store.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <limits>
+#include <system_error>
+#include <utility>
+
+#include "store/sqlite/connection.h"
+#include "store/sqlite/migrations.h"
+
+namespace bifrost::store {
+
+using sqlite_internal::Connection;
+using sqlite_internal::Statement;
+
+namespace {
+
+constexpr mode_t kDirMode = 0700;
+constexpr mode_t kFileMode = 0600;
+constexpr int kMaxReaderConnections = 64;
+
+std::string ErrnoText(int err) { return std::generic_category().message(err); }
+
+// Creates `dir` and any missing parents with mode 0700.
+Status MakeDirectories(const std::string& dir) {
+  if (::mkdir(dir.c_str(), kDirMode) == 0) {
+    // mkdir applies the umask; state the mode exactly.
+    if (::chmod(dir.c_str(), kDirMode) != 0) {
+      const int err = errno;
+      return Fail(ErrorCode::kFailedPrecondition,
+                  "cannot set mode 0700 on data_dir '" + dir + "': " + ErrnoText(err));
+    }
+    return Ok();
+  }
+  const int err = errno;
+  if (err == EEXIST) return Ok();  // created meanwhile; checked by the caller
+  if (err == ENOENT) {
+    const std::filesystem::path parent = std::filesystem::path(dir).parent_path();
+    if (!parent.empty() && parent.string() != dir) {
+      BIFROST_RETURN_IF_ERROR(MakeDirectories(parent.string()));
+      return MakeDirectories(dir);
+    }
+  }
+  return Fail(ErrorCode::kFailedPrecondition,
+              "cannot create data_dir '" + dir + "': " + ErrnoText(err));
+}
+
+// Makes sure `dir` is a directory this process can create files in.
+Status PrepareDataDir(const std::string& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    const int err = errno;
+    if (err != ENOENT) {
+      return Fail(ErrorCode::kFailedPrecondition,
+                  "cannot access data_dir '" + dir + "': " + ErrnoText(err));
+    }
+    BIFROST_RETURN_IF_ERROR(MakeDirectories(dir));
+    if (::stat(dir.c_str(), &st) != 0) {
+      const int stat_err = errno;
+      return Fail(ErrorCode::kFailedPrecondition,
+                  "cannot access data_dir '" + dir + "': " + ErrnoText(stat_err));
+    }
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                "data_dir '" + dir + "' exists but is not a directory");
+  }
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+    const int err = errno;
+    return Fail(ErrorCode::kFailedPrecondition,
+                "data_dir '" + dir + "' is not writable: " + ErrnoText(err));
+  }
+  return Ok();
+}
+
+// Creates the database file with mode 0600 before SQLite opens it (SQLite would apply the
+// umask to 0644), and tightens an existing file and its -wal/-shm companions to 0600.
+// SQLite creates -wal and -shm with the mode of the database file.
+Status PrepareDatabaseFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, kFileMode);
+  if (fd < 0) {
+    const int err = errno;
+    return Fail(ErrorCode::kFailedPrecondition,
+                "cannot open database file '" + path + "': " + ErrnoText(err));
+  }
+  struct stat st {};
+  Status status = Ok();
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    status = Fail(ErrorCode::kFailedPrecondition,
+                  "cannot stat database file '" + path + "': " + ErrnoText(err));
+  } else if (!S_ISREG(st.st_mode)) {
+    status =
+        Fail(ErrorCode::kFailedPrecondition, "database file '" + path + "' is not a regular file");
+  } else if ((st.st_mode & 07777) != kFileMode && ::fchmod(fd, kFileMode) != 0) {
+    const int err = errno;
+    status = Fail(ErrorCode::kFailedPrecondition,
+                  "cannot set mode 0600 on database file '" + path + "': " + ErrnoText(err));
+  }
+  ::close(fd);
+  BIFROST_RETURN_IF_ERROR(status);
+  for (const char* suffix : {"-wal", "-shm"}) {
+    const std::string companion = path + suffix;
+    if (::lstat(companion.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        (st.st_mode & 07777) != kFileMode && ::chmod(companion.c_str(), kFileMode) != 0) {
+      const int err = errno;
+      return Fail(ErrorCode::kFailedPrecondition,
+                  "cannot set mode 0600 on '" + companion + "': " + ErrnoText(err));
+    }
+  }
+  return Ok();
+}
+
+std::string ScopeText(const Scope& scope) { return std::string(scope.name()); }
+
+// Prefixes an error's message with the thing it concerns, keeping the code.
+Error Annotate(const Error& error, const std::string& subject) {
+  return Error(error.code(), subject + ": " + error.message());
+}
+
+std::string ConfigSubject(const Scope& scope, std::string_view key) {
+  return "config '" + std::string(key) + "' in scope '" + ScopeText(scope) + "'";
+}
+
+// The columns every config query returns, in ReadConfigRow's order.
+// org_id, key, type, value, key_id, description, created_at, updated_at, updated_by, version
+
+ConfigRow ReadConfigRow(const Statement& stmt) {
+  ConfigRow row;
+  row.scope = stmt.ColumnIsNull(0) ? Scope::Global() : Scope::Org(stmt.ColumnText(0));
+  row.key = stmt.ColumnText(1);
+  row.type = stmt.ColumnText(2);
+  row.value = stmt.ColumnText(3);
+  row.key_id = stmt.ColumnOptionalText(4);
+  row.description = stmt.ColumnText(5);
+  row.created_at = stmt.ColumnInt64(6);
+  row.updated_at = stmt.ColumnInt64(7);
+  row.updated_by = stmt.ColumnText(8);
+  row.version = stmt.ColumnInt64(9);
+  return row;
+}
+
+OrgRow ReadOrgRow(const Statement& stmt) {
+  return OrgRow{stmt.ColumnText(0), stmt.ColumnText(1), stmt.ColumnInt64(2)};
+}
+
+// A config row's own consistency rules, checked before SQLite's CHECK constraints so that
+// the message names the config.
+Status ValidateConfigRow(const ConfigRow& row) {
+  const std::string_view type = row.type;
+  if (type != "string" && type != "int" && type != "bool" && type != "json" && type != "secret") {
+    return Fail(ErrorCode::kInvalidArgument,
+                ConfigSubject(row.scope, row.key) + " has unknown type '" + row.type + "'");
+  }
+  if ((type == "secret") != row.key_id.has_value()) {
+    return Fail(ErrorCode::kInvalidArgument, ConfigSubject(row.scope, row.key) +
+                                                 (row.key_id ? " has a key_id but is not a secret"
+                                                             : " is a secret without a key_id"));
+  }
+  return Ok();
+}
+
+// ---- SQL. Constant text only; every value is bound. Config queries exist in a global and
+// an org variant because "org_id IS ?" defeats the partial unique indexes.
+
+constexpr std::string_view kBeginImmediate = "BEGIN IMMEDIATE";
+constexpr std::string_view kBeginDeferred = "BEGIN DEFERRED";
+// Reading any table starts the read transaction, which pins the WAL snapshot.
+constexpr std::string_view kPinSnapshot = "SELECT 1 FROM sqlite_schema LIMIT 1";
+constexpr std::string_view kCommit = "COMMIT";
+constexpr std::string_view kRollback = "ROLLBACK";
+
+constexpr std::string_view kInsertOrg =
+    "INSERT INTO organizations (id, name, created_at) VALUES (?1, ?2, ?3)";
+constexpr std::string_view kGetOrgById =
+    "SELECT id, name, created_at FROM organizations WHERE id = ?1";
+constexpr std::string_view kGetOrgByName =
+    "SELECT id, name, created_at FROM organizations WHERE name = ?1";
+constexpr std::string_view kListOrgs =
+    "SELECT id, name, created_at FROM organizations ORDER BY name, id";
+constexpr std::string_view kDeleteOrg = "DELETE FROM organizations WHERE id = ?1";
+
+constexpr std::string_view kGetConfigGlobal =
+    "SELECT org_id, key, type, value, key_id, description, created_at, updated_at, "
+    "updated_by, version FROM configs WHERE org_id IS NULL AND key = ?1";
+constexpr std::string_view kGetConfigOrg =
+    "SELECT org_id, key, type, value, key_id, description, created_at, updated_at, "
+    "updated_by, version FROM configs WHERE org_id = ?2 AND key = ?1";
+constexpr std::string_view kListConfigsGlobal =
+    "SELECT org_id, key, type, value, key_id, description, created_at, updated_at, "
+    "updated_by, version FROM configs WHERE org_id IS NULL ORDER BY key";
+constexpr std::string_view kListConfigsOrg =
+    "SELECT org_id, key, type, value, key_id, description, created_at, updated_at, "
+    "updated_by, version FROM configs WHERE org_id = ?1 ORDER BY key";
+constexpr std::string_view kFindConfigGlobal =
+    "SELECT id, version FROM configs WHERE org_id IS NULL AND key = ?1";
+constexpr std::string_view kFindConfigOrg =
+    "SELECT id, version FROM configs WHERE org_id = ?2 AND key = ?1";
+constexpr std::string_view kInsertConfig =
+    "INSERT INTO configs (org_id, key, type, value, key_id, description, created_at, "
+    "updated_at, updated_by, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1) "
+    "RETURNING org_id, key, type, value, key_id, description, created_at, updated_at, "
+    "updated_by, version";
+constexpr std::string_view kUpdateConfig =
+    "UPDATE configs SET type = ?2, value = ?3, key_id = ?4, description = ?5, "
+    "updated_at = ?6, updated_by = ?7, version = version + 1 WHERE id = ?1 "
+    "RETURNING org_id, key, type, value, key_id, description, created_at, updated_at, "
+    "updated_by, version";
+constexpr std::string_view kDeleteConfig = "DELETE FROM configs WHERE id = ?1";
+constexpr std::string_view kListNotSealedBy =
+    "SELECT org_id, key, type, value, key_id, description, created_at, updated_at, "
+    "updated_by, version FROM configs WHERE key_id IS NOT NULL AND key_id != ?1 "
+    "ORDER BY id LIMIT ?2";
+
+constexpr std::string_view kListKeyChecks =
+    "SELECT key_id, check_value, added_at FROM key_checks ORDER BY added_at, key_id";
+constexpr std::string_view kInsertKeyCheck =
+    "INSERT INTO key_checks (key_id, check_value, added_at) VALUES (?1, ?2, ?3)";
+
+}  // namespace
+
+// ---- SqliteTxn ----
+
+// A transaction on one connection: the writer (holding the writer slot) or a reader
+// (borrowed from the pool). Resources go back as soon as the transaction ends (Commit, or
+// the destructor's rollback).
+class SqliteTxn final : public Txn {
+ public:
+  // Takes over `connection`, already acquired from the store: the writer (whose slot the
+  // caller holds) or a reader from the pool.
+  SqliteTxn(SqliteStore* store, Connection* connection, TxnMode mode)
+      : store_(store), connection_(connection), mode_(mode) {
+    store_->live_txns_.fetch_add(1);
+  }
+  SqliteTxn(const SqliteTxn&) = delete;
+  SqliteTxn& operator=(const SqliteTxn&) = delete;
+
+  ~SqliteTxn() override {
+    if (active_) RollBack();
+    Release();
+    store_->live_txns_.fetch_sub(1);
+  }
+
+  // Opens the SQLite transaction. Called once, right after construction.
+  Status Start() {
+    // Defensive: a connection handed out must never be inside a transaction.
+    if (connection_->InTransaction()) RollBack();
+    if (mode_ == TxnMode::kWrite) {
+      BIFROST_RETURN_IF_ERROR(Exec(kBeginImmediate, "begin write transaction"));
+      active_ = true;
+      return Ok();
+    }
+    BIFROST_RETURN_IF_ERROR(Exec(kBeginDeferred, "begin read transaction"));
+    active_ = true;
+    Status pinned = Exec(kPinSnapshot, "begin read transaction");
+    if (!pinned) {
+      RollBack();
+      return pinned;
+    }
+    return Ok();
+  }
+
+  Status Commit() override {
+    BIFROST_RETURN_IF_ERROR(CheckUsable());
+    Status committed = Exec(kCommit, "commit");
+    if (!committed) {
+      RollBack();
+    }
+    active_ = false;
+    Release();
+    return committed;
+  }
+
+  // ---- Organizations
+
+  Status InsertOrg(const OrgRow& org) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("InsertOrg"));
+    Status inserted = [&]() -> Status {
+      BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(kInsertOrg, "insert org"));
+      stmt.BindText(1, org.id);
+      stmt.BindText(2, org.name);
+      stmt.BindInt64(3, org.created_at);
+      return stmt.Run();
+    }();
+    if (inserted) return Ok();
+    if (inserted.error().code() != ErrorCode::kAlreadyExists) {
+      return Fail(Annotate(inserted.error(), "organization '" + org.id + "'"));
+    }
+    // Which of the two unique columns collided?
+    BIFROST_ASSIGN_OR_RETURN(const std::optional<OrgRow> same_id, GetOrgById(org.id));
+    if (same_id.has_value()) {
+      return Fail(ErrorCode::kAlreadyExists, "organization '" + org.id + "' already exists");
+    }
+    return Fail(ErrorCode::kAlreadyExists,
+                "an organization named '" + org.name + "' already exists");
+  }
+
+  Result<std::optional<OrgRow>> GetOrgById(std::string_view id) override {
+    return GetOrg(kGetOrgById, id, "get org by id");
+  }
+
+  Result<std::optional<OrgRow>> GetOrgByName(std::string_view name) override {
+    return GetOrg(kGetOrgByName, name, "get org by name");
+  }
+
+  Result<std::vector<OrgRow>> ListOrgs() override {
+    BIFROST_RETURN_IF_ERROR(CheckUsable());
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(kListOrgs, "list orgs"));
+    std::vector<OrgRow> orgs;
+    while (true) {
+      BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
+      if (!has_row) break;
+      orgs.push_back(ReadOrgRow(stmt));
+    }
+    return orgs;
+  }
+
+  Status DeleteOrg(std::string_view id) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("DeleteOrg"));
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(kDeleteOrg, "delete org"));
+    stmt.BindText(1, id);
+    Status deleted = stmt.Run();
+    if (!deleted) {
+      return Fail(Annotate(deleted.error(), "organization '" + std::string(id) + "'"));
+    }
+    if (connection_->Changes() == 0) {
+      return Fail(ErrorCode::kNotFound, "organization '" + std::string(id) + "' does not exist");
+    }
+    return Ok();
+  }
+
+  // ---- Config rows
+
+  Result<std::optional<ConfigRow>> GetConfig(const Scope& scope, std::string_view key) override {
+    BIFROST_RETURN_IF_ERROR(CheckUsable());
+    BIFROST_ASSIGN_OR_RETURN(
+        Statement stmt,
+        connection_->Prepare(scope.is_global() ? kGetConfigGlobal : kGetConfigOrg, "get config"));
+    stmt.BindText(1, key);
+    if (!scope.is_global()) stmt.BindText(2, scope.org_id());
+    BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
+    if (!has_row) return std::optional<ConfigRow>();
+    return std::optional<ConfigRow>(ReadConfigRow(stmt));
+  }
+
+  Result<std::vector<ConfigRow>> ListConfigs(const Scope& scope) override {
+    BIFROST_RETURN_IF_ERROR(CheckUsable());
+    BIFROST_ASSIGN_OR_RETURN(
+        Statement stmt,
+        connection_->Prepare(scope.is_global() ? kListConfigsGlobal : kListConfigsOrg,
+                             "list configs"));
+    if (!scope.is_global()) stmt.BindText(1, scope.org_id());
+    return ReadConfigRows(stmt);
+  }
+
+  Result<ConfigRow> InsertConfig(const ConfigRow& row) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("InsertConfig"));
+    BIFROST_RETURN_IF_ERROR(ValidateConfigRow(row));
+    if (!row.scope.is_global()) {
+      BIFROST_ASSIGN_OR_RETURN(const std::optional<OrgRow> org, GetOrgById(row.scope.org_id()));
+      if (!org.has_value()) {
+        return Fail(ErrorCode::kFailedPrecondition,
+                    "organization '" + row.scope.org_id() + "' does not exist");
+      }
+    }
+    Result<ConfigRow> inserted = [&]() -> Result<ConfigRow> {
+      BIFROST_ASSIGN_OR_RETURN(Statement stmt,
+                               connection_->Prepare(kInsertConfig, "insert config"));
+      if (row.scope.is_global()) {
+        stmt.BindNull(1);
+      } else {
+        stmt.BindText(1, row.scope.org_id());
+      }
+      stmt.BindText(2, row.key);
+      BindConfigContent(stmt, row, 3);
+      stmt.BindInt64(7, row.created_at);
+      stmt.BindInt64(8, row.updated_at);
+      stmt.BindText(9, row.updated_by);
+      return ReadOneConfigRow(stmt);
+    }();
+    if (inserted) return inserted;
+    if (inserted.error().code() == ErrorCode::kAlreadyExists) {
+      return Fail(ErrorCode::kAlreadyExists, ConfigSubject(row.scope, row.key) + " already exists");
+    }
+    return Fail(Annotate(inserted.error(), ConfigSubject(row.scope, row.key)));
+  }
+
+  Result<ConfigRow> UpdateConfig(const ConfigRow& row, std::int64_t expected_version) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("UpdateConfig"));
+    BIFROST_RETURN_IF_ERROR(ValidateConfigRow(row));
+    BIFROST_ASSIGN_OR_RETURN(const std::int64_t id,
+                             FindForChange(row.scope, row.key, expected_version));
+    Result<ConfigRow> updated = [&]() -> Result<ConfigRow> {
+      BIFROST_ASSIGN_OR_RETURN(Statement stmt,
+                               connection_->Prepare(kUpdateConfig, "update config"));
+      stmt.BindInt64(1, id);
+      BindConfigContent(stmt, row, 2);
+      stmt.BindInt64(6, row.updated_at);
+      stmt.BindText(7, row.updated_by);
+      return ReadOneConfigRow(stmt);
+    }();
+    if (!updated) return Fail(Annotate(updated.error(), ConfigSubject(row.scope, row.key)));
+    return updated;
+  }
+
+  Status DeleteConfig(const Scope& scope, std::string_view key,
+                      std::optional<std::int64_t> expected_version) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("DeleteConfig"));
+    BIFROST_ASSIGN_OR_RETURN(const std::int64_t id, FindForChange(scope, key, expected_version));
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(kDeleteConfig, "delete config"));
+    stmt.BindInt64(1, id);
+    Status deleted = stmt.Run();
+    if (!deleted) return Fail(Annotate(deleted.error(), ConfigSubject(scope, key)));
+    return Ok();
+  }
+
+  Result<std::vector<ConfigRow>> ListConfigsNotSealedBy(std::string_view key_id,
+                                                        std::size_t limit) override {
+    BIFROST_RETURN_IF_ERROR(CheckUsable());
+    BIFROST_ASSIGN_OR_RETURN(
+        Statement stmt, connection_->Prepare(kListNotSealedBy, "list configs not sealed by a key"));
+    stmt.BindText(1, key_id);
+    constexpr auto kMaxLimit = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+    stmt.BindInt64(2, static_cast<std::int64_t>(limit > kMaxLimit ? kMaxLimit : limit));
+    return ReadConfigRows(stmt);
+  }
+
+  // ---- Key checks
+
+  Result<std::vector<KeyCheckRow>> ListKeyChecks() override {
+    BIFROST_RETURN_IF_ERROR(CheckUsable());
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt,
+                             connection_->Prepare(kListKeyChecks, "list key checks"));
+    std::vector<KeyCheckRow> rows;
+    while (true) {
+      BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
+      if (!has_row) break;
+      rows.push_back(KeyCheckRow{stmt.ColumnText(0), stmt.ColumnText(1), stmt.ColumnInt64(2)});
+    }
+    return rows;
+  }
+
+  Status InsertKeyCheck(const KeyCheckRow& row) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("InsertKeyCheck"));
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt,
+                             connection_->Prepare(kInsertKeyCheck, "insert key check"));
+    stmt.BindText(1, row.key_id);
+    stmt.BindText(2, row.check_value);
+    stmt.BindInt64(3, row.added_at);
+    Status inserted = stmt.Run();
+    if (inserted) return Ok();
+    if (inserted.error().code() == ErrorCode::kAlreadyExists) {
+      return Fail(ErrorCode::kAlreadyExists,
+                  "a key check for key '" + row.key_id + "' already exists");
+    }
+    return Fail(Annotate(inserted.error(), "key check for key '" + row.key_id + "'"));
+  }
+
+ private:
+  Status Exec(std::string_view sql, std::string_view what) {
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(sql, what));
+    return stmt.Run();
+  }
+
+  void RollBack() {
+    // A failed rollback leaves nothing to do: SQLite has already rolled back (or will when
+    // the connection is next used), and the transaction is over either way.
+    if (connection_ != nullptr && connection_->InTransaction()) {
+      (void)Exec(kRollback, "roll back");
+    }
+    active_ = false;
+  }
+
+  // Returns the connection (or the writer slot) to the store; idempotent.
+  void Release() {
+    if (connection_ == nullptr) return;
+    if (mode_ == TxnMode::kWrite) {
+      store_->ReleaseWriter();
+    } else {
+      store_->ReleaseReader(connection_);
+    }
+    connection_ = nullptr;
+  }
+
+  Status CheckUsable() {
+    if (!active_) {
+      return Fail(ErrorCode::kFailedPrecondition,
+                  "the transaction is over (committed, rolled back or failed)");
+    }
+    if (!connection_->InTransaction()) {
+      // SQLite rolled the transaction back by itself after an error (I/O, disk full, ...);
+      // carrying on would run statements in autocommit mode, outside any transaction.
+      active_ = false;
+      Release();
+      return Fail(ErrorCode::kFailedPrecondition,
+                  "the transaction was rolled back after an earlier storage error");
+    }
+    return Ok();
+  }
+
+  Status CheckWritable(std::string_view operation) {
+    if (mode_ != TxnMode::kWrite) {
+      return Fail(ErrorCode::kFailedPrecondition,
+                  std::string(operation) + " called on a read transaction");
+    }
+    return CheckUsable();
+  }
+
+  Result<std::optional<OrgRow>> GetOrg(std::string_view sql, std::string_view value,
+                                       std::string_view what) {
+    BIFROST_RETURN_IF_ERROR(CheckUsable());
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(sql, what));
+    stmt.BindText(1, value);
+    BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
+    if (!has_row) return std::optional<OrgRow>();
+    return std::optional<OrgRow>(ReadOrgRow(stmt));
+  }
+
+  // Binds type, value, key_id and description to four consecutive parameters.
+  static void BindConfigContent(Statement& stmt, const ConfigRow& row, int first) {
+    stmt.BindText(first, row.type);
+    stmt.BindText(first + 1, row.value);
+    stmt.BindOptionalText(first + 2, row.key_id);
+    stmt.BindText(first + 3, row.description);
+  }
+
+  static Result<std::vector<ConfigRow>> ReadConfigRows(Statement& stmt) {
+    std::vector<ConfigRow> rows;
+    while (true) {
+      BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
+      if (!has_row) break;
+      rows.push_back(ReadConfigRow(stmt));
+    }
+    return rows;
+  }
+
+  // For INSERT/UPDATE ... RETURNING of exactly one row; steps to completion.
+  static Result<ConfigRow> ReadOneConfigRow(Statement& stmt) {
+    BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
+    if (!has_row) return Fail(ErrorCode::kInternal, "statement returned no row");
+    ConfigRow stored = ReadConfigRow(stmt);
+    BIFROST_RETURN_IF_ERROR(stmt.Run());
+    return stored;
+  }
+
+  // The rowid of the config row about to be changed: kNotFound if there is none, kConflict
+  // if `expected_version` is given and differs. The writer slot keeps it valid until used.
+  Result<std::int64_t> FindForChange(const Scope& scope, std::string_view key,
+                                     std::optional<std::int64_t> expected_version) {
+    BIFROST_ASSIGN_OR_RETURN(
+        Statement stmt, connection_->Prepare(scope.is_global() ? kFindConfigGlobal : kFindConfigOrg,
+                                             "find config"));
+    stmt.BindText(1, key);
+    if (!scope.is_global()) stmt.BindText(2, scope.org_id());
+    Result<bool> found = stmt.Step();
+    if (!found) return Fail(Annotate(found.error(), ConfigSubject(scope, key)));
+    if (!*found) {
+      return Fail(ErrorCode::kNotFound, "config '" + std::string(key) +
+                                            "' does not exist in scope '" + ScopeText(scope) + "'");
+    }
+    const std::int64_t id = stmt.ColumnInt64(0);
+    const std::int64_t version = stmt.ColumnInt64(1);
+    if (expected_version.has_value() && version != *expected_version) {
+      return Fail(ErrorCode::kConflict, ConfigSubject(scope, key) + " is at version " +
+                                            std::to_string(version) + ", not the expected " +
+                                            std::to_string(*expected_version));
+    }
+    return id;
+  }
+
+  SqliteStore* store_;
+  Connection* connection_;  // null once given back to the store
+  const TxnMode mode_;
+  bool active_ = false;  // the SQLite transaction is open and usable
+};
+
+// ---- SqliteStore ----
+
+SqliteStore::SqliteStore(std::string database_path, int busy_timeout_ms)
+    : database_path_(std::move(database_path)), busy_timeout_ms_(busy_timeout_ms) {}
+
+SqliteStore::~SqliteStore() {
+  if (live_txns_.load() != 0) {
+    // A Txn outliving its store would use a closed connection: a bug in the caller.
+    std::fprintf(stderr, "bifrost: SqliteStore destroyed while %d transaction(s) are alive\n",
+                 live_txns_.load());
+    std::abort();
+  }
+  free_readers_.clear();
+  readers_.clear();
+  writer_.reset();  // the last connection to close checkpoints and removes the WAL
+}
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteOptions& options) {
+  if (options.data_dir.empty()) {
+    return Fail(ErrorCode::kInvalidArgument, "sqlite store: data_dir is empty");
+  }
+  if (options.busy_timeout_ms < 0) {
+    return Fail(ErrorCode::kInvalidArgument, "sqlite store: busy_timeout_ms is negative");
+  }
+  if (options.reader_connections < 1 || options.reader_connections > kMaxReaderConnections) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "sqlite store: reader_connections must be between 1 and " +
+                    std::to_string(kMaxReaderConnections));
+  }
+  if (options.clock == nullptr) {
+    return Fail(ErrorCode::kInvalidArgument, "sqlite store: clock is null");
+  }
+  if (sqlite3_threadsafe() == 0) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                "the SQLite library was built without thread support");
+  }
+
+  BIFROST_RETURN_IF_ERROR(PrepareDataDir(options.data_dir));
+  const std::string path = (std::filesystem::path(options.data_dir) / kDatabaseFileName).string();
+  BIFROST_RETURN_IF_ERROR(PrepareDatabaseFile(path));
+
+  std::unique_ptr<SqliteStore> store(new SqliteStore(path, options.busy_timeout_ms));
+  BIFROST_ASSIGN_OR_RETURN(
+      store->writer_, Connection::Open(path, Connection::Role::kWriter, options.busy_timeout_ms));
+  BIFROST_ASSIGN_OR_RETURN(store->schema_version_,
+                           sqlite_internal::ApplyMigrations(*store->writer_, *options.clock));
+  for (int i = 0; i < options.reader_connections; ++i) {
+    BIFROST_ASSIGN_OR_RETURN(
+        std::unique_ptr<Connection> reader,
+        Connection::Open(path, Connection::Role::kReader, options.busy_timeout_ms));
+    store->free_readers_.push_back(reader.get());
+    store->readers_.push_back(std::move(reader));
+  }
+  return store;
+}
+
+Result<std::unique_ptr<Txn>> SqliteStore::Begin(TxnMode mode) {
+  std::unique_ptr<SqliteTxn> txn;
+  if (mode == TxnMode::kWrite) {
+    BIFROST_RETURN_IF_ERROR(AcquireWriter());
+    txn = std::make_unique<SqliteTxn>(this, writer_.get(), mode);
+  } else {
+    BIFROST_ASSIGN_OR_RETURN(Connection * reader, AcquireReader());
+    txn = std::make_unique<SqliteTxn>(this, reader, mode);
+  }
+  BIFROST_RETURN_IF_ERROR(txn->Start());  // on failure, ~SqliteTxn gives the connection back
+  return std::unique_ptr<Txn>(std::move(txn));
+}
+
+Status SqliteStore::AcquireWriter() {
+  std::unique_lock<std::mutex> lock(writer_mutex_);
+  if (!writer_cv_.wait_for(lock, std::chrono::milliseconds(busy_timeout_ms_),
+                           [this] { return !writer_taken_; })) {
+    return Fail(ErrorCode::kUnavailable, "timed out after " + std::to_string(busy_timeout_ms_) +
+                                             " ms waiting for the writer of '" + database_path_ +
+                                             "'");
+  }
+  writer_taken_ = true;
+  return Ok();
+}
+
+void SqliteStore::ReleaseWriter() {
+  {
+    std::lock_guard<std::mutex> lock(writer_mutex_);
+    writer_taken_ = false;
+  }
+  writer_cv_.notify_one();
+}
+
+Result<Connection*> SqliteStore::AcquireReader() {
+  std::unique_lock<std::mutex> lock(pool_mutex_);
+  if (!pool_cv_.wait_for(lock, std::chrono::milliseconds(busy_timeout_ms_),
+                         [this] { return !free_readers_.empty(); })) {
+    return Fail(ErrorCode::kUnavailable, "timed out after " + std::to_string(busy_timeout_ms_) +
+                                             " ms waiting for a reader connection to '" +
+                                             database_path_ + "'");
+  }
+  Connection* reader = free_readers_.back();
+  free_readers_.pop_back();
+  return reader;
+}
+
+void SqliteStore::ReleaseReader(Connection* reader) {
+  {
+    std::lock_guard<std::mutex> lock(pool_mutex_);
+    free_readers_.push_back(reader);
+  }
+  pool_cv_.notify_one();
+}
+
+Result<std::vector<SqliteConnectionSettings>> SqliteStore::InspectConnections() {
+  auto inspect = [](Connection& connection) -> Result<SqliteConnectionSettings> {
+    constexpr std::string_view kWhat = "inspect connection";
+    SqliteConnectionSettings s;
+    s.role = connection.role() == Connection::Role::kWriter ? "writer" : "reader";
+    BIFROST_ASSIGN_OR_RETURN(s.journal_mode, connection.QueryText("PRAGMA journal_mode", kWhat));
+    BIFROST_ASSIGN_OR_RETURN(s.synchronous, connection.QueryInt64("PRAGMA synchronous", kWhat));
+    BIFROST_ASSIGN_OR_RETURN(s.foreign_keys, connection.QueryInt64("PRAGMA foreign_keys", kWhat));
+    BIFROST_ASSIGN_OR_RETURN(s.busy_timeout_ms,
+                             connection.QueryInt64("PRAGMA busy_timeout", kWhat));
+    BIFROST_ASSIGN_OR_RETURN(s.temp_store, connection.QueryInt64("PRAGMA temp_store", kWhat));
+    BIFROST_ASSIGN_OR_RETURN(s.secure_delete, connection.QueryInt64("PRAGMA secure_delete", kWhat));
+    BIFROST_ASSIGN_OR_RETURN(s.query_only, connection.QueryInt64("PRAGMA query_only", kWhat));
+    return s;
+  };
+
+  std::vector<SqliteConnectionSettings> all;
+  {
+    BIFROST_RETURN_IF_ERROR(AcquireWriter());
+    Result<SqliteConnectionSettings> writer = inspect(*writer_);
+    ReleaseWriter();
+    if (!writer) return Fail(writer.error());
+    all.push_back(std::move(*writer));
+  }
+  // Borrow every reader at once, so that each one is inspected exactly once.
+  std::vector<Connection*> borrowed;
+  Status status = Ok();
+  for (std::size_t i = 0; i < readers_.size() && status; ++i) {
+    Result<Connection*> reader = AcquireReader();
+    if (reader) {
+      borrowed.push_back(*reader);
+    } else {
+      status = Fail(reader.error());
+    }
+  }
+  for (Connection* reader : borrowed) {
+    if (!status) break;
+    Result<SqliteConnectionSettings> settings = inspect(*reader);
+    if (settings) {
+      all.push_back(std::move(*settings));
+    } else {
+      status = Fail(settings.error());
+    }
+  }
+  for (Connection* reader : borrowed) ReleaseReader(reader);
+  BIFROST_RETURN_IF_ERROR(status);
+  return all;
+}
+
+}  // namespace bifrost::store

@@ -1,0 +1,577 @@
+#include "store/sqlite/sqlite_store.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <latch>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "tests/store_conformance.h"
+
+namespace bifrost::store {
+namespace {
+
+#define ASSERT_OK(expr)                                                   \
+  do {                                                                    \
+    const auto& bifrost_s_ = (expr);                                      \
+    ASSERT_TRUE(bifrost_s_.has_value()) << bifrost_s_.error().ToString(); \
+  } while (0)
+
+#define SQLITE_TEST_CONCAT_INNER_(a, b) a##b
+#define SQLITE_TEST_CONCAT_(a, b) SQLITE_TEST_CONCAT_INNER_(a, b)
+#define ASSERT_OK_AND_ASSIGN(lhs, expr) \
+  ASSERT_OK_AND_ASSIGN_IMPL_(SQLITE_TEST_CONCAT_(bifrost_r_, __LINE__), lhs, expr)
+#define ASSERT_OK_AND_ASSIGN_IMPL_(tmp, lhs, expr)        \
+  auto tmp = (expr);                                      \
+  ASSERT_TRUE(tmp.has_value()) << tmp.error().ToString(); \
+  lhs = std::move(*tmp)
+
+// ---- The conformance suite, against SQLite
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, StoreConformanceTest,
+                         ::testing::Values(StoreFactory{
+                             "sqlite",
+                             [](const std::string& scratch_dir) -> std::unique_ptr<Store> {
+                               SqliteOptions options;
+                               options.data_dir = scratch_dir + "/data";
+                               auto store = SqliteStore::Open(options);
+                               if (!store) {
+                                 ADD_FAILURE() << store.error().ToString();
+                                 return nullptr;
+                               }
+                               return std::move(*store);
+                             }}),
+                         StoreFactoryName);
+
+// ---- SQLite-only behaviour
+
+constexpr UnixMicros kT0 = 1'700'000'000'000'000;
+const std::string kOrgA = "0b7e5c1e-6a43-4c1a-9d57-3f1f2b0a0001";
+
+// A raw sqlite3 handle on the store's file, for looking behind the interface.
+class RawDb {
+ public:
+  explicit RawDb(const std::string& path) {
+    rc_ = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE, nullptr);
+    if (rc_ == SQLITE_OK) sqlite3_busy_timeout(db_, 5000);
+  }
+  RawDb(const RawDb&) = delete;
+  RawDb& operator=(const RawDb&) = delete;
+  ~RawDb() { sqlite3_close_v2(db_); }
+
+  bool IsOpen() const { return rc_ == SQLITE_OK; }
+
+  // The first column of the first row as text; nullopt if there is no row or on error.
+  std::optional<std::string> QueryText(const std::string& sql) {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
+      ADD_FAILURE() << sql << ": " << sqlite3_errmsg(db_);
+      return std::nullopt;
+    }
+    std::optional<std::string> value;
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+      const unsigned char* text = sqlite3_column_text(stmt, 0);
+      value = text == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(text));
+    }
+    sqlite3_finalize(stmt);
+    return value;
+  }
+
+  // The result code of running `sql`, failures included.
+  int TryExec(const std::string& sql) {
+    return sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);
+  }
+
+  bool Exec(const std::string& sql) {
+    char* message = nullptr;
+    const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message);
+    if (rc != SQLITE_OK) ADD_FAILURE() << sql << ": " << (message ? message : "?");
+    sqlite3_free(message);
+    return rc == SQLITE_OK;
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+  int rc_ = SQLITE_ERROR;
+};
+
+mode_t ModeOf(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return 0;
+  return st.st_mode & 07777;
+}
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* tmpdir = std::getenv("TMPDIR");
+    std::string pattern = (tmpdir != nullptr && *tmpdir != '\0') ? tmpdir : "/tmp";
+    pattern += "/bifrost-sqlite-XXXXXX";
+    std::vector<char> buffer(pattern.begin(), pattern.end());
+    buffer.push_back('\0');
+    ASSERT_NE(::mkdtemp(buffer.data()), nullptr);
+    scratch_ = buffer.data();
+    data_dir_ = scratch_ + "/data";
+    db_path_ = data_dir_ + "/bifrost.db";
+  }
+  void TearDown() override {
+    std::error_code ignored;
+    std::filesystem::remove_all(scratch_, ignored);
+  }
+
+  SqliteOptions Options() {
+    SqliteOptions options;
+    options.data_dir = data_dir_;
+    options.clock = &clock_;
+    options.reader_connections = 2;
+    return options;
+  }
+
+  std::string scratch_;
+  std::string data_dir_;
+  std::string db_path_;
+  FakeClock clock_{kT0};
+};
+
+TEST_F(SqliteStoreTest, OpenReportsBackendAndPath) {
+  ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
+  EXPECT_EQ(store->BackendName(), "sqlite");
+  EXPECT_EQ(store->SchemaVersion(), 1);
+  EXPECT_EQ(store->database_path(), db_path_);
+}
+
+TEST_F(SqliteStoreTest, EveryConnectionHasTheRequiredSettings) {
+  ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
+  ASSERT_OK_AND_ASSIGN(std::vector<SqliteConnectionSettings> all, store->InspectConnections());
+  ASSERT_EQ(all.size(), 3u);  // the writer and two readers
+  EXPECT_EQ(all[0].role, "writer");
+  for (const SqliteConnectionSettings& s : all) {
+    SCOPED_TRACE(s.role);
+    EXPECT_EQ(s.journal_mode, "wal");
+    EXPECT_EQ(s.synchronous, 2);  // FULL
+    EXPECT_EQ(s.foreign_keys, 1);
+    EXPECT_EQ(s.busy_timeout_ms, 5000);
+    EXPECT_EQ(s.temp_store, 2);  // MEMORY
+    EXPECT_EQ(s.secure_delete, 1);
+    EXPECT_EQ(s.query_only, s.role == "reader" ? 1 : 0);
+  }
+  EXPECT_EQ(all[1].role, "reader");
+  EXPECT_EQ(all[2].role, "reader");
+
+  // The journal mode is a property of the file: a second, independent connection sees it.
+  RawDb raw(db_path_);
+  ASSERT_TRUE(raw.IsOpen());
+  EXPECT_EQ(raw.QueryText("PRAGMA journal_mode"), std::optional<std::string>("wal"));
+}
+
+TEST_F(SqliteStoreTest, SchemaMigrationsRecordsVersionOneOnceAcrossReopens) {
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
+    EXPECT_EQ(store->SchemaVersion(), 1);
+  }
+  clock_.AdvanceMicros(60'000'000);
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
+    EXPECT_EQ(store->SchemaVersion(), 1);
+  }
+  RawDb raw(db_path_);
+  ASSERT_TRUE(raw.IsOpen());
+  EXPECT_EQ(raw.QueryText("SELECT count(*) FROM schema_migrations"),
+            std::optional<std::string>("1"));
+  EXPECT_EQ(raw.QueryText("SELECT version || ':' || name || ':' || applied_at "
+                          "FROM schema_migrations"),
+            std::optional<std::string>("1:initial_schema:" + std::to_string(kT0)));
+  // The tables of migration 1 exist and are STRICT.
+  for (const char* table : {"organizations", "configs", "key_checks", "schema_migrations"}) {
+    EXPECT_EQ(raw.QueryText(std::string("SELECT strict FROM pragma_table_list WHERE name = '") +
+                            table + "'"),
+              std::optional<std::string>("1"))
+        << table;
+  }
+}
+
+TEST_F(SqliteStoreTest, ConcurrentOpensOfAFreshDatabaseMigrateOnce) {
+  constexpr int kOpeners = 4;
+  std::latch start(kOpeners);
+  std::vector<std::optional<Error>> errors(kOpeners);
+  std::vector<int> versions(kOpeners, 0);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kOpeners; ++i) {
+    threads.emplace_back([&, i] {
+      start.arrive_and_wait();
+      auto store = SqliteStore::Open(Options());
+      if (store) {
+        versions[i] = (*store)->SchemaVersion();
+      } else {
+        errors[i] = store.error();
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (int i = 0; i < kOpeners; ++i) {
+    EXPECT_FALSE(errors[i].has_value()) << errors[i]->ToString();
+    EXPECT_EQ(versions[i], 1);
+  }
+  RawDb raw(db_path_);
+  ASSERT_TRUE(raw.IsOpen());
+  EXPECT_EQ(raw.QueryText("SELECT count(*) FROM schema_migrations"),
+            std::optional<std::string>("1"));
+}
+
+TEST_F(SqliteStoreTest, NewerSchemaVersionIsRefused) {
+  { ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options())); }
+  {
+    RawDb raw(db_path_);
+    ASSERT_TRUE(raw.IsOpen());
+    ASSERT_TRUE(
+        raw.Exec("INSERT INTO schema_migrations (version, name, applied_at) "
+                 "VALUES (7, 'from_the_future', 0)"));
+  }
+  auto store = SqliteStore::Open(Options());
+  ASSERT_FALSE(store.has_value());
+  EXPECT_EQ(store.error().code(), ErrorCode::kFailedPrecondition) << store.error().ToString();
+  EXPECT_EQ(store.error().message(),
+            "database schema version 7 is newer than this bifrost supports (1); upgrade bifrost");
+}
+
+TEST_F(SqliteStoreTest, DataIsDurableAcrossCloseAndReopen) {
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
+    ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
+    ASSERT_OK(txn->InsertOrg(OrgRow{kOrgA, "acme", kT0}));
+    ConfigRow row;
+    row.scope = Scope::Org(kOrgA);
+    row.key = "db_password";
+    row.type = "secret";
+    row.value = "gAAAAAenvelope";
+    row.key_id = "k1";
+    row.created_at = row.updated_at = kT0;
+    row.updated_by = "user:alice";
+    ASSERT_OK(txn->InsertConfig(row));
+    ASSERT_OK(txn->InsertKeyCheck(KeyCheckRow{"k1", "check", kT0}));
+    ASSERT_OK(txn->Commit());
+  }
+  ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
+  ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::optional<OrgRow> org, txn->GetOrgByName("acme"));
+  ASSERT_TRUE(org.has_value());
+  EXPECT_EQ(org->id, kOrgA);
+  ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> got,
+                       txn->GetConfig(Scope::Org(kOrgA), "db_password"));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->value, "gAAAAAenvelope");
+  EXPECT_EQ(got->key_id, std::optional<std::string>("k1"));
+  EXPECT_EQ(got->version, 1);
+  ASSERT_OK_AND_ASSIGN(std::vector<KeyCheckRow> checks, txn->ListKeyChecks());
+  ASSERT_EQ(checks.size(), 1u);
+  EXPECT_EQ(checks[0].check_value, "check");
+}
+
+TEST_F(SqliteStoreTest, FilesArePrivateToTheOwner) {
+  // The usual default umask: the store must not depend on a strict one.
+  struct UmaskGuard {
+    mode_t saved = ::umask(022);
+    ~UmaskGuard() { ::umask(saved); }
+  } umask_guard;
+  ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
+  {
+    // Write something so that the -wal and -shm files exist.
+    ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
+    ASSERT_OK(txn->InsertOrg(OrgRow{kOrgA, "acme", kT0}));
+    ASSERT_OK(txn->Commit());
+  }
+  EXPECT_EQ(ModeOf(data_dir_), 0700u);
+  EXPECT_EQ(ModeOf(db_path_), 0600u);
+  ASSERT_TRUE(std::filesystem::exists(db_path_ + "-wal"));
+  EXPECT_EQ(ModeOf(db_path_ + "-wal"), 0600u);
+  ASSERT_TRUE(std::filesystem::exists(db_path_ + "-shm"));
+  EXPECT_EQ(ModeOf(db_path_ + "-shm"), 0600u);
+}
+
+TEST_F(SqliteStoreTest, MissingParentDirectoriesAreCreatedPrivate) {
+  SqliteOptions options = Options();
+  options.data_dir = scratch_ + "/a/b/data";
+  ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(options));
+  EXPECT_EQ(ModeOf(options.data_dir), 0700u);
+  EXPECT_EQ(ModeOf(options.data_dir + "/bifrost.db"), 0600u);
+}
+
+TEST_F(SqliteStoreTest, ExistingLooseDatabaseFileIsTightened) {
+  std::filesystem::create_directories(data_dir_);
+  { std::ofstream(db_path_).flush(); }  // an empty file is an empty database
+  ASSERT_EQ(::chmod(db_path_.c_str(), 0644), 0);
+  ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
+  EXPECT_EQ(ModeOf(db_path_), 0600u);
+}
+
+TEST_F(SqliteStoreTest, NonSqliteFileIsCorrupt) {
+  std::filesystem::create_directories(data_dir_);
+  {
+    std::ofstream out(db_path_, std::ios::binary);
+    for (int i = 0; i < 512; ++i) out << "this is not a database, just some text. ";
+  }
+  auto store = SqliteStore::Open(Options());
+  ASSERT_FALSE(store.has_value());
+  EXPECT_EQ(store.error().code(), ErrorCode::kCorrupt) << store.error().ToString();
+  EXPECT_NE(store.error().message().find(db_path_), std::string::npos) << store.error().message();
+}
+
+TEST_F(SqliteStoreTest, DataDirThatIsAFileIsAClearError) {
+  { std::ofstream(data_dir_) << "not a directory"; }
+  auto store = SqliteStore::Open(Options());
+  ASSERT_FALSE(store.has_value());
+  EXPECT_EQ(store.error().code(), ErrorCode::kFailedPrecondition) << store.error().ToString();
+  EXPECT_NE(store.error().message().find(data_dir_), std::string::npos) << store.error().message();
+  EXPECT_NE(store.error().message().find("not a directory"), std::string::npos)
+      << store.error().message();
+}
+
+TEST_F(SqliteStoreTest, UnwritableDataDirIsAClearError) {
+  std::filesystem::create_directories(data_dir_);
+  ASSERT_EQ(::chmod(data_dir_.c_str(), 0500), 0);
+  // "" when the open failed as it should, otherwise what went wrong.
+  auto check = [this]() -> std::string {
+    auto store = SqliteStore::Open(Options());
+    if (store.has_value()) return "the store opened in a read-only directory";
+    if (store.error().code() != ErrorCode::kFailedPrecondition) {
+      return "wrong code: " + store.error().ToString();
+    }
+    if (store.error().message().find(data_dir_) == std::string::npos) {
+      return "message does not name the path: " + store.error().ToString();
+    }
+    return "";
+  };
+  std::string failure;
+  if (::geteuid() != 0) {
+    failure = check();
+  } else {
+    // Root ignores permission bits, so the open runs in a child that drops to "nobody".
+    ASSERT_EQ(::chmod(scratch_.c_str(), 0755), 0);
+    int pipe_fds[2];
+    ASSERT_EQ(::pipe(pipe_fds), 0);
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::close(pipe_fds[0]);
+      std::string result = (::setgid(65534) == 0 && ::setuid(65534) == 0)
+                               ? check()
+                               : std::string("cannot drop privileges");
+      if (result.empty()) result = "ok";
+      [[maybe_unused]] auto n = ::write(pipe_fds[1], result.data(), result.size());
+      ::_exit(0);
+    }
+    ::close(pipe_fds[1]);
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(pipe_fds[0], buf, sizeof(buf))) > 0) {
+      failure.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(pipe_fds[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    if (failure == "ok") failure.clear();
+  }
+  ASSERT_EQ(::chmod(data_dir_.c_str(), 0700), 0);
+  EXPECT_EQ(failure, "");
+}
+
+TEST_F(SqliteStoreTest, InvalidOptionsAreRejected) {
+  SqliteOptions no_dir = Options();
+  no_dir.data_dir.clear();
+  EXPECT_EQ(SqliteStore::Open(no_dir).error().code(), ErrorCode::kInvalidArgument);
+  SqliteOptions no_readers = Options();
+  no_readers.reader_connections = 0;
+  EXPECT_EQ(SqliteStore::Open(no_readers).error().code(), ErrorCode::kInvalidArgument);
+  SqliteOptions negative_timeout = Options();
+  negative_timeout.busy_timeout_ms = -1;
+  EXPECT_EQ(SqliteStore::Open(negative_timeout).error().code(), ErrorCode::kInvalidArgument);
+}
+
+// SQLite pins a read transaction's snapshot when it begins, not at its first query.
+TEST_F(SqliteStoreTest, ReadSnapshotIsTakenAtBegin) {
+  ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
+  ASSERT_OK_AND_ASSIGN(auto reader, store->Begin(TxnMode::kRead));
+  {
+    ASSERT_OK_AND_ASSIGN(auto writer, store->Begin(TxnMode::kWrite));
+    ASSERT_OK(writer->InsertOrg(OrgRow{kOrgA, "acme", kT0}));
+    ASSERT_OK(writer->Commit());
+  }
+  ASSERT_OK_AND_ASSIGN(std::vector<OrgRow> orgs, reader->ListOrgs());
+  EXPECT_TRUE(orgs.empty());
+}
+
+// Every reader checked out: Begin(kRead) waits up to the busy timeout, then kUnavailable.
+// The same for the writer slot.
+TEST_F(SqliteStoreTest, ExhaustedPoolsTimeOutWithUnavailable) {
+  SqliteOptions options = Options();
+  options.reader_connections = 1;
+  options.busy_timeout_ms = 0;
+  ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(options));
+  {
+    ASSERT_OK_AND_ASSIGN(auto held, store->Begin(TxnMode::kRead));
+    auto second = store->Begin(TxnMode::kRead);
+    ASSERT_FALSE(second.has_value());
+    EXPECT_EQ(second.error().code(), ErrorCode::kUnavailable) << second.error().ToString();
+  }
+  ASSERT_OK_AND_ASSIGN(auto reader, store->Begin(TxnMode::kRead));  // returned to the pool
+  {
+    ASSERT_OK_AND_ASSIGN(auto held, store->Begin(TxnMode::kWrite));
+    std::optional<ErrorCode> code;
+    // From another thread, as a second request would come.
+    std::thread other([&] {
+      auto second = store->Begin(TxnMode::kWrite);
+      if (!second) code = second.error().code();
+    });
+    other.join();
+    EXPECT_EQ(code, std::optional<ErrorCode>(ErrorCode::kUnavailable));
+  }
+  ASSERT_OK_AND_ASSIGN(auto writer, store->Begin(TxnMode::kWrite));
+}
+
+// Another process holding SQLite's write lock: BEGIN IMMEDIATE times out as kUnavailable.
+TEST_F(SqliteStoreTest, ForeignWriteLockIsUnavailable) {
+  SqliteOptions options = Options();
+  options.busy_timeout_ms = 0;
+  ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(options));
+  RawDb raw(db_path_);
+  ASSERT_TRUE(raw.IsOpen());
+  ASSERT_TRUE(raw.Exec("BEGIN IMMEDIATE"));
+  auto txn = store->Begin(TxnMode::kWrite);
+  ASSERT_FALSE(txn.has_value());
+  EXPECT_EQ(txn.error().code(), ErrorCode::kUnavailable) << txn.error().ToString();
+  ASSERT_TRUE(raw.Exec("ROLLBACK"));
+  // The failed Begin gave the writer slot back.
+  ASSERT_OK_AND_ASSIGN(auto retry, store->Begin(TxnMode::kWrite));
+  ASSERT_OK(retry->Commit());
+}
+
+// secure_delete: a deleted value is overwritten in the file, not left in a free block.
+TEST_F(SqliteStoreTest, DeletedValuesDoNotLingerInTheFile) {
+  const std::string marker = "ENVELOPE-MARKER-5f1d3c9a7b";
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
+    {
+      ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
+      for (int i = 0; i < 3; ++i) {
+        ConfigRow row;
+        row.key = "secret_" + std::to_string(i);
+        row.type = "secret";
+        row.value = marker + std::to_string(i);
+        row.key_id = "k1";
+        row.updated_by = "user:alice";
+        ASSERT_OK(txn->InsertConfig(row));
+      }
+      ConfigRow keep;
+      keep.key = "keep";
+      keep.type = "string";
+      keep.value = "still here";
+      keep.updated_by = "user:alice";
+      ASSERT_OK(txn->InsertConfig(keep));
+      ASSERT_OK(txn->Commit());
+    }
+    ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_OK(txn->DeleteConfig(Scope::Global(), "secret_" + std::to_string(i), std::nullopt));
+    }
+    ASSERT_OK(txn->Commit());
+  }  // closing the last connection checkpoints the WAL into the file
+  std::ifstream in(db_path_, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(bytes.empty());
+  EXPECT_NE(bytes.find("still here"), std::string::npos);  // the scan would find it
+  EXPECT_EQ(bytes.find(marker), std::string::npos);
+}
+
+// Error messages may name keys and ids but never a value.
+TEST_F(SqliteStoreTest, ErrorMessagesDoNotContainValues) {
+  ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
+  const std::string envelope = "gAAAAA-secret-envelope-bytes";
+  ConfigRow row;
+  row.key = "db_password";
+  row.type = "secret";
+  row.value = envelope;
+  row.key_id = "k1";
+  row.updated_by = "user:alice";
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
+    ASSERT_OK(txn->InsertConfig(row));
+    ASSERT_OK(txn->Commit());
+  }
+  std::vector<Error> errors;
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
+    auto duplicate = txn->InsertConfig(row);
+    ASSERT_FALSE(duplicate.has_value());
+    errors.push_back(duplicate.error());
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
+    auto stale = txn->UpdateConfig(row, 5);
+    ASSERT_FALSE(stale.has_value());
+    errors.push_back(stale.error());
+    ConfigRow no_key = row;
+    no_key.key_id.reset();
+    auto invalid = txn->UpdateConfig(no_key, 1);
+    ASSERT_FALSE(invalid.has_value());
+    errors.push_back(invalid.error());
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
+    ConfigRow in_missing_org = row;
+    in_missing_org.scope = Scope::Org(kOrgA);
+    auto missing = txn->InsertConfig(in_missing_org);
+    ASSERT_FALSE(missing.has_value());
+    errors.push_back(missing.error());
+  }
+  ASSERT_EQ(errors.size(), 4u);
+  EXPECT_EQ(errors[0].code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(errors[1].code(), ErrorCode::kConflict);
+  EXPECT_EQ(errors[2].code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(errors[3].code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(errors[3].message(), "organization '" + kOrgA + "' does not exist");
+  for (std::size_t i = 0; i < errors.size(); ++i) {
+    const std::string& message = errors[i].message();
+    EXPECT_EQ(message.find(envelope), std::string::npos) << message;
+    if (i < 3) {
+      EXPECT_NE(message.find("db_password"), std::string::npos) << message;
+    }
+  }
+}
+
+// The schema itself rejects rows that bypass the store's checks.
+TEST_F(SqliteStoreTest, SchemaEnforcesSecretKeyIdPairingAndScopeUniqueness) {
+  { ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options())); }
+  RawDb raw(db_path_);
+  ASSERT_TRUE(raw.IsOpen());
+  const std::string insert =
+      "INSERT INTO configs (org_id, key, type, value, key_id, created_at, updated_at, "
+      "updated_by, version) VALUES ";
+  ASSERT_TRUE(raw.Exec(insert + "(NULL, 'k', 'string', 'v', NULL, 0, 0, 'u', 1)"));
+  ASSERT_TRUE(raw.Exec("PRAGMA foreign_keys=ON"));  // off by default per connection
+  for (const char* values : {
+           "(NULL, 'k', 'string', 'v', NULL, 0, 0, 'u', 1)",      // duplicate global key
+           "(NULL, 's', 'secret', 'v', NULL, 0, 0, 'u', 1)",      // secret without key_id
+           "(NULL, 'p', 'string', 'v', 'k1', 0, 0, 'u', 1)",      // key_id on a plain value
+           "(NULL, 't', 'float', 'v', NULL, 0, 0, 'u', 1)",       // unknown type
+           "(NULL, 'x', 'string', 'v', NULL, 'now', 0, 'u', 1)",  // STRICT: text timestamp
+           "('nope', 'k', 'string', 'v', NULL, 0, 0, 'u', 1)",    // organization missing
+       }) {
+    EXPECT_EQ(raw.TryExec(insert + values) & 0xff, SQLITE_CONSTRAINT) << values;
+  }
+  EXPECT_EQ(raw.QueryText("SELECT count(*) FROM configs"), std::optional<std::string>("1"));
+}
+
+}  // namespace
+}  // namespace bifrost::store

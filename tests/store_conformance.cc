@@ -1,0 +1,963 @@
+// The Store conformance suite. See store_conformance.h for how a backend joins.
+//
+// Everything here goes through the Store/Txn interface only. Where the interface leaves a
+// choice to the backend (whether a transaction stays usable after one of its operations
+// failed, the order of ListKeyChecks), the tests do not depend on it: an operation expected
+// to fail runs in a transaction of its own, or last.
+#include "tests/store_conformance.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <latch>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+
+namespace bifrost::store {
+
+std::string StoreFactoryName(const ::testing::TestParamInfo<StoreFactory>& info) {
+  return info.param.name;
+}
+
+void PrintTo(const StoreFactory& factory, std::ostream* os) { *os << factory.name; }
+
+void StoreConformanceTest::SetUp() {
+  const char* tmpdir = std::getenv("TMPDIR");
+  std::string pattern = (tmpdir != nullptr && *tmpdir != '\0') ? tmpdir : "/tmp";
+  pattern += "/bifrost-store-XXXXXX";
+  std::vector<char> buffer(pattern.begin(), pattern.end());
+  buffer.push_back('\0');
+  ASSERT_NE(::mkdtemp(buffer.data()), nullptr) << "mkdtemp failed for " << pattern;
+  scratch_dir_ = buffer.data();
+  store_ = GetParam().open(scratch_dir_);
+  ASSERT_NE(store_, nullptr) << "backend " << GetParam().name << " did not open";
+}
+
+void StoreConformanceTest::TearDown() {
+  store_.reset();
+  if (!scratch_dir_.empty()) {
+    std::error_code ignored;
+    std::filesystem::remove_all(scratch_dir_, ignored);
+  }
+}
+
+namespace {
+
+#define BIFROST_TEST_CONCAT_INNER_(a, b) a##b
+#define BIFROST_TEST_CONCAT_(a, b) BIFROST_TEST_CONCAT_INNER_(a, b)
+
+// Fails the test (returning from it) unless the Status/Result succeeded.
+#define ASSERT_OK(expr)                                                   \
+  do {                                                                    \
+    const auto& bifrost_s_ = (expr);                                      \
+    ASSERT_TRUE(bifrost_s_.has_value()) << bifrost_s_.error().ToString(); \
+  } while (0)
+
+#define ASSERT_OK_AND_ASSIGN(lhs, expr) \
+  ASSERT_OK_AND_ASSIGN_IMPL_(BIFROST_TEST_CONCAT_(bifrost_r_, __LINE__), lhs, expr)
+#define ASSERT_OK_AND_ASSIGN_IMPL_(tmp, lhs, expr)        \
+  auto tmp = (expr);                                      \
+  ASSERT_TRUE(tmp.has_value()) << tmp.error().ToString(); \
+  lhs = std::move(*tmp)
+
+// Fails the test unless the Status/Result failed with `code`.
+#define EXPECT_ERROR_CODE(expr, expected_code)                                           \
+  do {                                                                                   \
+    const auto& bifrost_e_ = (expr);                                                     \
+    if (bifrost_e_.has_value()) {                                                        \
+      ADD_FAILURE() << #expr << " succeeded, expected " << ErrorCodeName(expected_code); \
+    } else {                                                                             \
+      EXPECT_EQ(ErrorCodeName(bifrost_e_.error().code()), ErrorCodeName(expected_code))  \
+          << bifrost_e_.error().ToString();                                              \
+    }                                                                                    \
+  } while (0)
+
+constexpr UnixMicros kT0 = 1'700'000'000'000'000;
+constexpr UnixMicros kT1 = kT0 + 1'000'000;
+constexpr UnixMicros kT2 = kT0 + 2'000'000;
+
+const std::string kOrgA = "0b7e5c1e-6a43-4c1a-9d57-3f1f2b0a0001";
+const std::string kOrgB = "0b7e5c1e-6a43-4c1a-9d57-3f1f2b0a0002";
+const std::string kOrgC = "0b7e5c1e-6a43-4c1a-9d57-3f1f2b0a0003";
+const std::string kMissingOrg = "0b7e5c1e-6a43-4c1a-9d57-3f1f2b0a00ff";
+
+OrgRow MakeOrg(const std::string& id, const std::string& name, UnixMicros created_at = kT0) {
+  return OrgRow{id, name, created_at};
+}
+
+ConfigRow MakeConfig(Scope scope, const std::string& key, const std::string& value,
+                     const std::string& type = "string") {
+  ConfigRow row;
+  row.scope = std::move(scope);
+  row.key = key;
+  row.type = type;
+  row.value = value;
+  row.description = "the " + key + " setting";
+  row.created_at = kT0;
+  row.updated_at = kT0;
+  row.updated_by = "user:alice";
+  return row;
+}
+
+ConfigRow MakeSecret(Scope scope, const std::string& key, const std::string& envelope,
+                     const std::string& key_id) {
+  ConfigRow row = MakeConfig(std::move(scope), key, envelope, "secret");
+  row.key_id = key_id;
+  return row;
+}
+
+// Compares everything the caller controls plus the version.
+void ExpectSameRow(const ConfigRow& actual, const ConfigRow& expected) {
+  EXPECT_EQ(actual.scope, expected.scope) << "scope " << actual.scope.name();
+  EXPECT_EQ(actual.key, expected.key);
+  EXPECT_EQ(actual.type, expected.type);
+  EXPECT_EQ(actual.value, expected.value);
+  EXPECT_EQ(actual.key_id, expected.key_id);
+  EXPECT_EQ(actual.description, expected.description);
+  EXPECT_EQ(actual.created_at, expected.created_at);
+  EXPECT_EQ(actual.updated_at, expected.updated_at);
+  EXPECT_EQ(actual.updated_by, expected.updated_by);
+  EXPECT_EQ(actual.version, expected.version);
+}
+
+std::vector<std::string> Keys(const std::vector<ConfigRow>& rows) {
+  std::vector<std::string> keys;
+  for (const ConfigRow& row : rows) keys.push_back(row.key);
+  return keys;
+}
+
+std::vector<std::string> OrgNames(const std::vector<OrgRow>& orgs) {
+  std::vector<std::string> names;
+  for (const OrgRow& org : orgs) names.push_back(org.name);
+  return names;
+}
+
+// Runs `body` in a write transaction and commits it.
+template <typename Body>
+void InWriteTxn(Store& store, Body body) {
+  auto txn = store.Begin(TxnMode::kWrite);
+  ASSERT_TRUE(txn.has_value()) << txn.error().ToString();
+  body(**txn);
+  if (::testing::Test::HasFatalFailure()) return;
+  ASSERT_OK((*txn)->Commit());
+}
+
+// Creates orgs A ("acme") and B ("globex") and commits.
+void CreateTwoOrgs(Store& store) {
+  InWriteTxn(store, [](Txn& txn) {
+    ASSERT_OK(txn.InsertOrg(MakeOrg(kOrgA, "acme")));
+    ASSERT_OK(txn.InsertOrg(MakeOrg(kOrgB, "globex")));
+  });
+}
+
+// ---- Backend identity
+
+TEST_P(StoreConformanceTest, ReportsBackendAndSchemaVersion) {
+  EXPECT_EQ(store().BackendName(), GetParam().name);
+  EXPECT_GE(store().SchemaVersion(), 1);
+}
+
+TEST_P(StoreConformanceTest, NewStoreIsEmpty) {
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(auto orgs, txn->ListOrgs());
+  EXPECT_TRUE(orgs.empty());
+  ASSERT_OK_AND_ASSIGN(auto globals, txn->ListConfigs(Scope::Global()));
+  EXPECT_TRUE(globals.empty());
+  ASSERT_OK_AND_ASSIGN(auto checks, txn->ListKeyChecks());
+  EXPECT_TRUE(checks.empty());
+  ASSERT_OK(txn->Commit());
+}
+
+// ---- Organizations
+
+TEST_P(StoreConformanceTest, OrgInsertGetAndList) {
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertOrg(MakeOrg(kOrgC, "charlie", kT2)));
+    ASSERT_OK(txn.InsertOrg(MakeOrg(kOrgA, "alpha", kT0)));
+    ASSERT_OK(txn.InsertOrg(MakeOrg(kOrgB, "bravo", kT1)));
+  });
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+
+  ASSERT_OK_AND_ASSIGN(std::optional<OrgRow> by_id, txn->GetOrgById(kOrgB));
+  ASSERT_TRUE(by_id.has_value());
+  EXPECT_EQ(by_id->id, kOrgB);
+  EXPECT_EQ(by_id->name, "bravo");
+  EXPECT_EQ(by_id->created_at, kT1);
+
+  ASSERT_OK_AND_ASSIGN(std::optional<OrgRow> by_name, txn->GetOrgByName("charlie"));
+  ASSERT_TRUE(by_name.has_value());
+  EXPECT_EQ(by_name->id, kOrgC);
+  EXPECT_EQ(by_name->created_at, kT2);
+
+  ASSERT_OK_AND_ASSIGN(std::optional<OrgRow> missing_id, txn->GetOrgById(kMissingOrg));
+  EXPECT_FALSE(missing_id.has_value());
+  ASSERT_OK_AND_ASSIGN(std::optional<OrgRow> missing_name, txn->GetOrgByName("delta"));
+  EXPECT_FALSE(missing_name.has_value());
+  // Names are compared exactly.
+  ASSERT_OK_AND_ASSIGN(std::optional<OrgRow> other_case, txn->GetOrgByName("ALPHA"));
+  EXPECT_FALSE(other_case.has_value());
+
+  ASSERT_OK_AND_ASSIGN(std::vector<OrgRow> orgs, txn->ListOrgs());
+  EXPECT_EQ(OrgNames(orgs), (std::vector<std::string>{"alpha", "bravo", "charlie"}));
+  ASSERT_EQ(orgs.size(), 3u);
+  EXPECT_EQ(orgs[0].id, kOrgA);
+  EXPECT_EQ(orgs[2].id, kOrgC);
+}
+
+TEST_P(StoreConformanceTest, OrgDuplicateIdOrNameIsAlreadyExists) {
+  CreateTwoOrgs(store());
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->InsertOrg(MakeOrg(kOrgA, "another-name")), ErrorCode::kAlreadyExists);
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->InsertOrg(MakeOrg(kOrgC, "globex")), ErrorCode::kAlreadyExists);
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<OrgRow> orgs, txn->ListOrgs());
+  EXPECT_EQ(OrgNames(orgs), (std::vector<std::string>{"acme", "globex"}));
+  ASSERT_OK_AND_ASSIGN(std::optional<OrgRow> a, txn->GetOrgById(kOrgA));
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(a->name, "acme");
+  ASSERT_OK_AND_ASSIGN(std::optional<OrgRow> c, txn->GetOrgById(kOrgC));
+  EXPECT_FALSE(c.has_value());
+}
+
+TEST_P(StoreConformanceTest, DeleteOrgCascadesToItsConfigsOnly) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertConfig(MakeConfig(Scope::Org(kOrgA), "retries", "3", "int")));
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Org(kOrgA), "db_password", "gAAAAenv", "k1")));
+    ASSERT_OK(txn.InsertConfig(MakeConfig(Scope::Org(kOrgB), "retries", "5", "int")));
+    ASSERT_OK(txn.InsertConfig(MakeConfig(Scope::Global(), "retries", "1", "int")));
+  });
+  InWriteTxn(store(), [](Txn& txn) { ASSERT_OK(txn.DeleteOrg(kOrgA)); });
+
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::optional<OrgRow> a, txn->GetOrgById(kOrgA));
+  EXPECT_FALSE(a.has_value());
+  ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> a_rows, txn->ListConfigs(Scope::Org(kOrgA)));
+  EXPECT_TRUE(a_rows.empty());
+  ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> a_retries,
+                       txn->GetConfig(Scope::Org(kOrgA), "retries"));
+  EXPECT_FALSE(a_retries.has_value());
+  // The secret went with it: nothing left for a rotation to re-encrypt.
+  ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> unsealed, txn->ListConfigsNotSealedBy("k2", 100));
+  EXPECT_TRUE(unsealed.empty());
+
+  ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> b_rows, txn->ListConfigs(Scope::Org(kOrgB)));
+  ASSERT_EQ(b_rows.size(), 1u);
+  EXPECT_EQ(b_rows[0].value, "5");
+  ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> globals, txn->ListConfigs(Scope::Global()));
+  ASSERT_EQ(globals.size(), 1u);
+  EXPECT_EQ(globals[0].value, "1");
+  ASSERT_OK_AND_ASSIGN(std::vector<OrgRow> orgs, txn->ListOrgs());
+  EXPECT_EQ(OrgNames(orgs), (std::vector<std::string>{"globex"}));
+}
+
+TEST_P(StoreConformanceTest, DeleteMissingOrgIsNotFound) {
+  CreateTwoOrgs(store());
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->DeleteOrg(kMissingOrg), ErrorCode::kNotFound);
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<OrgRow> orgs, txn->ListOrgs());
+  EXPECT_EQ(orgs.size(), 2u);
+}
+
+// ---- Config rows
+
+TEST_P(StoreConformanceTest, InsertConfigReturnsVersionOneAndGetReturnsIt) {
+  CreateTwoOrgs(store());
+  ConfigRow row = MakeConfig(Scope::Org(kOrgA), "feature_flags", R"({"beta":true})", "json");
+  row.created_at = kT1;
+  row.updated_at = kT1;
+  row.version = 42;  // ignored: the store assigns versions
+
+  ConfigRow expected = row;
+  expected.version = 1;
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK_AND_ASSIGN(ConfigRow stored, txn.InsertConfig(row));
+    ExpectSameRow(stored, expected);
+    // A write transaction sees its own writes.
+    ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> own, txn.GetConfig(row.scope, row.key));
+    ASSERT_TRUE(own.has_value());
+    ExpectSameRow(*own, expected);
+  });
+
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> got, txn->GetConfig(row.scope, row.key));
+  ASSERT_TRUE(got.has_value());
+  ExpectSameRow(*got, expected);
+  ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> missing, txn->GetConfig(row.scope, "feature_flag"));
+  EXPECT_FALSE(missing.has_value());
+}
+
+TEST_P(StoreConformanceTest, ValuesAreStoredVerbatim) {
+  // Quotes, SQL syntax, non-ASCII and a large value: bound, never spliced into SQL.
+  const std::string tricky =
+      "it's \"quoted\"; DROP TABLE configs; -- \xc3\xa9\xe2\x82\xac\xf0\x9f\x94\x91";
+  const std::string big(200'000, 'x');
+  ConfigRow a = MakeConfig(Scope::Global(), "tricky'key", tricky);
+  a.description = tricky;
+  a.updated_by = "user:o'brien";
+  ConfigRow b = MakeConfig(Scope::Global(), "big", big);
+  ConfigRow c = MakeConfig(Scope::Global(), "empty", "");
+  c.description = "";
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK(txn.InsertConfig(a));
+    ASSERT_OK(txn.InsertConfig(b));
+    ASSERT_OK(txn.InsertConfig(c));
+  });
+  a.version = b.version = c.version = 1;
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  for (const ConfigRow* expected : {&a, &b, &c}) {
+    ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> got,
+                         txn->GetConfig(Scope::Global(), expected->key));
+    ASSERT_TRUE(got.has_value()) << expected->key;
+    ExpectSameRow(*got, *expected);
+  }
+}
+
+TEST_P(StoreConformanceTest, ListConfigsIsOrderedByKeyAndScoped) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    for (const char* key : {"zeta", "alpha", "mid", "alpha_2", "beta"}) {
+      ASSERT_OK(txn.InsertConfig(MakeConfig(Scope::Org(kOrgA), key, "v")));
+    }
+    ASSERT_OK(txn.InsertConfig(MakeConfig(Scope::Org(kOrgB), "only_b", "v")));
+    ASSERT_OK(txn.InsertConfig(MakeConfig(Scope::Global(), "only_global", "v")));
+  });
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> a_rows, txn->ListConfigs(Scope::Org(kOrgA)));
+  EXPECT_EQ(Keys(a_rows), (std::vector<std::string>{"alpha", "alpha_2", "beta", "mid", "zeta"}));
+  for (const ConfigRow& row : a_rows) EXPECT_EQ(row.scope, Scope::Org(kOrgA));
+  ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> b_rows, txn->ListConfigs(Scope::Org(kOrgB)));
+  EXPECT_EQ(Keys(b_rows), (std::vector<std::string>{"only_b"}));
+  ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> globals, txn->ListConfigs(Scope::Global()));
+  EXPECT_EQ(Keys(globals), (std::vector<std::string>{"only_global"}));
+  ASSERT_EQ(globals.size(), 1u);
+  EXPECT_TRUE(globals[0].scope.is_global());
+}
+
+TEST_P(StoreConformanceTest, DuplicateConfigIsAlreadyExists) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertConfig(MakeConfig(Scope::Org(kOrgA), "retries", "3", "int")));
+    ASSERT_OK(txn.InsertConfig(MakeConfig(Scope::Global(), "retries", "1", "int")));
+  });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->InsertConfig(MakeConfig(Scope::Org(kOrgA), "retries", "9", "int")),
+                      ErrorCode::kAlreadyExists);
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->InsertConfig(MakeConfig(Scope::Global(), "retries", "9", "int")),
+                      ErrorCode::kAlreadyExists);
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> a, txn->GetConfig(Scope::Org(kOrgA), "retries"));
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(a->value, "3");
+  EXPECT_EQ(a->version, 1);
+  ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> g, txn->GetConfig(Scope::Global(), "retries"));
+  ASSERT_TRUE(g.has_value());
+  EXPECT_EQ(g->value, "1");
+}
+
+TEST_P(StoreConformanceTest, SameKeyInGlobalAndTwoOrgsAreIndependentRows) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertConfig(MakeConfig(Scope::Global(), "timeout", "10", "int")));
+    ASSERT_OK(txn.InsertConfig(MakeConfig(Scope::Org(kOrgA), "timeout", "20", "int")));
+    ASSERT_OK(txn.InsertConfig(MakeConfig(Scope::Org(kOrgB), "timeout", "30", "int")));
+  });
+  InWriteTxn(store(), [](Txn& txn) {
+    ConfigRow update = MakeConfig(Scope::Org(kOrgB), "timeout", "31", "int");
+    update.updated_at = kT1;
+    ASSERT_OK_AND_ASSIGN(ConfigRow stored, txn.UpdateConfig(update, 1));
+    EXPECT_EQ(stored.version, 2);
+    ASSERT_OK(txn.DeleteConfig(Scope::Org(kOrgA), "timeout", std::nullopt));
+  });
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> g, txn->GetConfig(Scope::Global(), "timeout"));
+  ASSERT_TRUE(g.has_value());
+  EXPECT_EQ(g->value, "10");
+  EXPECT_EQ(g->version, 1);
+  EXPECT_TRUE(g->scope.is_global());
+  ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> a, txn->GetConfig(Scope::Org(kOrgA), "timeout"));
+  EXPECT_FALSE(a.has_value());
+  ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> b, txn->GetConfig(Scope::Org(kOrgB), "timeout"));
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(b->value, "31");
+  EXPECT_EQ(b->version, 2);
+  EXPECT_EQ(b->scope, Scope::Org(kOrgB));
+}
+
+TEST_P(StoreConformanceTest, UpdateWithCurrentVersionBumpsVersionAndKeepsCreatedAt) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertConfig(MakeConfig(Scope::Org(kOrgA), "endpoint", "http://a")));
+  });
+
+  ConfigRow update = MakeConfig(Scope::Org(kOrgA), "endpoint", "gAAAAsealed", "secret");
+  update.key_id = "k1";
+  update.description = "now a secret";
+  update.created_at = kT2;  // ignored: created_at is kept
+  update.updated_at = kT1;
+  update.updated_by = "user:bob";
+  ConfigRow expected = update;
+  expected.created_at = kT0;
+  expected.version = 2;
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK_AND_ASSIGN(ConfigRow stored, txn.UpdateConfig(update, 1));
+    ExpectSameRow(stored, expected);
+  });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+    ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> got,
+                         txn->GetConfig(Scope::Org(kOrgA), "endpoint"));
+    ASSERT_TRUE(got.has_value());
+    ExpectSameRow(*got, expected);
+  }
+
+  // And back to a plain value: key_id goes away.
+  ConfigRow back = MakeConfig(Scope::Org(kOrgA), "endpoint", "http://b");
+  back.updated_at = kT2;
+  ConfigRow expected_back = back;
+  expected_back.created_at = kT0;
+  expected_back.version = 3;
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK_AND_ASSIGN(ConfigRow stored, txn.UpdateConfig(back, 2));
+    ExpectSameRow(stored, expected_back);
+  });
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> got, txn->GetConfig(Scope::Org(kOrgA), "endpoint"));
+  ASSERT_TRUE(got.has_value());
+  ExpectSameRow(*got, expected_back);
+}
+
+TEST_P(StoreConformanceTest, UpdateWithStaleVersionIsConflictAndChangesNothing) {
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertConfig(MakeConfig(Scope::Global(), "retries", "1", "int")));
+  });
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.UpdateConfig(MakeConfig(Scope::Global(), "retries", "2", "int"), 1));
+  });
+  for (std::int64_t stale : {std::int64_t{1}, std::int64_t{3}, std::int64_t{0}}) {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    ConfigRow update = MakeConfig(Scope::Global(), "retries", "99", "int");
+    update.updated_at = kT2;
+    EXPECT_ERROR_CODE(txn->UpdateConfig(update, stale), ErrorCode::kConflict);
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> got, txn->GetConfig(Scope::Global(), "retries"));
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->value, "2");
+  EXPECT_EQ(got->version, 2);
+  EXPECT_EQ(got->updated_at, kT0);
+}
+
+TEST_P(StoreConformanceTest, UpdateMissingConfigIsNotFound) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertConfig(MakeConfig(Scope::Org(kOrgA), "present", "v")));
+  });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->UpdateConfig(MakeConfig(Scope::Global(), "present", "v2"), 1),
+                      ErrorCode::kNotFound);
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->UpdateConfig(MakeConfig(Scope::Org(kOrgB), "present", "v2"), 1),
+                      ErrorCode::kNotFound);
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->UpdateConfig(MakeConfig(Scope::Org(kMissingOrg), "present", "v2"), 1),
+                      ErrorCode::kNotFound);
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> globals, txn->ListConfigs(Scope::Global()));
+  EXPECT_TRUE(globals.empty());
+  ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> b_rows, txn->ListConfigs(Scope::Org(kOrgB)));
+  EXPECT_TRUE(b_rows.empty());
+}
+
+TEST_P(StoreConformanceTest, DeleteConfigWithAndWithoutExpectedVersion) {
+  InWriteTxn(store(), [](Txn& txn) {
+    for (const char* key : {"a", "b", "c"}) {
+      ASSERT_OK(txn.InsertConfig(MakeConfig(Scope::Global(), key, "v")));
+    }
+    ASSERT_OK(txn.UpdateConfig(MakeConfig(Scope::Global(), "b", "v2"), 1));
+  });
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.DeleteConfig(Scope::Global(), "a", std::nullopt));
+    ASSERT_OK(txn.DeleteConfig(Scope::Global(), "b", std::int64_t{2}));
+  });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->DeleteConfig(Scope::Global(), "c", std::int64_t{2}),
+                      ErrorCode::kConflict);
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->DeleteConfig(Scope::Global(), "a", std::nullopt), ErrorCode::kNotFound);
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->DeleteConfig(Scope::Global(), "zzz", std::int64_t{1}),
+                      ErrorCode::kNotFound);
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> rows, txn->ListConfigs(Scope::Global()));
+  EXPECT_EQ(Keys(rows), (std::vector<std::string>{"c"}));
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].version, 1);
+}
+
+TEST_P(StoreConformanceTest, InsertIntoMissingOrgIsFailedPrecondition) {
+  CreateTwoOrgs(store());
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->InsertConfig(MakeConfig(Scope::Org(kMissingOrg), "retries", "3")),
+                      ErrorCode::kFailedPrecondition);
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  // Reading a missing org's scope is not an error: there is just nothing there.
+  ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> got,
+                       txn->GetConfig(Scope::Org(kMissingOrg), "retries"));
+  EXPECT_FALSE(got.has_value());
+  ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> rows, txn->ListConfigs(Scope::Org(kMissingOrg)));
+  EXPECT_TRUE(rows.empty());
+}
+
+TEST_P(StoreConformanceTest, SecretRowsAndOnlySecretRowsCarryAKeyId) {
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->InsertConfig(MakeConfig(Scope::Global(), "pw", "gAAAA", "secret")),
+                      ErrorCode::kInvalidArgument);
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    ConfigRow plain = MakeConfig(Scope::Global(), "name", "x");
+    plain.key_id = "k1";
+    EXPECT_ERROR_CODE(txn->InsertConfig(plain), ErrorCode::kInvalidArgument);
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->InsertConfig(MakeConfig(Scope::Global(), "n", "1", "float")),
+                      ErrorCode::kInvalidArgument);
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> rows, txn->ListConfigs(Scope::Global()));
+  EXPECT_TRUE(rows.empty());
+}
+
+// ---- Transactions
+
+TEST_P(StoreConformanceTest, UncommittedWriteTxnLeavesNoTrace) {
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    ASSERT_OK(txn->InsertOrg(MakeOrg(kOrgA, "acme")));
+    ASSERT_OK(txn->InsertConfig(MakeConfig(Scope::Org(kOrgA), "retries", "3", "int")));
+    ASSERT_OK(txn->InsertConfig(MakeConfig(Scope::Global(), "retries", "1", "int")));
+    ASSERT_OK(txn->InsertKeyCheck(KeyCheckRow{"k1", "check", kT0}));
+    // Destroyed without Commit.
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+    ASSERT_OK_AND_ASSIGN(std::vector<OrgRow> orgs, txn->ListOrgs());
+    EXPECT_TRUE(orgs.empty());
+    ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> globals, txn->ListConfigs(Scope::Global()));
+    EXPECT_TRUE(globals.empty());
+    ASSERT_OK_AND_ASSIGN(std::vector<KeyCheckRow> checks, txn->ListKeyChecks());
+    EXPECT_TRUE(checks.empty());
+  }
+  // The writer slot was given back: the same rows can be written again.
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertOrg(MakeOrg(kOrgA, "acme")));
+    ASSERT_OK_AND_ASSIGN(ConfigRow row,
+                         txn.InsertConfig(MakeConfig(Scope::Org(kOrgA), "retries", "3", "int")));
+    EXPECT_EQ(row.version, 1);
+  });
+}
+
+TEST_P(StoreConformanceTest, ReadTxnKeepsItsSnapshotWhileNewOneSeesCommit) {
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertOrg(MakeOrg(kOrgA, "acme")));
+    ASSERT_OK(txn.InsertConfig(MakeConfig(Scope::Global(), "retries", "1", "int")));
+  });
+
+  ASSERT_OK_AND_ASSIGN(auto old_reader, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<OrgRow> before, old_reader->ListOrgs());
+  EXPECT_EQ(OrgNames(before), (std::vector<std::string>{"acme"}));
+
+  {
+    ASSERT_OK_AND_ASSIGN(auto writer, store().Begin(TxnMode::kWrite));
+    ASSERT_OK(writer->InsertOrg(MakeOrg(kOrgB, "globex")));
+    ASSERT_OK(writer->UpdateConfig(MakeConfig(Scope::Global(), "retries", "2", "int"), 1));
+    // Not committed yet: invisible to every reader.
+    ASSERT_OK_AND_ASSIGN(auto mid_reader, store().Begin(TxnMode::kRead));
+    ASSERT_OK_AND_ASSIGN(std::optional<OrgRow> uncommitted, mid_reader->GetOrgById(kOrgB));
+    EXPECT_FALSE(uncommitted.has_value());
+    ASSERT_OK(writer->Commit());
+  }
+
+  ASSERT_OK_AND_ASSIGN(std::vector<OrgRow> still, old_reader->ListOrgs());
+  EXPECT_EQ(OrgNames(still), (std::vector<std::string>{"acme"}));
+  ASSERT_OK_AND_ASSIGN(std::optional<OrgRow> b_old, old_reader->GetOrgById(kOrgB));
+  EXPECT_FALSE(b_old.has_value());
+  ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> retries_old,
+                       old_reader->GetConfig(Scope::Global(), "retries"));
+  ASSERT_TRUE(retries_old.has_value());
+  EXPECT_EQ(retries_old->value, "1");
+  EXPECT_EQ(retries_old->version, 1);
+
+  ASSERT_OK_AND_ASSIGN(auto new_reader, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<OrgRow> after, new_reader->ListOrgs());
+  EXPECT_EQ(OrgNames(after), (std::vector<std::string>{"acme", "globex"}));
+  ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> retries_new,
+                       new_reader->GetConfig(Scope::Global(), "retries"));
+  ASSERT_TRUE(retries_new.has_value());
+  EXPECT_EQ(retries_new->value, "2");
+  EXPECT_EQ(retries_new->version, 2);
+  ASSERT_OK(old_reader->Commit());
+  ASSERT_OK(new_reader->Commit());
+}
+
+TEST_P(StoreConformanceTest, WritesOnReadTxnAreRejected) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertConfig(MakeConfig(Scope::Global(), "retries", "1", "int")));
+  });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+    EXPECT_ERROR_CODE(txn->InsertOrg(MakeOrg(kOrgC, "initech")), ErrorCode::kFailedPrecondition);
+    EXPECT_ERROR_CODE(txn->DeleteOrg(kOrgA), ErrorCode::kFailedPrecondition);
+    EXPECT_ERROR_CODE(txn->InsertConfig(MakeConfig(Scope::Global(), "new", "v")),
+                      ErrorCode::kFailedPrecondition);
+    EXPECT_ERROR_CODE(txn->UpdateConfig(MakeConfig(Scope::Global(), "retries", "2", "int"), 1),
+                      ErrorCode::kFailedPrecondition);
+    EXPECT_ERROR_CODE(txn->DeleteConfig(Scope::Global(), "retries", std::nullopt),
+                      ErrorCode::kFailedPrecondition);
+    EXPECT_ERROR_CODE(txn->InsertKeyCheck(KeyCheckRow{"k1", "check", kT0}),
+                      ErrorCode::kFailedPrecondition);
+    ASSERT_OK(txn->Commit());  // a read transaction commits trivially
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<OrgRow> orgs, txn->ListOrgs());
+  EXPECT_EQ(OrgNames(orgs), (std::vector<std::string>{"acme", "globex"}));
+  ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> globals, txn->ListConfigs(Scope::Global()));
+  ASSERT_EQ(globals.size(), 1u);
+  EXPECT_EQ(globals[0].value, "1");
+  EXPECT_EQ(globals[0].version, 1);
+  ASSERT_OK_AND_ASSIGN(std::vector<KeyCheckRow> checks, txn->ListKeyChecks());
+  EXPECT_TRUE(checks.empty());
+}
+
+TEST_P(StoreConformanceTest, TxnIsUnusableAfterCommit) {
+  ASSERT_OK_AND_ASSIGN(auto writer, store().Begin(TxnMode::kWrite));
+  ASSERT_OK(writer->InsertOrg(MakeOrg(kOrgA, "acme")));
+  ASSERT_OK(writer->Commit());
+  EXPECT_FALSE(writer->InsertOrg(MakeOrg(kOrgB, "globex")).has_value());
+  EXPECT_FALSE(writer->Commit().has_value());
+  // The committed transaction no longer holds the writer slot.
+  InWriteTxn(store(), [](Txn& txn) { ASSERT_OK(txn.InsertOrg(MakeOrg(kOrgC, "initech"))); });
+
+  ASSERT_OK_AND_ASSIGN(auto reader, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<OrgRow> orgs, reader->ListOrgs());
+  EXPECT_EQ(OrgNames(orgs), (std::vector<std::string>{"acme", "initech"}));
+}
+
+// ---- Key rotation support
+
+TEST_P(StoreConformanceTest, ListConfigsNotSealedByRespectsKeyIdAndLimit) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Global(), "s1", "env-old-1", "k1")));
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Org(kOrgA), "s2", "env-new-1", "k2")));
+    ASSERT_OK(txn.InsertConfig(MakeConfig(Scope::Global(), "plain", "v")));
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Org(kOrgA), "s3", "env-old-2", "k1")));
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Org(kOrgB), "s4", "env-old-3", "k0")));
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Org(kOrgB), "s5", "env-new-2", "k2")));
+  });
+
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+    ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> all, txn->ListConfigsNotSealedBy("k2", 100));
+    std::vector<std::string> keys = Keys(all);
+    std::sort(keys.begin(), keys.end());
+    EXPECT_EQ(keys, (std::vector<std::string>{"s1", "s3", "s4"}));
+    for (const ConfigRow& row : all) {
+      EXPECT_EQ(row.type, "secret");
+      ASSERT_TRUE(row.key_id.has_value());
+      EXPECT_NE(*row.key_id, "k2");
+      EXPECT_EQ(row.value.rfind("env-old-", 0), 0u) << row.value;
+    }
+
+    // The order is stable: a limited call returns a prefix of the full answer.
+    ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> first_two, txn->ListConfigsNotSealedBy("k2", 2));
+    ASSERT_EQ(first_two.size(), 2u);
+    EXPECT_EQ(first_two[0].key, all[0].key);
+    EXPECT_EQ(first_two[1].key, all[1].key);
+    ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> again, txn->ListConfigsNotSealedBy("k2", 100));
+    EXPECT_EQ(Keys(again), Keys(all));
+
+    ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> none, txn->ListConfigsNotSealedBy("k2", 0));
+    EXPECT_TRUE(none.empty());
+    ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> other_key, txn->ListConfigsNotSealedBy("k9", 100));
+    EXPECT_EQ(other_key.size(), 5u);  // every secret, never the plain row
+  }
+
+  // A rotation loop: re-seal a batch at a time until nothing is left.
+  int batches = 0;
+  while (true) {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> batch, txn->ListConfigsNotSealedBy("k2", 2));
+    if (batch.empty()) break;
+    ASSERT_LE(batch.size(), 2u);
+    for (ConfigRow row : batch) {
+      const std::int64_t read_version = row.version;
+      row.value = "env-new-rotated";
+      row.key_id = "k2";
+      ASSERT_OK(txn->UpdateConfig(row, read_version));
+    }
+    ASSERT_OK(txn->Commit());
+    ++batches;
+    ASSERT_LE(batches, 3) << "rotation does not terminate";
+  }
+  EXPECT_EQ(batches, 2);
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> s4, txn->GetConfig(Scope::Org(kOrgB), "s4"));
+  ASSERT_TRUE(s4.has_value());
+  EXPECT_EQ(s4->key_id, std::optional<std::string>("k2"));
+  EXPECT_EQ(s4->value, "env-new-rotated");
+  EXPECT_EQ(s4->version, 2);
+}
+
+TEST_P(StoreConformanceTest, KeyChecksInsertListAndDuplicate) {
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertKeyCheck(KeyCheckRow{"k1", "check-one", kT0}));
+    ASSERT_OK(txn.InsertKeyCheck(KeyCheckRow{"k2", "check-two", kT1}));
+  });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->InsertKeyCheck(KeyCheckRow{"k1", "check-other", kT2}),
+                      ErrorCode::kAlreadyExists);
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<KeyCheckRow> checks, txn->ListKeyChecks());
+  std::sort(checks.begin(), checks.end(),
+            [](const KeyCheckRow& a, const KeyCheckRow& b) { return a.key_id < b.key_id; });
+  ASSERT_EQ(checks.size(), 2u);
+  EXPECT_EQ(checks[0].key_id, "k1");
+  EXPECT_EQ(checks[0].check_value, "check-one");
+  EXPECT_EQ(checks[0].added_at, kT0);
+  EXPECT_EQ(checks[1].key_id, "k2");
+  EXPECT_EQ(checks[1].check_value, "check-two");
+  EXPECT_EQ(checks[1].added_at, kT1);
+}
+
+// ---- Concurrency
+
+// Records failures seen on worker threads; reported on the test thread.
+class ThreadErrors {
+ public:
+  void Add(const std::string& what) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (errors_.size() < 10) errors_.push_back(what);
+    ++count_;
+  }
+  int Count() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return count_;
+  }
+  std::string Summary() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::string out;
+    for (const std::string& e : errors_) out += e + "\n";
+    return out;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::string> errors_;
+  int count_ = 0;
+};
+
+TEST_P(StoreConformanceTest, ConcurrentReadModifyWriteLosesNoUpdate) {
+  constexpr int kThreads = 4;
+  constexpr int kUpdatesPerThread = 25;
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertConfig(MakeConfig(Scope::Global(), "counter", "0", "int")));
+  });
+
+  ThreadErrors errors;
+  std::atomic<int> conflicts{0};
+  std::latch start(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      start.arrive_and_wait();
+      int done = 0;
+      int attempts = 0;
+      while (done < kUpdatesPerThread && errors.Count() == 0) {
+        if (++attempts > 100'000) {
+          errors.Add("thread " + std::to_string(t) + " made no progress");
+          return;
+        }
+        // Read in one transaction, write in another: the version is all that ties them.
+        ConfigRow current;
+        {
+          auto reader = store().Begin(TxnMode::kRead);
+          if (!reader) return errors.Add("begin read: " + reader.error().ToString());
+          auto got = (*reader)->GetConfig(Scope::Global(), "counter");
+          if (!got) return errors.Add("get: " + got.error().ToString());
+          if (!got->has_value()) return errors.Add("counter row vanished");
+          current = **got;
+        }
+        auto writer = store().Begin(TxnMode::kWrite);
+        if (!writer) return errors.Add("begin write: " + writer.error().ToString());
+        ConfigRow next = current;
+        next.value = std::to_string(std::stoll(current.value) + 1);
+        next.updated_by = "thread:" + std::to_string(t);
+        auto updated = (*writer)->UpdateConfig(next, current.version);
+        if (!updated) {
+          if (updated.error().code() == ErrorCode::kConflict) {
+            conflicts.fetch_add(1);
+            continue;  // someone else won; read again
+          }
+          return errors.Add("update: " + updated.error().ToString());
+        }
+        if (updated->version != current.version + 1) {
+          return errors.Add("update returned version " + std::to_string(updated->version) +
+                            " after " + std::to_string(current.version));
+        }
+        auto committed = (*writer)->Commit();
+        if (!committed) return errors.Add("commit: " + committed.error().ToString());
+        ++done;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  ASSERT_EQ(errors.Count(), 0) << errors.Summary();
+
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> counter,
+                       txn->GetConfig(Scope::Global(), "counter"));
+  ASSERT_TRUE(counter.has_value());
+  EXPECT_EQ(counter->value, std::to_string(kThreads * kUpdatesPerThread))
+      << conflicts.load() << " conflicts were retried";
+  EXPECT_EQ(counter->version, 1 + kThreads * kUpdatesPerThread);
+}
+
+TEST_P(StoreConformanceTest, ConcurrentReadersSeeConsistentSnapshotsWithoutErrors) {
+  constexpr int kReaders = 6;  // more than a typical reader pool
+  constexpr int kWrites = 60;
+  constexpr int kMinReadsPerReader = 20;
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertConfig(MakeConfig(Scope::Global(), "a", "0", "int")));
+    ASSERT_OK(txn.InsertConfig(MakeConfig(Scope::Global(), "b", "0", "int")));
+  });
+
+  ThreadErrors errors;
+  std::atomic<bool> writer_done{false};
+  std::atomic<std::int64_t> total_reads{0};
+  std::latch start(kReaders + 1);
+
+  std::thread writer([&] {
+    start.arrive_and_wait();
+    for (int i = 1; i <= kWrites && errors.Count() == 0; ++i) {
+      auto txn = store().Begin(TxnMode::kWrite);
+      if (!txn) {
+        errors.Add("begin write: " + txn.error().ToString());
+        break;
+      }
+      // Both rows change together, in one transaction.
+      bool ok = true;
+      for (const char* key : {"a", "b"}) {
+        ConfigRow row = MakeConfig(Scope::Global(), key, std::to_string(i), "int");
+        auto updated = (*txn)->UpdateConfig(row, i);
+        if (!updated) {
+          errors.Add(std::string("update ") + key + ": " + updated.error().ToString());
+          ok = false;
+          break;
+        }
+      }
+      if (!ok) break;
+      auto committed = (*txn)->Commit();
+      if (!committed) {
+        errors.Add("commit: " + committed.error().ToString());
+        break;
+      }
+    }
+    writer_done.store(true);
+  });
+
+  std::vector<std::thread> readers;
+  for (int r = 0; r < kReaders; ++r) {
+    readers.emplace_back([&] {
+      start.arrive_and_wait();
+      std::int64_t last_seen = 0;
+      int reads = 0;
+      while ((!writer_done.load() || reads < kMinReadsPerReader) && errors.Count() == 0) {
+        auto txn = store().Begin(TxnMode::kRead);
+        if (!txn) return errors.Add("begin read: " + txn.error().ToString());
+        auto a = (*txn)->GetConfig(Scope::Global(), "a");
+        if (!a) return errors.Add("get a: " + a.error().ToString());
+        auto list = (*txn)->ListConfigs(Scope::Global());
+        if (!list) return errors.Add("list: " + list.error().ToString());
+        auto b = (*txn)->GetConfig(Scope::Global(), "b");
+        if (!b) return errors.Add("get b: " + b.error().ToString());
+        if (!a->has_value() || !b->has_value() || list->size() != 2) {
+          return errors.Add("rows missing from a snapshot");
+        }
+        const ConfigRow& ra = **a;
+        const ConfigRow& rb = **b;
+        if (ra.value != rb.value || ra.version != rb.version || (*list)[0].value != ra.value ||
+            (*list)[1].value != ra.value) {
+          return errors.Add("torn snapshot: a=" + ra.value + " b=" + rb.value +
+                            " list=" + (*list)[0].value + "," + (*list)[1].value);
+        }
+        const std::int64_t seen = std::stoll(ra.value);
+        if (seen < last_seen) {
+          return errors.Add("went back in time: " + std::to_string(seen) + " after " +
+                            std::to_string(last_seen));
+        }
+        last_seen = seen;
+        auto committed = (*txn)->Commit();
+        if (!committed) return errors.Add("commit read: " + committed.error().ToString());
+        ++reads;
+      }
+      total_reads.fetch_add(reads);
+    });
+  }
+  writer.join();
+  for (std::thread& reader : readers) reader.join();
+  ASSERT_EQ(errors.Count(), 0) << errors.Summary();
+  EXPECT_GE(total_reads.load(), kReaders * kMinReadsPerReader);
+
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> a, txn->GetConfig(Scope::Global(), "a"));
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(a->value, std::to_string(kWrites));
+  EXPECT_EQ(a->version, 1 + kWrites);
+}
+
+}  // namespace
+}  // namespace bifrost::store
