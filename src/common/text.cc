@@ -96,3 +96,26 @@ std::optional<std::int64_t> ParseCanonicalInt64(std::string_view s) {
 }
 
 }  // namespace bifrost
+
+namespace bifrost {
+
+std::string QuoteForMessage(std::string_view s) {
+  constexpr std::size_t kMaxShown = 64;
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "'";
+  for (std::size_t i = 0; i < s.size() && i < kMaxShown; ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c >= 0x7F || c == '\'' || c == '\\') {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (s.size() > kMaxShown) out += "...";
+  out += "'";
+  return out;
+}
+
+}  // namespace bifrost

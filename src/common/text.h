@@ -29,3 +29,11 @@ std::string HexEncode(std::string_view bytes);
 std::optional<std::int64_t> ParseCanonicalInt64(std::string_view s);
 
 }  // namespace bifrost
+
+namespace bifrost {
+
+// `s` quoted for an error message: at most 64 bytes of it, control and non-ASCII bytes as
+// \xNN, in single quotes. Only for names and other non-secret input.
+std::string QuoteForMessage(std::string_view s);
+
+}  // namespace bifrost

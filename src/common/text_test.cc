@@ -57,3 +57,15 @@ TEST(Text, CanonicalInt64) {
 
 }  // namespace
 }  // namespace bifrost
+
+namespace bifrost {
+namespace {
+
+TEST(Text, QuoteForMessage) {
+  EXPECT_EQ(QuoteForMessage("retries"), "'retries'");
+  EXPECT_EQ(QuoteForMessage("a\nb'c"), "'a\\x0ab\\x27c'");
+  EXPECT_EQ(QuoteForMessage(std::string(100, 'k')), "'" + std::string(64, 'k') + "...'");
+}
+
+}  // namespace
+}  // namespace bifrost
