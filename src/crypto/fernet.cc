@@ -43,6 +43,13 @@ struct MacCtxDeleter {
 using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter>;
 using MacCtx = std::unique_ptr<EVP_MAC_CTX, MacCtxDeleter>;
 
+// One cipher context per thread, re-initialised for every message: allocating a context
+// costs more than encrypting a short secret.
+EVP_CIPHER_CTX* ThreadCipherCtx() {
+  thread_local CipherCtx ctx(EVP_CIPHER_CTX_new());
+  return ctx.get();
+}
+
 // A keyed HMAC-SHA256 context, ready to be duplicated for each message.
 MacCtx NewHmacSha256(std::span<const std::uint8_t> key) {
   if (Hmac() == nullptr) return nullptr;
@@ -53,6 +60,17 @@ MacCtx NewHmacSha256(std::span<const std::uint8_t> key) {
                          OSSL_PARAM_construct_end()};
   if (EVP_MAC_init(ctx.get(), key.data(), key.size(), params) != 1) return nullptr;
   return ctx;
+}
+
+// HMAC-SHA256 of `message` under `key`, on this thread's reusable context: re-keying a
+// context costs less than duplicating a keyed one (no allocation).
+bool ThreadHmac(std::span<const std::uint8_t> key, std::span<const std::uint8_t> message,
+                std::uint8_t (&out)[kMacSize]) {
+  thread_local MacCtx ctx = NewHmacSha256(key);
+  std::size_t len = 0;
+  return ctx && EVP_MAC_init(ctx.get(), key.data(), key.size(), nullptr) == 1 &&
+         EVP_MAC_update(ctx.get(), message.data(), message.size()) == 1 &&
+         EVP_MAC_final(ctx.get(), out, &len, sizeof(out)) == 1 && len == kMacSize;
 }
 
 bool MacOf(const EVP_MAC_CTX* keyed, std::span<const std::uint8_t> message,
@@ -90,13 +108,13 @@ std::string_view FernetErrorMessage(FernetError error) {
   return "unknown Fernet error";
 }
 
-// Holds the key bytes (wiped on destruction) and a keyed HMAC template. Immutable.
+// Holds the key bytes (wiped on destruction) and the key's id. Immutable.
 class FernetKey::Impl {
  public:
   SecureBuffer key;  // signing key (16) || encryption key (16)
-  MacCtx mac;        // HMAC-SHA256 keyed with the signing key
   std::string id;
 
+  std::span<const std::uint8_t> signing_key() const { return key.bytes().subspan(0, kHalfKey); }
   std::span<const std::uint8_t> encryption_key() const {
     return key.bytes().subspan(kHalfKey, kHalfKey);
   }
@@ -110,8 +128,6 @@ Result<FernetKey> FernetKey::FromBytes(std::span<const std::uint8_t> key) {
   if (Aes128Cbc() == nullptr) return Fail(ErrorCode::kInternal, "AES-128-CBC is unavailable");
   auto impl = std::make_shared<Impl>();
   impl->key = SecureBuffer::From(key);
-  impl->mac = NewHmacSha256(impl->key.bytes().subspan(0, kHalfKey));
-  if (!impl->mac) return Fail(ErrorCode::kInternal, "HMAC-SHA256 is unavailable");
   // The id is an HMAC under the whole key, so it identifies the key without revealing it.
   MacCtx whole = NewHmacSha256(impl->key.bytes());
   if (!whole) return Fail(ErrorCode::kInternal, "HMAC-SHA256 is unavailable");
@@ -175,21 +191,21 @@ Result<std::string> FernetKey::EncryptWithIv(
   }
   std::memcpy(token.data() + 1 + kTimestampSize, iv.data(), kFernetIvSize);
 
-  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  EVP_CIPHER_CTX* ctx = ThreadCipherCtx();
   int out1 = 0;
   int out2 = 0;
-  if (!ctx ||
-      EVP_EncryptInit_ex2(ctx.get(), Aes128Cbc(), impl_->encryption_key().data(), iv.data(),
+  if (ctx == nullptr ||
+      EVP_EncryptInit_ex2(ctx, Aes128Cbc(), impl_->encryption_key().data(), iv.data(),
                           nullptr) != 1 ||
-      EVP_EncryptUpdate(ctx.get(), token.data() + kHeaderSize, &out1,
+      EVP_EncryptUpdate(ctx, token.data() + kHeaderSize, &out1,
                         reinterpret_cast<const unsigned char*>(plaintext.data()),
                         static_cast<int>(plaintext.size())) != 1 ||
-      EVP_EncryptFinal_ex(ctx.get(), token.data() + kHeaderSize + out1, &out2) != 1 ||
+      EVP_EncryptFinal_ex(ctx, token.data() + kHeaderSize + out1, &out2) != 1 ||
       static_cast<std::size_t>(out1 + out2) != padded) {
     return Fail(ErrorCode::kInternal, "AES-128-CBC encryption failed");
   }
   std::uint8_t mac[kMacSize];
-  if (!MacOf(impl_->mac.get(), {token.data(), kHeaderSize + padded}, mac)) {
+  if (!ThreadHmac(impl_->signing_key(), {token.data(), kHeaderSize + padded}, mac)) {
     return Fail(ErrorCode::kInternal, "HMAC-SHA256 failed");
   }
   std::memcpy(token.data() + kHeaderSize + padded, mac, kMacSize);
@@ -212,7 +228,7 @@ std::expected<SecureBuffer, FernetError> FernetKey::Decrypt(
 
   // Authenticate before looking at anything the attacker could have chosen.
   std::uint8_t mac[kMacSize];
-  if (!MacOf(impl_->mac.get(), {raw.data(), raw.size() - kMacSize}, mac)) {
+  if (!ThreadHmac(impl_->signing_key(), {raw.data(), raw.size() - kMacSize}, mac)) {
     return std::unexpected(FernetError::kCryptoFailure);
   }
   if (CRYPTO_memcmp(mac, raw.data() + raw.size() - kMacSize, kMacSize) != 0) {
@@ -233,17 +249,17 @@ std::expected<SecureBuffer, FernetError> FernetKey::Decrypt(
   }
 
   SecureBuffer plaintext(ciphertext_size);
-  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  EVP_CIPHER_CTX* ctx = ThreadCipherCtx();
   int out1 = 0;
   int out2 = 0;
-  if (!ctx ||
-      EVP_DecryptInit_ex2(ctx.get(), Aes128Cbc(), impl_->encryption_key().data(),
+  if (ctx == nullptr ||
+      EVP_DecryptInit_ex2(ctx, Aes128Cbc(), impl_->encryption_key().data(),
                           raw.data() + 1 + kTimestampSize, nullptr) != 1 ||
-      EVP_DecryptUpdate(ctx.get(), plaintext.data(), &out1, raw.data() + kHeaderSize,
+      EVP_DecryptUpdate(ctx, plaintext.data(), &out1, raw.data() + kHeaderSize,
                         static_cast<int>(ciphertext_size)) != 1) {
     return std::unexpected(FernetError::kCryptoFailure);
   }
-  if (EVP_DecryptFinal_ex(ctx.get(), plaintext.data() + out1, &out2) != 1) {
+  if (EVP_DecryptFinal_ex(ctx, plaintext.data() + out1, &out2) != 1) {
     return std::unexpected(FernetError::kBadPadding);  // `plaintext` is wiped on return
   }
   plaintext.Resize(static_cast<std::size_t>(out1 + out2));

@@ -17,7 +17,7 @@ using nlohmann::json;
 
 json LoadVectors(const std::string& name) {
   const char* dir = std::getenv("BIFROST_SHARED_DIR");
-  const std::string path = std::string(dir ? dir : "../shared") + "/fernet-spec/" + name;
+  const std::string path = std::string(dir ? dir : BIFROST_SHARED_DIR) + "/fernet-spec/" + name;
   std::ifstream in(path);
   if (!in) ADD_FAILURE() << "cannot open Fernet vectors at " << path;
   std::stringstream text;
