@@ -1,0 +1,59 @@
+# Bifrost build entry points. `make test` is what CI runs (.ci/run).
+#
+#   make deps    install the Debian packages the build and tests need (idempotent)
+#   make build   deps + configure + compile into build/
+#   make test    build + the whole test suite through ctest, then the same suite under
+#                AddressSanitizer and UndefinedBehaviorSanitizer
+#   make bench   build + benchmarks next to their reference (see docs/benchmarks.md)
+
+BUILD_DIR  ?= build
+ASAN_DIR   ?= build-asan
+BUILD_TYPE ?= Release
+JOBS       ?= 2
+
+# Everything the build, the tests and the benchmarks use, from Debian's archive.
+DEB_PACKAGES := g++ make cmake pkg-config libssl-dev libsqlite3-dev nlohmann-json3-dev \
+                libgtest-dev libgmock-dev libbenchmark-dev python3 python3-cryptography
+
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+.PHONY: deps configure build test test-fast asan bench clean
+
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q '^install ok installed$$' \
+	    || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing$$missing"; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	else \
+	  echo "deps: all $(words $(DEB_PACKAGES)) packages are installed"; \
+	fi
+
+configure: deps
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+
+build: configure
+	cmake --build $(BUILD_DIR) -j$(JOBS)
+
+# The suite on the release build only.
+test-fast: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j$(JOBS)
+
+# The suite again with ASan+UBSan: memory errors and undefined behaviour fail the build.
+asan: deps
+	cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DBIFROST_SANITIZE=ON -DBIFROST_BUILD_BENCH=OFF
+	cmake --build $(ASAN_DIR) -j$(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --test-dir $(ASAN_DIR) --output-on-failure -j$(JOBS)
+
+test: test-fast asan
+
+bench: build
+	bench/run.sh $(BUILD_DIR)
+
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_DIR)
