@@ -17,14 +17,18 @@ void AppendU16(crypto::SecureBuffer& out, std::size_t n) {
 }
 
 // Binding header || value. The header is authenticated together with the value by the
-// Fernet MAC, which is what ties the ciphertext to its row.
-crypto::SecureBuffer BoundPlaintext(std::string_view scope, std::string_view key,
+// Fernet MAC, which is what ties the ciphertext to its row. The scope is written as a kind
+// byte and an id, so the global scope and an organization can never be taken for each other
+// whatever the organization's id.
+crypto::SecureBuffer BoundPlaintext(const store::Scope& scope, std::string_view key,
                                     std::string_view value) {
   crypto::SecureBuffer out;
-  const std::uint8_t version = kBindingVersion;
-  out.Append(std::span<const std::uint8_t>(&version, 1));
-  AppendU16(out, scope.size());
-  out.Append(scope);
+  const std::uint8_t header[2] = {kBindingVersion,
+                                  static_cast<std::uint8_t>(scope.is_global() ? 'g' : 'o')};
+  out.Append(std::span<const std::uint8_t>(header, 2));
+  const std::string_view id = scope.is_global() ? std::string_view() : scope.org_id();
+  AppendU16(out, id.size());
+  out.Append(id);
   AppendU16(out, key.size());
   out.Append(key);
   out.Append(value);
@@ -93,7 +97,7 @@ Result<Barrier::Sealed> Barrier::Seal(const store::Scope& scope, std::string_vie
   if (scope.name().size() > 0xFFFF || key.size() > 0xFFFF) {
     return Fail(ErrorCode::kInvalidArgument, "scope or key too long to bind");
   }
-  const crypto::SecureBuffer bound = BoundPlaintext(scope.name(), key, plaintext);
+  const crypto::SecureBuffer bound = BoundPlaintext(scope, key, plaintext);
   BIFROST_ASSIGN_OR_RETURN(auto sealed, keyring_.Encrypt(bound.view(), clock_->NowSeconds()));
   std::string envelope;
   envelope.reserve(kEnvelopePrefix.size() + sealed.key_id.size() + 1 + sealed.token.size());
@@ -140,7 +144,7 @@ Result<crypto::SecureBuffer> Barrier::Open(const store::Scope& scope, std::strin
                                            ")");
   }
   // The binding header was authenticated with the value; compare it with the row we read.
-  const crypto::SecureBuffer expected_header = BoundPlaintext(scope.name(), key, "");
+  const crypto::SecureBuffer expected_header = BoundPlaintext(scope, key, "");
   if (bound->size() < expected_header.size() ||
       !expected_header.Equals(bound->view().substr(0, expected_header.size()))) {
     return Fail(ErrorCode::kIntegrity, "stored secret of " + RowName(scope, key) +

@@ -69,11 +69,23 @@ TEST_F(BarrierTest, BindingIsUnambiguous) {
   ASSERT_TRUE(sealed);
   EXPECT_TRUE(barrier.Open(Scope::Org("ab"), "c", sealed->envelope));
   for (const auto& [scope, key] : {std::pair{Scope::Org("a"), "bc"}, std::pair{Scope::Org("abc"), ""},
-                                   std::pair{Scope::Global(), "c"}, std::pair{Scope::Org("ab"), "C"}}) {
+                                   std::pair{Scope::Global(), "c"}, std::pair{Scope::Org("ab"), "C"},
+                                   std::pair{Scope::Org("global"), "c"}}) {
     auto opened = barrier.Open(scope, key, sealed->envelope);
     ASSERT_FALSE(opened) << scope.name() << "/" << key;
     EXPECT_EQ(opened.error().code(), ErrorCode::kIntegrity);
   }
+}
+
+// The global scope and an organization whose id happens to read "global" are different rows.
+TEST_F(BarrierTest, GlobalScopeIsNotAnOrgNamedGlobal) {
+  const Barrier barrier = OpenBarrier();
+  auto sealed = barrier.Seal(Scope::Global(), "k", "v");
+  ASSERT_TRUE(sealed);
+  EXPECT_TRUE(barrier.Open(Scope::Global(), "k", sealed->envelope));
+  auto opened = barrier.Open(Scope::Org("global"), "k", sealed->envelope);
+  ASSERT_FALSE(opened);
+  EXPECT_EQ(opened.error().code(), ErrorCode::kIntegrity);
 }
 
 TEST_F(BarrierTest, FirstOpenRecordsTheKeyAndLaterOpensWriteNothing) {
@@ -95,6 +107,22 @@ TEST_F(BarrierTest, FirstOpenRecordsTheKeyAndLaterOpensWriteNothing) {
   ASSERT_TRUE(checks_after);
   ASSERT_EQ(checks_after->size(), 1u);
   EXPECT_EQ((*checks_after)[0].added_at, (*checks)[0].added_at);
+}
+
+// A recorded key id alone is not enough: the check value must match too.
+TEST_F(BarrierTest, MatchingIdWithWrongCheckValueIsAMismatch) {
+  const crypto::Keyring ring = Ring("barrier-test-secret-key-0123456789");
+  {
+    auto txn = store_->Begin(store::TxnMode::kWrite);
+    ASSERT_TRUE(txn);
+    ASSERT_TRUE((*txn)->InsertKeyCheck({.key_id = ring.primary().id(),
+                                        .check_value = "forged-check-value",
+                                        .added_at = 1}));
+    ASSERT_TRUE((*txn)->Commit());
+  }
+  auto barrier = Barrier::Open(ring, *store_, clock_);
+  ASSERT_FALSE(barrier);
+  EXPECT_EQ(barrier.error().code(), ErrorCode::kKeyMismatch);
 }
 
 TEST_F(BarrierTest, SealedRowsWithoutAKeyCheckAreRefused) {

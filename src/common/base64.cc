@@ -1,6 +1,7 @@
 #include "common/base64.h"
 
 #include <array>
+#include <cstdlib>
 
 namespace bifrost {
 namespace {
@@ -18,7 +19,13 @@ constexpr std::array<std::int8_t, 256> kReverse = MakeReverse();
 }  // namespace
 
 std::string Base64UrlEncode(std::span<const std::uint8_t> data) {
-  std::string out((data.size() + 2) / 3 * 4, '=');
+  std::string out(Base64UrlEncodedSize(data.size()), '=');
+  Base64UrlEncodeInto(data, out);
+  return out;
+}
+
+void Base64UrlEncodeInto(std::span<const std::uint8_t> data, std::span<char> out) {
+  if (out.size() != Base64UrlEncodedSize(data.size())) std::abort();  // a caller bug
   char* o = out.data();
   std::size_t i = 0;
   for (; i + 3 <= data.size(); i += 3) {
@@ -30,14 +37,14 @@ std::string Base64UrlEncode(std::span<const std::uint8_t> data) {
     *o++ = kAlphabet[v & 63];
   }
   const std::size_t rest = data.size() - i;
-  if (rest > 0) {  // one or two bytes left; the '=' padding is already in place
+  if (rest > 0) {  // one or two bytes left, then padding
     const std::uint32_t v = (std::uint32_t{data[i]} << 16) |
                             (rest == 2 ? std::uint32_t{data[i + 1]} << 8 : 0);
     *o++ = kAlphabet[(v >> 18) & 63];
     *o++ = kAlphabet[(v >> 12) & 63];
-    if (rest == 2) *o = kAlphabet[(v >> 6) & 63];
+    *o++ = rest == 2 ? kAlphabet[(v >> 6) & 63] : '=';
+    *o = '=';
   }
-  return out;
 }
 
 std::optional<std::size_t> Base64UrlDecodedSize(std::string_view encoded) {

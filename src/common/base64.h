@@ -15,6 +15,11 @@
 namespace bifrost {
 
 std::string Base64UrlEncode(std::span<const std::uint8_t> data);
+// The encoded length of `n` bytes (padding included).
+constexpr std::size_t Base64UrlEncodedSize(std::size_t n) { return (n + 2) / 3 * 4; }
+// Encodes into `out`, which must hold exactly Base64UrlEncodedSize(data.size()) characters:
+// for key material, so that no unwiped std::string ever holds it.
+void Base64UrlEncodeInto(std::span<const std::uint8_t> data, std::span<char> out);
 inline std::string Base64UrlEncode(std::string_view data) {
   return Base64UrlEncode(std::span<const std::uint8_t>(
       reinterpret_cast<const std::uint8_t*>(data.data()), data.size()));

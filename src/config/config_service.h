@@ -77,6 +77,8 @@ class ConfigService {
   Limits limits_;
 };
 
+// A view of one scope. Make one per request (ConfigService::ForOrg checks the organization
+// exists); a view kept after its organization was deleted sees only the global entries.
 class ScopeConfig {
  public:
   const store::Scope& scope() const { return scope_; }

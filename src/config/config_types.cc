@@ -11,7 +11,9 @@ constexpr std::size_t kMaxKeyLength = 255;
 constexpr std::size_t kMaxActorBytes = 255;
 constexpr std::size_t kMaxOrgNameBytes = 128;
 constexpr std::size_t kMaxJsonDepth = 64;
-constexpr std::size_t kShownValueBytes = 40;
+// Non-secret values up to this size are quoted in error messages ("value 'abc' is not a
+// 64-bit integer"): long enough for a typo, too short for most credentials pasted by mistake.
+constexpr std::size_t kShownValueBytes = 16;
 
 // Validates JSON without building a document, with a nesting limit so a hostile 64 KiB
 // value of '[' cannot exhaust the stack of whatever later parses it.

@@ -117,7 +117,13 @@ TEST(ValidateValue, NeverEchoesSecretsAndShortensOtherValues) {
       EXPECT_EQ(s.error().message().find("CANARY"), std::string::npos);
     }
   }
-  // A long non-secret value is described by its size, not shown.
+  // A non-secret value longer than a typo (a credential typed into the wrong field, say) is
+  // described by its size, never shown, whatever the declared type.
+  for (auto type : {ConfigType::kInt, ConfigType::kBool, ConfigType::kJson}) {
+    auto s = ValidateValue("k", type, "Tr0ub4dor&3-hunter2x", limits);
+    ASSERT_FALSE(s);
+    EXPECT_EQ(s.error().message().find("hunter2"), std::string::npos) << s.error().message();
+  }
   const std::string long_value = canary + canary;
   EXPECT_EQ(ErrorOf(ValidateValue("n", ConfigType::kInt, long_value, limits)),
             "config 'n' has type int but value of 56 bytes is not a 64-bit integer (decimal, "

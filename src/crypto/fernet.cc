@@ -11,6 +11,7 @@
 
 #include "common/base64.h"
 #include "common/text.h"
+#include "crypto/fernet_testing.h"
 #include "crypto/random.h"
 
 namespace bifrost::crypto {
@@ -43,12 +44,23 @@ struct MacCtxDeleter {
 using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter>;
 using MacCtx = std::unique_ptr<EVP_MAC_CTX, MacCtxDeleter>;
 
-// One cipher context per thread, re-initialised for every message: allocating a context
-// costs more than encrypting a short secret.
-EVP_CIPHER_CTX* ThreadCipherCtx() {
-  thread_local CipherCtx ctx(EVP_CIPHER_CTX_new());
-  return ctx.get();
-}
+// The bytes of a token (ciphertext, never plaintext), on the stack when small: most
+// config secrets are short, and a heap allocation costs as much as the MAC.
+class TokenBytes {
+ public:
+  explicit TokenBytes(std::size_t size) : size_(size) {
+    if (size > small_.size()) large_.resize(size);
+  }
+  std::uint8_t* data() { return large_.empty() ? small_.data() : large_.data(); }
+  std::size_t size() const { return size_; }
+  std::span<std::uint8_t> span() { return {data(), size_}; }
+  std::uint8_t operator[](std::size_t i) { return data()[i]; }
+
+ private:
+  std::array<std::uint8_t, 512> small_;
+  std::vector<std::uint8_t> large_;
+  std::size_t size_;
+};
 
 // A keyed HMAC-SHA256 context, ready to be duplicated for each message.
 MacCtx NewHmacSha256(std::span<const std::uint8_t> key) {
@@ -60,17 +72,6 @@ MacCtx NewHmacSha256(std::span<const std::uint8_t> key) {
                          OSSL_PARAM_construct_end()};
   if (EVP_MAC_init(ctx.get(), key.data(), key.size(), params) != 1) return nullptr;
   return ctx;
-}
-
-// HMAC-SHA256 of `message` under `key`, on this thread's reusable context: re-keying a
-// context costs less than duplicating a keyed one (no allocation).
-bool ThreadHmac(std::span<const std::uint8_t> key, std::span<const std::uint8_t> message,
-                std::uint8_t (&out)[kMacSize]) {
-  thread_local MacCtx ctx = NewHmacSha256(key);
-  std::size_t len = 0;
-  return ctx && EVP_MAC_init(ctx.get(), key.data(), key.size(), nullptr) == 1 &&
-         EVP_MAC_update(ctx.get(), message.data(), message.size()) == 1 &&
-         EVP_MAC_final(ctx.get(), out, &len, sizeof(out)) == 1 && len == kMacSize;
 }
 
 bool MacOf(const EVP_MAC_CTX* keyed, std::span<const std::uint8_t> message,
@@ -108,13 +109,16 @@ std::string_view FernetErrorMessage(FernetError error) {
   return "unknown Fernet error";
 }
 
-// Holds the key bytes (wiped on destruction) and the key's id. Immutable.
+// Holds the key bytes (wiped on destruction), a keyed HMAC template and the key's id.
+// Immutable. Contexts that touch key material or plaintext are either owned here (and die
+// with the key) or made per operation: OpenSSL cleanses a context's buffers and key
+// schedule when it is freed, so nothing of a secret outlives the call in a reused context.
 class FernetKey::Impl {
  public:
   SecureBuffer key;  // signing key (16) || encryption key (16)
+  MacCtx mac;        // HMAC-SHA256 keyed with the signing key, duplicated per message
   std::string id;
 
-  std::span<const std::uint8_t> signing_key() const { return key.bytes().subspan(0, kHalfKey); }
   std::span<const std::uint8_t> encryption_key() const {
     return key.bytes().subspan(kHalfKey, kHalfKey);
   }
@@ -128,6 +132,8 @@ Result<FernetKey> FernetKey::FromBytes(std::span<const std::uint8_t> key) {
   if (Aes128Cbc() == nullptr) return Fail(ErrorCode::kInternal, "AES-128-CBC is unavailable");
   auto impl = std::make_shared<Impl>();
   impl->key = SecureBuffer::From(key);
+  impl->mac = NewHmacSha256(impl->key.bytes().subspan(0, kHalfKey));
+  if (!impl->mac) return Fail(ErrorCode::kInternal, "HMAC-SHA256 is unavailable");
   // The id is an HMAC under the whole key, so it identifies the key without revealing it.
   MacCtx whole = NewHmacSha256(impl->key.bytes());
   if (!whole) return Fail(ErrorCode::kInternal, "HMAC-SHA256 is unavailable");
@@ -153,12 +159,15 @@ Result<FernetKey> FernetKey::FromBase64(std::string_view key_b64) {
 
 Result<FernetKey> FernetKey::Generate() {
   SecureBuffer raw(kFernetKeySize);
-  BIFROST_RETURN_IF_ERROR(RandomBytes(raw.mutable_bytes()));
+  BIFROST_RETURN_IF_ERROR(RandomKeyBytes(raw.mutable_bytes()));
   return FromBytes(raw.bytes());
 }
 
 SecureBuffer FernetKey::ToBase64() const {
-  return SecureBuffer::From(Base64UrlEncode(impl_->key.bytes()));
+  SecureBuffer text(Base64UrlEncodedSize(impl_->key.size()));
+  Base64UrlEncodeInto(impl_->key.bytes(),
+                      {reinterpret_cast<char*>(text.data()), text.size()});
+  return text;
 }
 
 const std::string& FernetKey::id() const { return impl_->id; }
@@ -183,15 +192,16 @@ Result<std::string> FernetKey::EncryptWithIv(
     std::string_view plaintext, std::int64_t now_seconds,
     std::span<const std::uint8_t, kFernetIvSize> iv) const {
   const std::size_t padded = (plaintext.size() / kBlockSize + 1) * kBlockSize;
-  std::vector<std::uint8_t> token(kHeaderSize + padded + kMacSize);
-  token[0] = kVersion;
+  TokenBytes token(kHeaderSize + padded + kMacSize);
+  token.data()[0] = kVersion;
   const auto ts = static_cast<std::uint64_t>(now_seconds);
   for (std::size_t i = 0; i < kTimestampSize; ++i) {
-    token[1 + i] = static_cast<std::uint8_t>(ts >> (8 * (kTimestampSize - 1 - i)));
+    token.data()[1 + i] = static_cast<std::uint8_t>(ts >> (8 * (kTimestampSize - 1 - i)));
   }
   std::memcpy(token.data() + 1 + kTimestampSize, iv.data(), kFernetIvSize);
 
-  EVP_CIPHER_CTX* ctx = ThreadCipherCtx();
+  CipherCtx cipher(EVP_CIPHER_CTX_new());
+  EVP_CIPHER_CTX* ctx = cipher.get();
   int out1 = 0;
   int out2 = 0;
   if (ctx == nullptr ||
@@ -205,20 +215,22 @@ Result<std::string> FernetKey::EncryptWithIv(
     return Fail(ErrorCode::kInternal, "AES-128-CBC encryption failed");
   }
   std::uint8_t mac[kMacSize];
-  if (!ThreadHmac(impl_->signing_key(), {token.data(), kHeaderSize + padded}, mac)) {
+  if (!MacOf(impl_->mac.get(), {token.data(), kHeaderSize + padded}, mac)) {
     return Fail(ErrorCode::kInternal, "HMAC-SHA256 failed");
   }
   std::memcpy(token.data() + kHeaderSize + padded, mac, kMacSize);
-  return Base64UrlEncode(token);
+  return Base64UrlEncode(token.span());
 }
 
 std::expected<SecureBuffer, FernetError> FernetKey::Decrypt(
     std::string_view token, const FernetDecryptOptions& options) const {
   const auto size = Base64UrlDecodedSize(token);
   if (!size) return std::unexpected(FernetError::kMalformedBase64);
-  std::vector<std::uint8_t> raw(*size);
-  if (!Base64UrlDecodeInto(token, raw)) return std::unexpected(FernetError::kMalformedBase64);
-  if (!raw.empty() && raw[0] != kVersion) return std::unexpected(FernetError::kUnknownVersion);
+  TokenBytes raw(*size);
+  if (!Base64UrlDecodeInto(token, raw.span())) {
+    return std::unexpected(FernetError::kMalformedBase64);
+  }
+  if (raw.size() > 0 && raw[0] != kVersion) return std::unexpected(FernetError::kUnknownVersion);
   if (raw.size() < kHeaderSize + kMacSize) return std::unexpected(FernetError::kTooShort);
   const std::size_t ciphertext_size = raw.size() - kHeaderSize - kMacSize;
   if (ciphertext_size % kBlockSize != 0) {
@@ -228,7 +240,7 @@ std::expected<SecureBuffer, FernetError> FernetKey::Decrypt(
 
   // Authenticate before looking at anything the attacker could have chosen.
   std::uint8_t mac[kMacSize];
-  if (!ThreadHmac(impl_->signing_key(), {raw.data(), raw.size() - kMacSize}, mac)) {
+  if (!MacOf(impl_->mac.get(), {raw.data(), raw.size() - kMacSize}, mac)) {
     return std::unexpected(FernetError::kCryptoFailure);
   }
   if (CRYPTO_memcmp(mac, raw.data() + raw.size() - kMacSize, kMacSize) != 0) {
@@ -249,7 +261,8 @@ std::expected<SecureBuffer, FernetError> FernetKey::Decrypt(
   }
 
   SecureBuffer plaintext(ciphertext_size);
-  EVP_CIPHER_CTX* ctx = ThreadCipherCtx();
+  CipherCtx cipher(EVP_CIPHER_CTX_new());
+  EVP_CIPHER_CTX* ctx = cipher.get();
   int out1 = 0;
   int out2 = 0;
   if (ctx == nullptr ||
@@ -264,6 +277,12 @@ std::expected<SecureBuffer, FernetError> FernetKey::Decrypt(
   }
   plaintext.Resize(static_cast<std::size_t>(out1 + out2));
   return plaintext;
+}
+
+Result<std::string> EncryptWithFixedIvForTesting(const FernetKey& key, std::string_view plaintext,
+                                                 std::int64_t now_seconds,
+                                                 std::span<const std::uint8_t, kFernetIvSize> iv) {
+  return key.EncryptWithIv(plaintext, now_seconds, iv);
 }
 
 std::optional<std::string> UnwrapLegacyBifrostValue(std::string_view stored) {

@@ -64,10 +64,6 @@ class FernetKey {
 
   // Encrypts with a fresh random IV from the CSPRNG and `now_seconds` as the timestamp.
   Result<std::string> Encrypt(std::string_view plaintext, std::int64_t now_seconds) const;
-  // Encrypts with the given IV. Only for reproducing known vectors: reusing an IV under one
-  // key breaks confidentiality.
-  Result<std::string> EncryptWithIv(std::string_view plaintext, std::int64_t now_seconds,
-                                    std::span<const std::uint8_t, kFernetIvSize> iv) const;
 
   std::expected<SecureBuffer, FernetError> Decrypt(std::string_view token,
                                                    const FernetDecryptOptions& options) const;
@@ -85,6 +81,14 @@ class FernetKey {
   class Impl;
 
  private:
+  // Encrypts with a caller-chosen IV: only for reproducing the spec's known vectors
+  // (crypto/fernet_testing.h). Reusing an IV under one key breaks confidentiality.
+  Result<std::string> EncryptWithIv(std::string_view plaintext, std::int64_t now_seconds,
+                                    std::span<const std::uint8_t, kFernetIvSize> iv) const;
+  friend Result<std::string> EncryptWithFixedIvForTesting(
+      const FernetKey& key, std::string_view plaintext, std::int64_t now_seconds,
+      std::span<const std::uint8_t, kFernetIvSize> iv);
+
   explicit FernetKey(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
   std::shared_ptr<const Impl> impl_;
 };

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "common/base64.h"
+#include "crypto/fernet_testing.h"
 
 namespace bifrost::crypto {
 namespace {
@@ -76,12 +77,34 @@ TEST(Fernet, UnknownVersionRejected) {
   EXPECT_EQ(opened.error(), FernetError::kUnknownVersion);
 }
 
-TEST(Fernet, EmptyAndGarbageRejected) {
+TEST(Fernet, EmptyAndGarbageRejectedWithTheRightError) {
   const FernetKey key = TestKey();
-  for (std::string_view bad : {"", "=", "gA==", "gAAAAA", "not base64!", "gAAAAAAdwJ6w\n"}) {
+  const std::pair<std::string_view, FernetError> cases[] = {
+      {"", FernetError::kTooShort},
+      {"=", FernetError::kMalformedBase64},
+      {"gA==", FernetError::kTooShort},
+      {"gAAAAA", FernetError::kMalformedBase64},
+      {"not base64!", FernetError::kMalformedBase64},
+      {"gAAAAAAdwJ6w\n", FernetError::kMalformedBase64},
+      {"AAAAAAAAAAAA", FernetError::kUnknownVersion},
+  };
+  for (const auto& [bad, error] : cases) {
     auto opened = key.Decrypt(bad, {.now_seconds = kNow});
-    EXPECT_FALSE(opened) << bad;
+    ASSERT_FALSE(opened) << bad;
+    EXPECT_EQ(opened.error(), error) << bad;
   }
+}
+
+// A validly signed token whose timestamp does not fit in a signed 64-bit integer is refused
+// as from the future when a TTL is enforced (no overflow), and accepted without one.
+TEST(Fernet, HugeTimestampDoesNotOverflow) {
+  const FernetKey key = TestKey();
+  auto token = EncryptWithFixedIvForTesting(key, "x", -1, std::array<std::uint8_t, 16>{});
+  ASSERT_TRUE(token);  // -1 is stored as 0xFFFFFFFFFFFFFFFF
+  auto with_ttl = key.Decrypt(*token, {.now_seconds = kNow, .ttl_seconds = 60});
+  ASSERT_FALSE(with_ttl);
+  EXPECT_EQ(with_ttl.error(), FernetError::kFromTheFuture);
+  EXPECT_TRUE(key.Decrypt(*token, {.now_seconds = kNow}));
 }
 
 // Every single-bit flip of a valid token is rejected, and no mutation crashes or returns

@@ -71,6 +71,13 @@ Status RandomBytes(std::span<std::uint8_t> out) {
   return Ok();
 }
 
+Status RandomKeyBytes(std::span<std::uint8_t> out) {
+  if (out.size() > INT_MAX || RAND_priv_bytes(out.data(), static_cast<int>(out.size())) != 1) {
+    return Fail(ErrorCode::kInternal, "the system random number generator failed");
+  }
+  return Ok();
+}
+
 Result<std::string> NewUuidV4() {
   std::array<std::uint8_t, 16> bytes{};
   BIFROST_RETURN_IF_ERROR(RandomBytes(bytes));
