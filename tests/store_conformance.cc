@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -160,6 +161,54 @@ void CreateTwoOrgs(Store& store) {
   });
 }
 
+// Token ids and hashes. Hashes look like the real thing (64 hex digits) and carry a marker
+// so that a test can look for them in error messages.
+const std::string kTok1 = "7d1c1d8e-3d6c-4b53-9a39-5b0e7c6f0001";
+const std::string kTok2 = "7d1c1d8e-3d6c-4b53-9a39-5b0e7c6f0002";
+const std::string kTok3 = "7d1c1d8e-3d6c-4b53-9a39-5b0e7c6f0003";
+const std::string kTok4 = "7d1c1d8e-3d6c-4b53-9a39-5b0e7c6f0004";
+const std::string kTok5 = "7d1c1d8e-3d6c-4b53-9a39-5b0e7c6f0005";
+const std::string kMissingTok = "7d1c1d8e-3d6c-4b53-9a39-5b0e7c6f00ff";
+
+std::string HashFor(const std::string& token_id) {
+  // "5eed" + the last 4 hex digits of the id, padded to 64 hex digits.
+  std::string hash = "5eed" + token_id.substr(token_id.size() - 4);
+  hash.resize(64, 'c');
+  return hash;
+}
+
+TokenRow MakeToken(const std::string& id, std::optional<std::string> org_id,
+                   const std::string& role, UnixMicros created_at = kT0) {
+  TokenRow row;
+  row.id = id;
+  row.name = "token " + id.substr(id.size() - 4);
+  row.org_id = std::move(org_id);
+  row.role = role;
+  row.hash = HashFor(id);
+  row.created_at = created_at;
+  row.created_by = "bootstrap";
+  return row;
+}
+
+void ExpectSameToken(const TokenRow& actual, const TokenRow& expected) {
+  EXPECT_EQ(actual.id, expected.id);
+  EXPECT_EQ(actual.name, expected.name);
+  EXPECT_EQ(actual.org_id, expected.org_id);
+  EXPECT_EQ(actual.role, expected.role);
+  EXPECT_EQ(actual.hash, expected.hash);
+  EXPECT_EQ(actual.created_at, expected.created_at);
+  EXPECT_EQ(actual.created_by, expected.created_by);
+  EXPECT_EQ(actual.expires_at, expected.expires_at);
+  EXPECT_EQ(actual.last_used_at, expected.last_used_at);
+  EXPECT_EQ(actual.revoked_at, expected.revoked_at);
+}
+
+std::vector<std::string> TokenIds(const std::vector<TokenRow>& rows) {
+  std::vector<std::string> ids;
+  for (const TokenRow& row : rows) ids.push_back(row.id);
+  return ids;
+}
+
 // ---- Backend identity
 
 TEST_P(StoreConformanceTest, ReportsBackendAndSchemaVersion) {
@@ -175,6 +224,8 @@ TEST_P(StoreConformanceTest, NewStoreIsEmpty) {
   EXPECT_TRUE(globals.empty());
   ASSERT_OK_AND_ASSIGN(auto checks, txn->ListKeyChecks());
   EXPECT_TRUE(checks.empty());
+  ASSERT_OK_AND_ASSIGN(auto tokens, txn->ListTokens(std::nullopt));
+  EXPECT_TRUE(tokens.empty());
   ASSERT_OK(txn->Commit());
 }
 
@@ -563,6 +614,13 @@ TEST_P(StoreConformanceTest, SecretRowsAndOnlySecretRowsCarryAKeyId) {
     EXPECT_ERROR_CODE(txn->InsertConfig(MakeConfig(Scope::Global(), "n", "1", "float")),
                       ErrorCode::kInvalidArgument);
   }
+  {
+    // An empty key id would hide the row from ListConfigsNotSealedBy("").
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    ConfigRow sealed = MakeConfig(Scope::Global(), "pw", "gAAAA", "secret");
+    sealed.key_id = "";
+    EXPECT_ERROR_CODE(txn->InsertConfig(sealed), ErrorCode::kInvalidArgument);
+  }
   ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
   ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> rows, txn->ListConfigs(Scope::Global()));
   EXPECT_TRUE(rows.empty());
@@ -657,6 +715,10 @@ TEST_P(StoreConformanceTest, WritesOnReadTxnAreRejected) {
                       ErrorCode::kFailedPrecondition);
     EXPECT_ERROR_CODE(txn->InsertKeyCheck(KeyCheckRow{"k1", "check", kT0}),
                       ErrorCode::kFailedPrecondition);
+    EXPECT_ERROR_CODE(txn->InsertToken(MakeToken(kTok1, kOrgA, "admin")),
+                      ErrorCode::kFailedPrecondition);
+    EXPECT_ERROR_CODE(txn->RevokeToken(kTok1, kT1), ErrorCode::kFailedPrecondition);
+    EXPECT_ERROR_CODE(txn->TouchToken(kTok1, kT1), ErrorCode::kFailedPrecondition);
     ASSERT_OK(txn->Commit());  // a read transaction commits trivially
   }
   ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
@@ -668,6 +730,8 @@ TEST_P(StoreConformanceTest, WritesOnReadTxnAreRejected) {
   EXPECT_EQ(globals[0].version, 1);
   ASSERT_OK_AND_ASSIGN(std::vector<KeyCheckRow> checks, txn->ListKeyChecks());
   EXPECT_TRUE(checks.empty());
+  ASSERT_OK_AND_ASSIGN(std::vector<TokenRow> tokens, txn->ListTokens(std::nullopt));
+  EXPECT_TRUE(tokens.empty());
 }
 
 TEST_P(StoreConformanceTest, TxnIsUnusableAfterCommit) {
@@ -771,6 +835,286 @@ TEST_P(StoreConformanceTest, KeyChecksInsertListAndDuplicate) {
   EXPECT_EQ(checks[1].key_id, "k2");
   EXPECT_EQ(checks[1].check_value, "check-two");
   EXPECT_EQ(checks[1].added_at, kT1);
+}
+
+// ---- Tokens
+
+TEST_P(StoreConformanceTest, TokenInsertAndGetByIdAndByHash) {
+  CreateTwoOrgs(store());
+  TokenRow platform = MakeToken(kTok1, std::nullopt, "platform-admin", kT0);
+  TokenRow member = MakeToken(kTok2, kOrgA, "member", kT1);
+  member.name = "ci deploy ✓";  // names are UTF-8
+  member.created_by = "token:root/" + kTok1;
+  member.expires_at = kT2 + 3'600'000'000;
+  member.last_used_at = kT2;
+  member.revoked_at = kT2 + 1;
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK(txn.InsertToken(platform));
+    ASSERT_OK(txn.InsertToken(member));
+    // A write transaction sees its own writes.
+    ASSERT_OK_AND_ASSIGN(std::optional<TokenRow> own, txn.GetTokenById(kTok2));
+    ASSERT_TRUE(own.has_value());
+    ExpectSameToken(*own, member);
+  });
+
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  for (const TokenRow* expected : {&platform, &member}) {
+    SCOPED_TRACE(expected->id);
+    ASSERT_OK_AND_ASSIGN(std::optional<TokenRow> by_id, txn->GetTokenById(expected->id));
+    ASSERT_TRUE(by_id.has_value());
+    ExpectSameToken(*by_id, *expected);
+    ASSERT_OK_AND_ASSIGN(std::optional<TokenRow> by_hash, txn->GetTokenByHash(expected->hash));
+    ASSERT_TRUE(by_hash.has_value());
+    ExpectSameToken(*by_hash, *expected);
+  }
+  ASSERT_OK_AND_ASSIGN(std::optional<TokenRow> missing_id, txn->GetTokenById(kMissingTok));
+  EXPECT_FALSE(missing_id.has_value());
+  ASSERT_OK_AND_ASSIGN(std::optional<TokenRow> missing_hash,
+                       txn->GetTokenByHash(HashFor(kMissingTok)));
+  EXPECT_FALSE(missing_hash.has_value());
+  // Ids and hashes are not interchangeable, and hashes are compared exactly.
+  ASSERT_OK_AND_ASSIGN(std::optional<TokenRow> id_as_hash, txn->GetTokenByHash(kTok1));
+  EXPECT_FALSE(id_as_hash.has_value());
+  ASSERT_OK_AND_ASSIGN(std::optional<TokenRow> hash_as_id, txn->GetTokenById(platform.hash));
+  EXPECT_FALSE(hash_as_id.has_value());
+  std::string upper = platform.hash;
+  std::transform(upper.begin(), upper.end(), upper.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  ASSERT_NE(upper, platform.hash);
+  ASSERT_OK_AND_ASSIGN(std::optional<TokenRow> other_case, txn->GetTokenByHash(upper));
+  EXPECT_FALSE(other_case.has_value());
+}
+
+TEST_P(StoreConformanceTest, ListTokensNewestFirstAllOrOneOrg) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    // Inserted out of order; kTok4 and kTok2 share a creation time (the id breaks the tie).
+    ASSERT_OK(txn.InsertToken(MakeToken(kTok3, kOrgB, "reader", kT0)));
+    ASSERT_OK(txn.InsertToken(MakeToken(kTok4, kOrgA, "admin", kT1)));
+    ASSERT_OK(txn.InsertToken(MakeToken(kTok1, std::nullopt, "platform-admin", kT2)));
+    ASSERT_OK(txn.InsertToken(MakeToken(kTok2, kOrgA, "member", kT1)));
+    ASSERT_OK(txn.InsertToken(MakeToken(kTok5, kOrgA, "reader", kT0)));
+  });
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<TokenRow> all, txn->ListTokens(std::nullopt));
+  EXPECT_EQ(TokenIds(all), (std::vector<std::string>{kTok1, kTok2, kTok4, kTok3, kTok5}));
+  ASSERT_EQ(all.size(), 5u);
+  ExpectSameToken(all[0], MakeToken(kTok1, std::nullopt, "platform-admin", kT2));
+  ExpectSameToken(all[3], MakeToken(kTok3, kOrgB, "reader", kT0));
+
+  ASSERT_OK_AND_ASSIGN(std::vector<TokenRow> a, txn->ListTokens(kOrgA));
+  EXPECT_EQ(TokenIds(a), (std::vector<std::string>{kTok2, kTok4, kTok5}));
+  ASSERT_OK_AND_ASSIGN(std::vector<TokenRow> b, txn->ListTokens(kOrgB));
+  EXPECT_EQ(TokenIds(b), (std::vector<std::string>{kTok3}));
+  ASSERT_OK_AND_ASSIGN(std::vector<TokenRow> none, txn->ListTokens(kMissingOrg));
+  EXPECT_TRUE(none.empty());
+}
+
+TEST_P(StoreConformanceTest, TokenDuplicateIdOrHashIsAlreadyExists) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(),
+             [](Txn& txn) { ASSERT_OK(txn.InsertToken(MakeToken(kTok1, kOrgA, "admin", kT0))); });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    TokenRow same_id = MakeToken(kTok1, kOrgB, "reader", kT1);
+    EXPECT_ERROR_CODE(txn->InsertToken(same_id), ErrorCode::kAlreadyExists);
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    TokenRow same_hash = MakeToken(kTok2, kOrgB, "reader", kT1);
+    same_hash.hash = HashFor(kTok1);
+    EXPECT_ERROR_CODE(txn->InsertToken(same_hash), ErrorCode::kAlreadyExists);
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<TokenRow> all, txn->ListTokens(std::nullopt));
+  ASSERT_EQ(all.size(), 1u);
+  ExpectSameToken(all[0], MakeToken(kTok1, kOrgA, "admin", kT0));
+}
+
+TEST_P(StoreConformanceTest, TokenOfMissingOrgIsFailedPrecondition) {
+  CreateTwoOrgs(store());
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->InsertToken(MakeToken(kTok1, kMissingOrg, "member")),
+                      ErrorCode::kFailedPrecondition);
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::optional<TokenRow> row, txn->GetTokenById(kTok1));
+  EXPECT_FALSE(row.has_value());
+}
+
+TEST_P(StoreConformanceTest, TokenWithInconsistentRoleAndOrgIsRejected) {
+  CreateTwoOrgs(store());
+  struct Case {
+    std::optional<std::string> org_id;
+    std::string role;
+  };
+  for (const Case& c :
+       {Case{kOrgA, "platform-admin"}, Case{std::nullopt, "admin"}, Case{std::nullopt, "member"},
+        Case{std::nullopt, "reader"}, Case{kOrgA, "owner"}, Case{std::nullopt, ""}}) {
+    SCOPED_TRACE("role '" + c.role + "'" + (c.org_id ? " with org" : " without org"));
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    const TokenRow row = MakeToken(kTok1, c.org_id, c.role);
+    const Status inserted = txn->InsertToken(row);
+    ASSERT_FALSE(inserted.has_value());
+    EXPECT_EQ(inserted.error().message().find(row.hash), std::string::npos)
+        << inserted.error().message();
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<TokenRow> all, txn->ListTokens(std::nullopt));
+  EXPECT_TRUE(all.empty());
+}
+
+TEST_P(StoreConformanceTest, RevokeTokenIsIdempotentAndKeepsTheFirstTime) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertToken(MakeToken(kTok1, kOrgA, "admin", kT0)));
+    ASSERT_OK(txn.InsertToken(MakeToken(kTok2, kOrgA, "member", kT0)));
+  });
+  InWriteTxn(store(), [](Txn& txn) { ASSERT_OK(txn.RevokeToken(kTok1, kT1)); });
+  // Again, later and earlier: both succeed and change nothing.
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.RevokeToken(kTok1, kT2));
+    ASSERT_OK(txn.RevokeToken(kTok1, kT0));
+  });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->RevokeToken(kMissingTok, kT1), ErrorCode::kNotFound);
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::optional<TokenRow> revoked, txn->GetTokenById(kTok1));
+  ASSERT_TRUE(revoked.has_value());
+  TokenRow expected = MakeToken(kTok1, kOrgA, "admin", kT0);
+  expected.revoked_at = kT1;
+  ExpectSameToken(*revoked, expected);
+  ASSERT_OK_AND_ASSIGN(std::optional<TokenRow> other, txn->GetTokenById(kTok2));
+  ASSERT_TRUE(other.has_value());
+  EXPECT_EQ(other->revoked_at, std::nullopt);
+}
+
+TEST_P(StoreConformanceTest, TouchTokenOnlyMovesForward) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertToken(MakeToken(kTok1, kOrgA, "reader", kT0)));
+    ASSERT_OK(txn.InsertToken(MakeToken(kTok2, kOrgA, "reader", kT0)));
+  });
+  // Returns the token's last_used_at as committed.
+  auto last_used = [this](const std::string& id) -> std::optional<UnixMicros> {
+    auto txn = store().Begin(TxnMode::kRead);
+    if (!txn) {
+      ADD_FAILURE() << txn.error().ToString();
+      return std::nullopt;
+    }
+    auto row = (*txn)->GetTokenById(id);
+    if (!row || !row->has_value()) {
+      ADD_FAILURE() << "token " << id << " not readable";
+      return std::nullopt;
+    }
+    return (*row)->last_used_at;
+  };
+  EXPECT_EQ(last_used(kTok1), std::nullopt);
+
+  InWriteTxn(store(), [](Txn& txn) { ASSERT_OK(txn.TouchToken(kTok1, kT1)); });
+  EXPECT_EQ(last_used(kTok1), std::optional<UnixMicros>(kT1));
+  // Earlier: succeeds, keeps the later time.
+  InWriteTxn(store(), [](Txn& txn) { ASSERT_OK(txn.TouchToken(kTok1, kT0)); });
+  EXPECT_EQ(last_used(kTok1), std::optional<UnixMicros>(kT1));
+  InWriteTxn(store(), [](Txn& txn) { ASSERT_OK(txn.TouchToken(kTok1, kT2)); });
+  EXPECT_EQ(last_used(kTok1), std::optional<UnixMicros>(kT2));
+  EXPECT_EQ(last_used(kTok2), std::nullopt);  // only the named token moved
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->TouchToken(kMissingTok, kT2), ErrorCode::kNotFound);
+  }
+  // Touching changes nothing else, and works on a revoked token too.
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.RevokeToken(kTok1, kT2));
+    ASSERT_OK(txn.TouchToken(kTok1, kT2 + 5));
+  });
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::optional<TokenRow> row, txn->GetTokenById(kTok1));
+  ASSERT_TRUE(row.has_value());
+  TokenRow expected = MakeToken(kTok1, kOrgA, "reader", kT0);
+  expected.last_used_at = kT2 + 5;
+  expected.revoked_at = kT2;
+  ExpectSameToken(*row, expected);
+}
+
+TEST_P(StoreConformanceTest, DeleteOrgCascadesToItsTokensOnly) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertToken(MakeToken(kTok1, std::nullopt, "platform-admin", kT0)));
+    ASSERT_OK(txn.InsertToken(MakeToken(kTok2, kOrgA, "admin", kT0)));
+    ASSERT_OK(txn.InsertToken(MakeToken(kTok3, kOrgA, "reader", kT1)));
+    ASSERT_OK(txn.InsertToken(MakeToken(kTok4, kOrgB, "member", kT1)));
+  });
+  InWriteTxn(store(), [](Txn& txn) { ASSERT_OK(txn.DeleteOrg(kOrgA)); });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+    ASSERT_OK_AND_ASSIGN(std::vector<TokenRow> all, txn->ListTokens(std::nullopt));
+    EXPECT_EQ(TokenIds(all), (std::vector<std::string>{kTok4, kTok1}));
+    ASSERT_OK_AND_ASSIGN(std::vector<TokenRow> a, txn->ListTokens(kOrgA));
+    EXPECT_TRUE(a.empty());
+    ASSERT_OK_AND_ASSIGN(std::optional<TokenRow> by_hash, txn->GetTokenByHash(HashFor(kTok2)));
+    EXPECT_FALSE(by_hash.has_value());
+  }
+  // The deleted tokens' ids and hashes are free again (nothing half-deleted is left behind).
+  InWriteTxn(store(),
+             [](Txn& txn) { ASSERT_OK(txn.InsertToken(MakeToken(kTok2, kOrgB, "admin", kT2))); });
+}
+
+// Error messages may name token ids and orgs, never a token's hash.
+TEST_P(StoreConformanceTest, TokenErrorMessagesNeverContainTheHash) {
+  CreateTwoOrgs(store());
+  const TokenRow original = MakeToken(kTok1, kOrgA, "admin", kT0);
+  InWriteTxn(store(), [&](Txn& txn) { ASSERT_OK(txn.InsertToken(original)); });
+
+  std::vector<Error> errors;
+  auto collect = [&](auto&& operation) {
+    auto txn = store().Begin(TxnMode::kWrite);
+    if (!txn) {
+      ADD_FAILURE() << txn.error().ToString();
+      return;
+    }
+    Status status = operation(**txn);
+    if (status) {
+      ADD_FAILURE() << "operation " << errors.size() << " succeeded";
+    } else {
+      errors.push_back(status.error());
+    }
+  };
+  collect([&](Txn& txn) { return txn.InsertToken(original); });  // duplicate id and hash
+  collect([&](Txn& txn) {
+    TokenRow same_hash = MakeToken(kTok2, kOrgA, "member");
+    same_hash.hash = original.hash;
+    return txn.InsertToken(same_hash);
+  });
+  collect([&](Txn& txn) {
+    TokenRow same_id = MakeToken(kTok1, kOrgA, "member");
+    return txn.InsertToken(same_id);
+  });
+  collect([&](Txn& txn) { return txn.InsertToken(MakeToken(kTok3, kMissingOrg, "member")); });
+  collect([&](Txn& txn) { return txn.InsertToken(MakeToken(kTok3, kOrgA, "platform-admin")); });
+  collect([&](Txn& txn) { return txn.RevokeToken(kMissingTok, kT1); });
+  collect([&](Txn& txn) { return txn.TouchToken(kMissingTok, kT1); });
+  ASSERT_EQ(errors.size(), 7u);
+  EXPECT_EQ(errors[0].code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(errors[1].code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(errors[2].code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(errors[3].code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(errors[5].code(), ErrorCode::kNotFound);
+  EXPECT_EQ(errors[6].code(), ErrorCode::kNotFound);
+  for (std::size_t i = 0; i < errors.size(); ++i) {
+    const std::string& message = errors[i].message();
+    SCOPED_TRACE(i);
+    EXPECT_EQ(message.find(original.hash), std::string::npos) << message;
+    EXPECT_EQ(message.find(HashFor(kTok3)), std::string::npos) << message;
+    // The hash's distinctive prefix does not appear either (no truncated copy).
+    EXPECT_EQ(message.find("5eed"), std::string::npos) << message;
+  }
+  // Messages still say which token or org they are about.
+  EXPECT_NE(errors[2].message().find(kTok1), std::string::npos) << errors[2].message();
+  EXPECT_NE(errors[3].message().find(kMissingOrg), std::string::npos) << errors[3].message();
 }
 
 // ---- Concurrency

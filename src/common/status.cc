@@ -13,6 +13,8 @@ std::string_view ErrorCodeName(ErrorCode code) {
     case ErrorCode::kCorrupt: return "corrupt";
     case ErrorCode::kUnavailable: return "unavailable";
     case ErrorCode::kFailedPrecondition: return "failed_precondition";
+    case ErrorCode::kUnauthenticated: return "unauthenticated";
+    case ErrorCode::kPermissionDenied: return "permission_denied";
     case ErrorCode::kInternal: return "internal";
   }
   return "unknown";

@@ -27,6 +27,8 @@ enum class ErrorCode {
   kCorrupt,           // stored data cannot be parsed; never caused by the caller
   kUnavailable,       // storage is busy or unreachable; retrying may help
   kFailedPrecondition,// the system is not in a state that allows the operation
+  kUnauthenticated,   // no valid credentials (unknown, expired or revoked token)
+  kPermissionDenied,  // valid credentials that do not allow this
   kInternal,          // a bug or an unexpected library failure
 };
 

@@ -36,10 +36,11 @@ TEST(Status, CodeNamesAreDistinct) {
   for (auto c : {ErrorCode::kInvalidArgument, ErrorCode::kNotFound, ErrorCode::kAlreadyExists,
                  ErrorCode::kConflict, ErrorCode::kIntegrity, ErrorCode::kKeyMismatch,
                  ErrorCode::kCorrupt, ErrorCode::kUnavailable, ErrorCode::kFailedPrecondition,
+                 ErrorCode::kUnauthenticated, ErrorCode::kPermissionDenied,
                  ErrorCode::kInternal}) {
     names.insert(ErrorCodeName(c));
   }
-  EXPECT_EQ(names.size(), 10u);
+  EXPECT_EQ(names.size(), 12u);
 }
 
 }  // namespace

@@ -58,7 +58,9 @@ struct ConfigRow {
   std::string key;
   std::string type;         // "string" | "int" | "bool" | "json" | "secret"
   std::string value;        // clear text, or the sealed envelope when type is "secret"
-  std::optional<std::string> key_id;  // id of the key that sealed `value`; secrets only
+  // Id of the key that sealed `value`: set (and non-empty) exactly for secrets, so that
+  // ListConfigsNotSealedBy("") lists every sealed row.
+  std::optional<std::string> key_id;
   std::string description;
   UnixMicros created_at = 0;
   UnixMicros updated_at = 0;
@@ -72,6 +74,20 @@ struct KeyCheckRow {
   std::string key_id;
   std::string check_value;
   UnixMicros added_at = 0;
+};
+
+// An API token. The token itself is never stored: only the SHA-256 of it (lower-case hex).
+struct TokenRow {
+  std::string id;     // canonical lower-case UUID
+  std::string name;
+  std::optional<std::string> org_id;  // nullopt for platform-wide tokens
+  std::string role;   // "platform-admin" | "admin" | "member" | "reader"
+  std::string hash;   // hex SHA-256 of the token text; unique
+  UnixMicros created_at = 0;
+  std::string created_by;
+  std::optional<UnixMicros> expires_at;
+  std::optional<UnixMicros> last_used_at;
+  std::optional<UnixMicros> revoked_at;
 };
 
 enum class TxnMode { kRead, kWrite };
@@ -114,6 +130,19 @@ class Txn {
   // what a key rotation still has to re-encrypt.
   virtual Result<std::vector<ConfigRow>> ListConfigsNotSealedBy(std::string_view key_id,
                                                                 std::size_t limit) = 0;
+
+  // Tokens. InsertToken: kAlreadyExists on a duplicate id or hash, kFailedPrecondition if
+  // its org does not exist. Deleting an org deletes its tokens.
+  virtual Status InsertToken(const TokenRow& token) = 0;
+  virtual Result<std::optional<TokenRow>> GetTokenById(std::string_view id) = 0;
+  virtual Result<std::optional<TokenRow>> GetTokenByHash(std::string_view hash) = 0;
+  // All tokens, or those of one org (nullopt = all), newest first (created_at desc, id).
+  virtual Result<std::vector<TokenRow>> ListTokens(std::optional<std::string_view> org_id) = 0;
+  // Sets revoked_at if not yet set. kNotFound if there is no such token; revoking a revoked
+  // token succeeds and keeps the first revocation time.
+  virtual Status RevokeToken(std::string_view id, UnixMicros at) = 0;
+  // Sets last_used_at (only ever forward). kNotFound if there is no such token.
+  virtual Status TouchToken(std::string_view id, UnixMicros at) = 0;
 
   // Keys this database has been used with. InsertKeyCheck: kAlreadyExists on a duplicate id.
   virtual Result<std::vector<KeyCheckRow>> ListKeyChecks() = 0;

@@ -43,6 +43,26 @@ CREATE TABLE key_checks (
   added_at    INTEGER NOT NULL
 ) STRICT;
 )sql"},
+    {2, "api_tokens", R"sql(
+-- API tokens. Only the SHA-256 of a token (lower-case hex) is kept; the token itself is
+-- shown once at creation and never stored. org_id NULL exactly for platform-wide tokens.
+CREATE TABLE tokens (
+  id           TEXT    NOT NULL PRIMARY KEY,
+  name         TEXT    NOT NULL,
+  org_id       TEXT    NULL REFERENCES organizations(id) ON DELETE CASCADE,
+  role         TEXT    NOT NULL CHECK (role IN ('platform-admin', 'admin', 'member', 'reader')),
+  hash         TEXT    NOT NULL UNIQUE,
+  created_at   INTEGER NOT NULL,
+  created_by   TEXT    NOT NULL,
+  expires_at   INTEGER NULL,
+  last_used_at INTEGER NULL,
+  revoked_at   INTEGER NULL,
+  CONSTRAINT platform_iff_no_org CHECK ((role = 'platform-admin') = (org_id IS NULL))
+) STRICT;
+
+-- Listing one org's tokens newest first, and the ON DELETE CASCADE from organizations.
+CREATE INDEX tokens_org_id ON tokens (org_id, created_at DESC, id);
+)sql"},
 };
 
 constexpr const char* kCreateMigrationsTable = R"sql(

@@ -166,6 +166,54 @@ Status ValidateConfigRow(const ConfigRow& row) {
                                                  (row.key_id ? " has a key_id but is not a secret"
                                                              : " is a secret without a key_id"));
   }
+  if (row.key_id && row.key_id->empty()) {
+    // An empty id would hide a sealed row from ListConfigsNotSealedBy("") and so from the
+    // barrier's "sealed rows but no key check" guard.
+    return Fail(ErrorCode::kInvalidArgument, ConfigSubject(row.scope, row.key) +
+                                                 " has an empty key_id");
+  }
+  return Ok();
+}
+
+std::string TokenSubject(std::string_view id) { return "token '" + std::string(id) + "'"; }
+
+// The columns every token query returns, in ReadTokenRow's order.
+// id, name, org_id, role, hash, created_at, created_by, expires_at, last_used_at, revoked_at
+
+std::optional<std::int64_t> ColumnOptionalInt64(const Statement& stmt, int index) {
+  if (stmt.ColumnIsNull(index)) return std::nullopt;
+  return stmt.ColumnInt64(index);
+}
+
+TokenRow ReadTokenRow(const Statement& stmt) {
+  TokenRow row;
+  row.id = stmt.ColumnText(0);
+  row.name = stmt.ColumnText(1);
+  row.org_id = stmt.ColumnOptionalText(2);
+  row.role = stmt.ColumnText(3);
+  row.hash = stmt.ColumnText(4);
+  row.created_at = stmt.ColumnInt64(5);
+  row.created_by = stmt.ColumnText(6);
+  row.expires_at = ColumnOptionalInt64(stmt, 7);
+  row.last_used_at = ColumnOptionalInt64(stmt, 8);
+  row.revoked_at = ColumnOptionalInt64(stmt, 9);
+  return row;
+}
+
+// A token row's own consistency rules, checked before SQLite's CHECK constraints so that the
+// message names the token. Messages never contain the hash.
+Status ValidateTokenRow(const TokenRow& row) {
+  const std::string_view role = row.role;
+  if (role != "platform-admin" && role != "admin" && role != "member" && role != "reader") {
+    return Fail(ErrorCode::kInvalidArgument,
+                TokenSubject(row.id) + " has unknown role '" + row.role + "'");
+  }
+  if ((role == "platform-admin") == row.org_id.has_value()) {
+    return Fail(
+        ErrorCode::kInvalidArgument,
+        TokenSubject(row.id) + (row.org_id ? " has role platform-admin but an org"
+                                           : " has org role '" + row.role + "' but no org"));
+  }
   return Ok();
 }
 
@@ -220,6 +268,27 @@ constexpr std::string_view kListNotSealedBy =
     "SELECT org_id, key, type, value, key_id, description, created_at, updated_at, "
     "updated_by, version FROM configs WHERE key_id IS NOT NULL AND key_id != ?1 "
     "ORDER BY id LIMIT ?2";
+
+constexpr std::string_view kInsertToken =
+    "INSERT INTO tokens (id, name, org_id, role, hash, created_at, created_by, expires_at, "
+    "last_used_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+constexpr std::string_view kGetTokenById =
+    "SELECT id, name, org_id, role, hash, created_at, created_by, expires_at, last_used_at, "
+    "revoked_at FROM tokens WHERE id = ?1";
+constexpr std::string_view kGetTokenByHash =
+    "SELECT id, name, org_id, role, hash, created_at, created_by, expires_at, last_used_at, "
+    "revoked_at FROM tokens WHERE hash = ?1";
+constexpr std::string_view kListTokensAll =
+    "SELECT id, name, org_id, role, hash, created_at, created_by, expires_at, last_used_at, "
+    "revoked_at FROM tokens ORDER BY created_at DESC, id";
+constexpr std::string_view kListTokensOrg =
+    "SELECT id, name, org_id, role, hash, created_at, created_by, expires_at, last_used_at, "
+    "revoked_at FROM tokens WHERE org_id = ?1 ORDER BY created_at DESC, id";
+// The first revocation wins; last use only moves forward.
+constexpr std::string_view kRevokeToken =
+    "UPDATE tokens SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1";
+constexpr std::string_view kTouchToken =
+    "UPDATE tokens SET last_used_at = max(coalesce(last_used_at, ?2), ?2) WHERE id = ?1";
 
 constexpr std::string_view kListKeyChecks =
     "SELECT key_id, check_value, added_at FROM key_checks ORDER BY added_at, key_id";
@@ -434,6 +503,76 @@ class SqliteTxn final : public Txn {
     return ReadConfigRows(stmt);
   }
 
+  // ---- Tokens
+
+  Status InsertToken(const TokenRow& token) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("InsertToken"));
+    BIFROST_RETURN_IF_ERROR(ValidateTokenRow(token));
+    if (token.org_id.has_value()) {
+      BIFROST_ASSIGN_OR_RETURN(const std::optional<OrgRow> org, GetOrgById(*token.org_id));
+      if (!org.has_value()) {
+        return Fail(ErrorCode::kFailedPrecondition,
+                    "organization '" + *token.org_id + "' does not exist");
+      }
+    }
+    Status inserted = [&]() -> Status {
+      BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(kInsertToken, "insert token"));
+      stmt.BindText(1, token.id);
+      stmt.BindText(2, token.name);
+      stmt.BindOptionalText(3, token.org_id);
+      stmt.BindText(4, token.role);
+      stmt.BindText(5, token.hash);
+      stmt.BindInt64(6, token.created_at);
+      stmt.BindText(7, token.created_by);
+      BindOptionalInt64(stmt, 8, token.expires_at);
+      BindOptionalInt64(stmt, 9, token.last_used_at);
+      BindOptionalInt64(stmt, 10, token.revoked_at);
+      return stmt.Run();
+    }();
+    if (inserted) return Ok();
+    if (inserted.error().code() != ErrorCode::kAlreadyExists) {
+      return Fail(Annotate(inserted.error(), TokenSubject(token.id)));
+    }
+    // Which of the two unique columns collided? The hash is never named.
+    BIFROST_ASSIGN_OR_RETURN(const std::optional<TokenRow> same_id, GetTokenById(token.id));
+    if (same_id.has_value()) {
+      return Fail(ErrorCode::kAlreadyExists, TokenSubject(token.id) + " already exists");
+    }
+    return Fail(ErrorCode::kAlreadyExists,
+                TokenSubject(token.id) + ": another token has the same hash");
+  }
+
+  Result<std::optional<TokenRow>> GetTokenById(std::string_view id) override {
+    return GetToken(kGetTokenById, id, "get token by id");
+  }
+
+  Result<std::optional<TokenRow>> GetTokenByHash(std::string_view hash) override {
+    return GetToken(kGetTokenByHash, hash, "get token by hash");
+  }
+
+  Result<std::vector<TokenRow>> ListTokens(std::optional<std::string_view> org_id) override {
+    BIFROST_RETURN_IF_ERROR(CheckUsable());
+    BIFROST_ASSIGN_OR_RETURN(
+        Statement stmt,
+        connection_->Prepare(org_id.has_value() ? kListTokensOrg : kListTokensAll, "list tokens"));
+    if (org_id.has_value()) stmt.BindText(1, *org_id);
+    std::vector<TokenRow> rows;
+    while (true) {
+      BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
+      if (!has_row) break;
+      rows.push_back(ReadTokenRow(stmt));
+    }
+    return rows;
+  }
+
+  Status RevokeToken(std::string_view id, UnixMicros at) override {
+    return UpdateToken(kRevokeToken, "RevokeToken", "revoke token", id, at);
+  }
+
+  Status TouchToken(std::string_view id, UnixMicros at) override {
+    return UpdateToken(kTouchToken, "TouchToken", "touch token", id, at);
+  }
+
   // ---- Key checks
 
   Result<std::vector<KeyCheckRow>> ListKeyChecks() override {
@@ -523,6 +662,40 @@ class SqliteTxn final : public Txn {
     BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
     if (!has_row) return std::optional<OrgRow>();
     return std::optional<OrgRow>(ReadOrgRow(stmt));
+  }
+
+  Result<std::optional<TokenRow>> GetToken(std::string_view sql, std::string_view value,
+                                           std::string_view what) {
+    BIFROST_RETURN_IF_ERROR(CheckUsable());
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(sql, what));
+    stmt.BindText(1, value);
+    BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
+    if (!has_row) return std::optional<TokenRow>();
+    return std::optional<TokenRow>(ReadTokenRow(stmt));
+  }
+
+  // Runs a one-row token UPDATE taking (id, time); kNotFound when no row has the id.
+  Status UpdateToken(std::string_view sql, std::string_view operation, std::string_view what,
+                     std::string_view id, UnixMicros at) {
+    BIFROST_RETURN_IF_ERROR(CheckWritable(operation));
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(sql, what));
+    stmt.BindText(1, id);
+    stmt.BindInt64(2, at);
+    Status updated = stmt.Run();
+    if (!updated) return Fail(Annotate(updated.error(), TokenSubject(id)));
+    if (connection_->Changes() == 0) {
+      return Fail(ErrorCode::kNotFound, TokenSubject(id) + " does not exist");
+    }
+    return Ok();
+  }
+
+  static void BindOptionalInt64(Statement& stmt, int index,
+                                const std::optional<std::int64_t>& value) {
+    if (value.has_value()) {
+      stmt.BindInt64(index, *value);
+    } else {
+      stmt.BindNull(index);
+    }
   }
 
   // Binds type, value, key_id and description to four consecutive parameters.

@@ -148,7 +148,7 @@ class SqliteStoreTest : public ::testing::Test {
 TEST_F(SqliteStoreTest, OpenReportsBackendAndPath) {
   ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
   EXPECT_EQ(store->BackendName(), "sqlite");
-  EXPECT_EQ(store->SchemaVersion(), 1);
+  EXPECT_EQ(store->SchemaVersion(), 2);
   EXPECT_EQ(store->database_path(), db_path_);
 }
 
@@ -176,25 +176,27 @@ TEST_F(SqliteStoreTest, EveryConnectionHasTheRequiredSettings) {
   EXPECT_EQ(raw.QueryText("PRAGMA journal_mode"), std::optional<std::string>("wal"));
 }
 
-TEST_F(SqliteStoreTest, SchemaMigrationsRecordsVersionOneOnceAcrossReopens) {
+TEST_F(SqliteStoreTest, SchemaMigrationsRecordsEachVersionOnceAcrossReopens) {
   {
     ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
-    EXPECT_EQ(store->SchemaVersion(), 1);
+    EXPECT_EQ(store->SchemaVersion(), 2);
   }
   clock_.AdvanceMicros(60'000'000);
   {
     ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
-    EXPECT_EQ(store->SchemaVersion(), 1);
+    EXPECT_EQ(store->SchemaVersion(), 2);
   }
   RawDb raw(db_path_);
   ASSERT_TRUE(raw.IsOpen());
   EXPECT_EQ(raw.QueryText("SELECT count(*) FROM schema_migrations"),
-            std::optional<std::string>("1"));
-  EXPECT_EQ(raw.QueryText("SELECT version || ':' || name || ':' || applied_at "
-                          "FROM schema_migrations"),
-            std::optional<std::string>("1:initial_schema:" + std::to_string(kT0)));
-  // The tables of migration 1 exist and are STRICT.
-  for (const char* table : {"organizations", "configs", "key_checks", "schema_migrations"}) {
+            std::optional<std::string>("2"));
+  EXPECT_EQ(raw.QueryText("SELECT group_concat(version || ':' || name || ':' || applied_at, ' ') "
+                          "FROM (SELECT * FROM schema_migrations ORDER BY version)"),
+            std::optional<std::string>("1:initial_schema:" + std::to_string(kT0) +
+                                       " 2:api_tokens:" + std::to_string(kT0)));
+  // The tables of migrations 1 and 2 exist and are STRICT.
+  for (const char* table :
+       {"organizations", "configs", "key_checks", "tokens", "schema_migrations"}) {
     EXPECT_EQ(raw.QueryText(std::string("SELECT strict FROM pragma_table_list WHERE name = '") +
                             table + "'"),
               std::optional<std::string>("1"))
@@ -222,11 +224,57 @@ TEST_F(SqliteStoreTest, ConcurrentOpensOfAFreshDatabaseMigrateOnce) {
   for (std::thread& thread : threads) thread.join();
   for (int i = 0; i < kOpeners; ++i) {
     EXPECT_FALSE(errors[i].has_value()) << errors[i]->ToString();
-    EXPECT_EQ(versions[i], 1);
+    EXPECT_EQ(versions[i], 2);
   }
   RawDb raw(db_path_);
   ASSERT_TRUE(raw.IsOpen());
   EXPECT_EQ(raw.QueryText("SELECT count(*) FROM schema_migrations"),
+            std::optional<std::string>("2"));
+}
+
+// A database written by a binary that knew only migration 1 is brought to version 2 on open,
+// keeping its data, and migration 2 is recorded with the time of that open.
+TEST_F(SqliteStoreTest, VersionOneDatabaseIsMigratedToVersionTwo) {
+  { ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options())); }
+  {
+    // Roll the file back to what migration 1 alone leaves, plus some data.
+    RawDb raw(db_path_);
+    ASSERT_TRUE(raw.IsOpen());
+    ASSERT_TRUE(raw.Exec("DROP TABLE tokens"));
+    ASSERT_TRUE(raw.Exec("DELETE FROM schema_migrations WHERE version = 2"));
+    ASSERT_TRUE(raw.Exec("INSERT INTO organizations (id, name, created_at) VALUES ('" + kOrgA +
+                         "', 'acme', 0)"));
+    EXPECT_EQ(raw.QueryText("SELECT count(*) FROM sqlite_schema WHERE name = 'tokens'"),
+              std::optional<std::string>("0"));
+  }
+  clock_.AdvanceMicros(5'000'000);
+  ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
+  EXPECT_EQ(store->SchemaVersion(), 2);
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
+    ASSERT_OK_AND_ASSIGN(std::optional<OrgRow> org, txn->GetOrgById(kOrgA));
+    ASSERT_TRUE(org.has_value());
+    EXPECT_EQ(org->name, "acme");
+    TokenRow token;
+    token.id = "7d1c1d8e-3d6c-4b53-9a39-5b0e7c6f0001";
+    token.name = "ci";
+    token.org_id = kOrgA;
+    token.role = "member";
+    token.hash = std::string(64, 'a');
+    token.created_by = "bootstrap";
+    ASSERT_OK(txn->InsertToken(token));
+    ASSERT_OK(txn->Commit());
+  }
+  RawDb raw(db_path_);
+  ASSERT_TRUE(raw.IsOpen());
+  EXPECT_EQ(raw.QueryText("SELECT applied_at FROM schema_migrations WHERE version = 2"),
+            std::optional<std::string>(std::to_string(kT0 + 5'000'000)));
+  EXPECT_EQ(raw.QueryText("SELECT applied_at FROM schema_migrations WHERE version = 1"),
+            std::optional<std::string>(std::to_string(kT0)));
+  EXPECT_EQ(raw.QueryText("SELECT count(*) FROM tokens"), std::optional<std::string>("1"));
+  // The org index exists (listing by org and the cascade use it).
+  EXPECT_EQ(raw.QueryText("SELECT count(*) FROM pragma_index_list('tokens') "
+                          "WHERE name = 'tokens_org_id'"),
             std::optional<std::string>("1"));
 }
 
@@ -243,7 +291,7 @@ TEST_F(SqliteStoreTest, NewerSchemaVersionIsRefused) {
   ASSERT_FALSE(store.has_value());
   EXPECT_EQ(store.error().code(), ErrorCode::kFailedPrecondition) << store.error().ToString();
   EXPECT_EQ(store.error().message(),
-            "database schema version 7 is newer than this bifrost supports (1); upgrade bifrost");
+            "database schema version 7 is newer than this bifrost supports (2); upgrade bifrost");
 }
 
 TEST_F(SqliteStoreTest, DataIsDurableAcrossCloseAndReopen) {
@@ -571,6 +619,36 @@ TEST_F(SqliteStoreTest, SchemaEnforcesSecretKeyIdPairingAndScopeUniqueness) {
     EXPECT_EQ(raw.TryExec(insert + values) & 0xff, SQLITE_CONSTRAINT) << values;
   }
   EXPECT_EQ(raw.QueryText("SELECT count(*) FROM configs"), std::optional<std::string>("1"));
+}
+
+TEST_F(SqliteStoreTest, SchemaEnforcesTokenRoleOrgPairingAndUniqueHash) {
+  { ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options())); }
+  RawDb raw(db_path_);
+  ASSERT_TRUE(raw.IsOpen());
+  ASSERT_TRUE(raw.Exec("PRAGMA foreign_keys=ON"));  // off by default per connection
+  ASSERT_TRUE(raw.Exec("INSERT INTO organizations (id, name, created_at) VALUES ('o1', 'a', 0)"));
+  const std::string insert =
+      "INSERT INTO tokens (id, name, org_id, role, hash, created_at, created_by, expires_at, "
+      "last_used_at, revoked_at) VALUES ";
+  ASSERT_TRUE(raw.Exec(insert + "('t1', 'n', NULL, 'platform-admin', 'h1', 0, 'b', NULL, NULL, "
+                                "NULL)"));
+  ASSERT_TRUE(raw.Exec(insert + "('t2', 'n', 'o1', 'reader', 'h2', 0, 'b', 5, NULL, NULL)"));
+  for (const char* values : {
+           "('t1', 'n', 'o1', 'admin', 'h3', 0, 'b', NULL, NULL, NULL)",           // dup id
+           "('t3', 'n', 'o1', 'admin', 'h1', 0, 'b', NULL, NULL, NULL)",           // dup hash
+           "('t3', 'n', 'o1', 'platform-admin', 'h3', 0, 'b', NULL, NULL, NULL)",  // org + pa
+           "('t3', 'n', NULL, 'admin', 'h3', 0, 'b', NULL, NULL, NULL)",           // no org
+           "('t3', 'n', 'o1', 'owner', 'h3', 0, 'b', NULL, NULL, NULL)",           // bad role
+           "('t3', 'n', 'nope', 'admin', 'h3', 0, 'b', NULL, NULL, NULL)",         // org gone
+           "('t3', 'n', 'o1', 'admin', 'h3', 0, 'b', 'never', NULL, NULL)",        // STRICT
+           "('t3', NULL, 'o1', 'admin', 'h3', 0, 'b', NULL, NULL, NULL)",          // no name
+       }) {
+    EXPECT_EQ(raw.TryExec(insert + values) & 0xff, SQLITE_CONSTRAINT) << values;
+  }
+  EXPECT_EQ(raw.QueryText("SELECT count(*) FROM tokens"), std::optional<std::string>("2"));
+  // Deleting the org takes its tokens with it, and only them.
+  ASSERT_TRUE(raw.Exec("DELETE FROM organizations WHERE id = 'o1'"));
+  EXPECT_EQ(raw.QueryText("SELECT group_concat(id) FROM tokens"), std::optional<std::string>("t1"));
 }
 
 }  // namespace

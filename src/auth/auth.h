@@ -1,0 +1,138 @@
+// Tokens, roles and authorization.
+//
+// A token is "bft_" followed by 43 base64url characters (256 bits from the CSPRNG). It is
+// shown once, at creation; the store keeps only its SHA-256. Authenticate() turns the text
+// of an Authorization header into a Principal; Authorize() is the single place that decides
+// what a Principal may do. Unknown, expired and revoked tokens are indistinguishable to the
+// caller (one kUnauthenticated message), and a denial never says anything about another
+// organization's data.
+//
+// Roles:
+//   platform-admin  every organization and the global scope; manages orgs and all tokens
+//   admin           one org: read, reveal and write its config; manage its tokens
+//   member          one org: read its config and reveal secrets (applications, workflows)
+//   reader          one org: read its config and secret metadata, never a secret's value
+// Org roles see the global scope only through their org's org->global fallback; only
+// platform admins address the global scope directly.
+//
+// Thread-safety: TokenService is safe to use from many threads.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "crypto/secure_buffer.h"
+#include "store/store.h"
+
+namespace bifrost::auth {
+
+enum class Role { kPlatformAdmin, kAdmin, kMember, kReader };
+
+std::string_view RoleName(Role role);  // "platform-admin", "admin", "member", "reader"
+// kInvalidArgument naming the accepted roles for anything else.
+Result<Role> ParseRole(std::string_view name);
+
+// Who is calling: the token, never its secret text.
+struct Principal {
+  std::string token_id;
+  std::string token_name;
+  Role role = Role::kReader;
+  std::optional<std::string> org_id;  // nullopt only for platform-admin
+
+  // How this caller is recorded as a config entry's updated_by: "token:<name>/<id>".
+  std::string Actor() const;
+};
+
+enum class Action {
+  kOrgCreate,     // create an organization (target: platform)
+  kOrgList,       // list organizations (target: platform; org roles see only their own)
+  kOrgRead,       // get one organization (target: that org)
+  kOrgDelete,     // delete an organization (target: that org)
+  kConfigRead,    // list/get entries, secrets masked (target: org or global)
+  kConfigReveal,  // read a value, secrets decrypted (target: org or global)
+  kConfigWrite,   // create/replace/delete entries (target: org or global)
+  kTokenManage,   // create, list, revoke tokens (target: platform, or the tokens' org)
+};
+
+// What an action is applied to.
+struct Target {
+  enum class Kind { kPlatform, kGlobalScope, kOrg };
+  Kind kind = Kind::kPlatform;
+  std::string org_id;  // for kOrg
+
+  static Target Platform() { return {Kind::kPlatform, {}}; }
+  static Target Global() { return {Kind::kGlobalScope, {}}; }
+  static Target Org(std::string id) { return {Kind::kOrg, std::move(id)}; }
+};
+
+// OK, or kPermissionDenied with a message that names the action and the caller's role but
+// nothing of the target beyond what the caller sent.
+Status Authorize(const Principal& principal, Action action, const Target& target);
+
+// The longest accepted token lifetime: ten years of 365.25 days (10 * 365.25 * 86400 s).
+inline constexpr std::int64_t kMaxTokenTtlSeconds = 315'576'000;
+
+struct NewToken {
+  std::string name;  // empty: a name is made up ("token-<first 8 of id>")
+  Role role = Role::kReader;
+  std::optional<std::string> org_id;        // required for org roles, forbidden for platform-admin
+  std::optional<std::int64_t> ttl_seconds;  // expiry; nullopt = never
+};
+
+struct CreatedToken {
+  store::TokenRow row;
+  crypto::SecureBuffer token;  // "bft_..."; shown once
+};
+
+class TokenService {
+ public:
+  // `store` and `clock` must outlive the service.
+  TokenService(store::Store& store, const Clock& clock);
+
+  // Creates a token. `creator` nullptr means the bootstrap (bifrost init / dev mode), which
+  // may create anything. Otherwise: platform-admin may create any role; an org admin only
+  // admin/member/reader tokens of its own org (kPermissionDenied otherwise). kInvalidArgument
+  // for inconsistent role/org, a bad name (1-100 bytes, printable UTF-8) or a TTL outside
+  // 1..kMaxTokenTtlSeconds; kNotFound if the org does not exist (checked only after the
+  // creator was found allowed to name it).
+  Result<CreatedToken> Create(const NewToken& request, const Principal* creator);
+
+  // The principal of a token text (without "Bearer "). kUnauthenticated with the message
+  // "invalid, expired or revoked token" for anything that is not a live token. Updates the
+  // token's last_used_at at most once a minute, in a write transaction of its own (so the
+  // calling thread must not hold one); a failure to record it does not fail the call.
+  // Other errors are the store's (kUnavailable, ...).
+  Result<Principal> Authenticate(std::string_view token);
+
+  // Tokens visible to `caller`, newest first (platform-admin: all, or one org's with `org_id`,
+  // kNotFound if that org does not exist; org admin: its org's, whether `org_id` is nullopt or
+  // its own org; others, and an org admin naming another org: kPermissionDenied).
+  Result<std::vector<store::TokenRow>> List(const Principal& caller,
+                                            std::optional<std::string> org_id);
+
+  // Revokes a token. Platform-admin: any (kNotFound if absent). Org admin: only tokens of its
+  // org; any other id, existing or not, is kPermissionDenied.
+  Status Revoke(const Principal& caller, std::string_view token_id);
+
+ private:
+  // How often last_used_at is written for one token, at most.
+  static constexpr std::chrono::microseconds kTouchInterval = std::chrono::seconds(60);
+
+  // Records that `row` was used at `now`, unless it was recorded less than kTouchInterval ago.
+  void MaybeTouch(const store::TokenRow& row, UnixMicros now);
+
+  store::Store* store_;
+  const Clock* clock_;
+  std::mutex touch_mu_;
+  std::unordered_map<std::string, UnixMicros> last_touch_;  // token id -> last write
+};
+
+}  // namespace bifrost::auth
