@@ -1,0 +1,332 @@
+// Config entries: /api/v1/orgs/{org_id}/configs[/{key}[/reveal]] and
+// /api/v1/global/configs[/{key}[/reveal]]. One handler per operation serves both: a route
+// without {org_id} is the global scope.
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "common/text.h"
+#include "crypto/secure_buffer.h"
+#include "server/api_internal.h"
+
+namespace bifrost::server::api_internal {
+namespace {
+
+using auth::Action;
+using auth::Target;
+using config::ConfigType;
+
+// What a masked secret shows in place of its value.
+constexpr std::string_view kSecretMask = "[SECRET]";
+
+std::optional<std::string> OrgOf(const PathParams& params) {
+  const auto it = params.find("org_id");
+  if (it == params.end()) return std::nullopt;
+  return it->second;
+}
+
+Target TargetOf(const std::optional<std::string>& org_id) {
+  return org_id ? Target::Org(*org_id) : Target::Global();
+}
+
+// The organization's view (kNotFound if it does not exist) or the global scope.
+Result<config::ScopeConfig> ScopeOf(const ApiContext& context,
+                                    const std::optional<std::string>& org_id) {
+  if (org_id) return context.config->ForOrg(*org_id);
+  return context.config->ForGlobal();
+}
+
+std::string Subject(std::string_view key, ConfigType type) {
+  return "config " + QuoteForMessage(key) + " has type " +
+         std::string(config::ConfigTypeName(type));
+}
+
+std::string_view KindOf(const Json& value) {
+  switch (value.type()) {
+    case Json::value_t::null:
+      return "null";
+    case Json::value_t::object:
+      return "an object";
+    case Json::value_t::array:
+      return "an array";
+    case Json::value_t::string:
+      return "a string";
+    case Json::value_t::boolean:
+      return "a boolean";
+    case Json::value_t::number_float:
+      return "a number with a fraction or exponent";
+    case Json::value_t::number_integer:
+    case Json::value_t::number_unsigned:
+      return "a number";
+    default:
+      return "an unsupported JSON value";
+  }
+}
+
+// The stored text of a ConfigWrite's JSON `value` for `type` (see ConfigWrite.value in
+// docs/openapi.json). The text is checked by the config model afterwards (canonical integer,
+// true/false, sizes); this only decides which JSON kinds a type accepts. kInvalidArgument
+// naming the key and the rule; the message describes the kind of value, never the value.
+Result<crypto::SecureBuffer> StoredText(std::string_view key, ConfigType type, Json& value) {
+  const std::string subject = Subject(key, type);
+  switch (type) {
+    case ConfigType::kString:
+    case ConfigType::kSecret:
+      if (value.is_string()) {
+        return crypto::SecureBuffer::From(value.get_ref<const std::string&>());
+      }
+      return Fail(
+          ErrorCode::kInvalidArgument,
+          subject + " but its value is " + std::string(KindOf(value)) + "; send a JSON string");
+    case ConfigType::kInt:
+      if (value.is_number_unsigned()) {
+        const auto number = value.get<std::uint64_t>();
+        if (number > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+          return Fail(ErrorCode::kInvalidArgument,
+                      subject + " but its value is outside the signed 64-bit range");
+        }
+        return crypto::SecureBuffer::From(std::to_string(number));
+      }
+      if (value.is_number_integer()) {
+        return crypto::SecureBuffer::From(std::to_string(value.get<std::int64_t>()));
+      }
+      if (value.is_string()) {
+        return crypto::SecureBuffer::From(value.get_ref<const std::string&>());
+      }
+      return Fail(ErrorCode::kInvalidArgument,
+                  subject + " but its value is " + std::string(KindOf(value)) +
+                      "; send a JSON integer or a string of its decimal digits");
+    case ConfigType::kBool:
+      if (value.is_boolean()) {
+        return crypto::SecureBuffer::From(value.get<bool>() ? "true" : "false");
+      }
+      if (value.is_string()) {
+        return crypto::SecureBuffer::From(value.get_ref<const std::string&>());
+      }
+      return Fail(ErrorCode::kInvalidArgument, subject + " but its value is " +
+                                                   std::string(KindOf(value)) +
+                                                   "; send true, false, \"true\" or \"false\"");
+    case ConfigType::kJson:
+      return crypto::SecureBuffer::From(json_io::Dump(value));
+  }
+  return Fail(ErrorCode::kInternal, "unhandled config type");
+}
+
+// The JSON form of a stored value: int as a number, bool as a boolean, json as the document
+// itself, string and secret as a string. A stored value that does not parse is kCorrupt.
+Result<Json> TypedValue(const config::ConfigEntry& entry, std::string_view text) {
+  auto corrupt = [&entry] {
+    return Fail(ErrorCode::kCorrupt, "the stored value of config " + QuoteForMessage(entry.key) +
+                                         " is not a valid " +
+                                         std::string(config::ConfigTypeName(entry.type)));
+  };
+  switch (entry.type) {
+    case ConfigType::kString:
+    case ConfigType::kSecret:
+      return Json(std::string(text));
+    case ConfigType::kInt: {
+      const auto number = ParseCanonicalInt64(text);
+      if (!number) return corrupt();
+      return Json(*number);
+    }
+    case ConfigType::kBool:
+      if (text == "true") return Json(true);
+      if (text == "false") return Json(false);
+      return corrupt();
+    case ConfigType::kJson: {
+      auto document = json_io::ParseJson(text, {.reject_duplicate_keys = false});
+      if (!document) return corrupt();
+      return std::move(*document);
+    }
+  }
+  return corrupt();
+}
+
+// The value shown outside reveal: a secret is masked.
+Result<Json> MaskedValue(const config::ConfigEntry& entry) {
+  if (entry.type == ConfigType::kSecret) return Json(kSecretMask);
+  if (!entry.value) {
+    return Fail(ErrorCode::kInternal,
+                "config " + QuoteForMessage(entry.key) + " came without its value");
+  }
+  return TypedValue(entry, *entry.value);
+}
+
+Json EntryJson(const config::ConfigEntry& entry, Json value) {
+  const bool global = entry.scope.is_global();
+  return {{"key", entry.key},
+          {"type", config::ConfigTypeName(entry.type)},
+          {"value", std::move(value)},
+          {"description", entry.description},
+          {"scope", global ? "global" : "org"},
+          {"org_id", global ? Json() : Json(entry.scope.org_id())},
+          {"created_at", json_io::FormatTimestamp(entry.created_at)},
+          {"updated_at", json_io::FormatTimestamp(entry.updated_at)},
+          {"updated_by", entry.updated_by},
+          {"version", entry.version}};
+}
+
+Result<Json> MaskedEntryJson(const config::ConfigEntry& entry) {
+  BIFROST_ASSIGN_OR_RETURN(Json value, MaskedValue(entry));
+  return EntryJson(entry, std::move(value));
+}
+
+// Overwrites the strings of a request body when the handler is done with it: a secret's
+// value passed through it (best effort; the raw request text belongs to the server).
+class WipeOnExit {
+ public:
+  explicit WipeOnExit(Json& document) : document_(document) {}
+  ~WipeOnExit() { json_io::WipeStrings(document_); }
+  WipeOnExit(const WipeOnExit&) = delete;
+  WipeOnExit& operator=(const WipeOnExit&) = delete;
+
+ private:
+  Json& document_;
+};
+
+HttpResponse ListConfigs(const ApiContext& context, const HttpRequest& request,
+                         const PathParams& params, const auth::Principal& principal) {
+  const auto org_id = OrgOf(params);
+  if (auto denied = Deny(principal, Action::kConfigRead, TargetOf(org_id), request)) {
+    return *denied;
+  }
+  auto scope = ScopeOf(context, org_id);
+  if (!scope) return ServiceError(scope.error(), request);
+  auto entries = scope->List();
+  if (!entries) return ServiceError(entries.error(), request);
+  Json out = Json::array();
+  for (const auto& entry : *entries) {
+    auto shown = MaskedEntryJson(entry);
+    if (!shown) return ServiceError(shown.error(), request);
+    out.push_back(std::move(*shown));
+  }
+  return JsonResponse(200, out);
+}
+
+HttpResponse GetConfig(const ApiContext& context, const HttpRequest& request,
+                       const PathParams& params, const auth::Principal& principal) {
+  const auto org_id = OrgOf(params);
+  if (auto denied = Deny(principal, Action::kConfigRead, TargetOf(org_id), request)) {
+    return *denied;
+  }
+  auto scope = ScopeOf(context, org_id);
+  if (!scope) return ServiceError(scope.error(), request);
+  auto entry = scope->Get(params.at("key"));
+  if (!entry) return ServiceError(entry.error(), request);
+  auto shown = MaskedEntryJson(*entry);
+  if (!shown) return ServiceError(shown.error(), request);
+  return JsonResponse(200, *shown);
+}
+
+HttpResponse RevealConfig(const ApiContext& context, const HttpRequest& request,
+                          const PathParams& params, const auth::Principal& principal) {
+  const auto org_id = OrgOf(params);
+  if (auto denied = Deny(principal, Action::kConfigReveal, TargetOf(org_id), request)) {
+    return *denied;
+  }
+  auto scope = ScopeOf(context, org_id);
+  if (!scope) return ServiceError(scope.error(), request);
+  auto revealed = scope->Reveal(params.at("key"));
+  if (!revealed) return ServiceError(revealed.error(), request);
+  const config::ConfigEntry& entry = revealed->entry;
+  if (entry.type != ConfigType::kString && entry.type != ConfigType::kSecret) {
+    auto value = TypedValue(entry, revealed->value.view());
+    if (!value) return ServiceError(value.error(), request);
+    return JsonResponse(200, EntryJson(entry, std::move(*value)));
+  }
+  // Text goes from the wiped buffer straight into the response body, without a JSON string
+  // in between.
+  auto text =
+      json_io::DumpWithStringField(EntryJson(entry, nullptr), "value", revealed->value.view());
+  if (!text) {
+    return ServiceError(
+        Error(ErrorCode::kCorrupt,
+              "the stored value of config " + QuoteForMessage(entry.key) + " is not valid UTF-8"),
+        request);
+  }
+  HttpResponse response;
+  response.status = 200;
+  response.body = std::move(*text);
+  return response;
+}
+
+HttpResponse PutConfig(const ApiContext& context, const HttpRequest& request,
+                       const PathParams& params, const auth::Principal& principal) {
+  const auto org_id = OrgOf(params);
+  if (auto denied = Deny(principal, Action::kConfigWrite, TargetOf(org_id), request)) {
+    return *denied;
+  }
+  auto body = json_io::ParseObjectBody(request);
+  if (!body) return BadRequest(body.error());
+  const WipeOnExit wipe_body(*body);
+  if (auto unknown = json_io::FindUnknownField(
+          *body, {"type", "value", "description", "expected_version"}, "a config write")) {
+    return BadRequest(*unknown);
+  }
+  auto type_name = json_io::OptionalString(*body, "type");
+  if (!type_name) return BadRequest(type_name.error());
+  if (!*type_name) return BadRequest("field 'type' is required");
+  const auto value = body->find("value");
+  if (value == body->end()) return BadRequest("field 'value' is required");
+  auto description = json_io::OptionalString(*body, "description");
+  if (!description) return BadRequest(description.error());
+  auto expected_version = json_io::OptionalInt64(*body, "expected_version");
+  if (!expected_version) return BadRequest(expected_version.error());
+
+  auto scope = ScopeOf(context, org_id);
+  if (!scope) return ServiceError(scope.error(), request);
+  auto type = config::ParseConfigType(**type_name);
+  if (!type) return ServiceError(type.error(), request);
+  const std::string& key = params.at("key");
+  auto text = StoredText(key, *type, *value);
+  if (!text) return ServiceError(text.error(), request);
+
+  const config::ConfigWrite write{.key = key,
+                                  .type = *type,
+                                  .value = std::move(*text),
+                                  .description = description->value_or(""),
+                                  .actor = principal.Actor(),
+                                  .expected_version = *expected_version};
+  auto entry = scope->Set(write);
+  if (!entry) return ServiceError(entry.error(), request);
+  auto shown = MaskedEntryJson(*entry);
+  if (!shown) return ServiceError(shown.error(), request);
+  // Version 1 is a row that did not exist before this write.
+  return JsonResponse(entry->version == 1 ? 201 : 200, *shown);
+}
+
+HttpResponse DeleteConfig(const ApiContext& context, const HttpRequest& request,
+                          const PathParams& params, const auth::Principal& principal) {
+  const auto org_id = OrgOf(params);
+  if (auto denied = Deny(principal, Action::kConfigWrite, TargetOf(org_id), request)) {
+    return *denied;
+  }
+  std::optional<std::int64_t> expected_version;
+  if (const auto it = request.query.find("expected_version"); it != request.query.end()) {
+    expected_version = ParseCanonicalInt64(it->second);
+    if (!expected_version || *expected_version < 1) {
+      return BadRequest("query parameter 'expected_version' must be a positive integer");
+    }
+  }
+  auto scope = ScopeOf(context, org_id);
+  if (!scope) return ServiceError(scope.error(), request);
+  auto deleted = scope->Delete(params.at("key"), expected_version);
+  if (!deleted) return ServiceError(deleted.error(), request);
+  return NoContent();
+}
+
+}  // namespace
+
+void RegisterConfigRoutes(Router& router, const SharedContext& context) {
+  for (const std::string prefix : {"/api/v1/orgs/{org_id}/configs", "/api/v1/global/configs"}) {
+    router.Add("GET", prefix, Authenticated(context, ListConfigs));
+    router.Add("GET", prefix + "/{key}", Authenticated(context, GetConfig));
+    router.Add("PUT", prefix + "/{key}", Authenticated(context, PutConfig));
+    router.Add("DELETE", prefix + "/{key}", Authenticated(context, DeleteConfig, {"expected_version"}));
+    router.Add("GET", prefix + "/{key}/reveal", Authenticated(context, RevealConfig));
+  }
+}
+
+}  // namespace bifrost::server::api_internal

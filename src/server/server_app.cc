@@ -1,0 +1,480 @@
+#include "server/server_app.h"
+
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+#include "auth/auth.h"
+#include "barrier/barrier.h"
+#include "common/base64.h"
+#include "common/clock.h"
+#include "common/status.h"
+#include "config/config_service.h"
+#include "crypto/key_derivation.h"
+#include "crypto/keyring.h"
+#include "crypto/random.h"
+#include "crypto/secure_buffer.h"
+#include "server/access_log.h"
+#include "server/api.h"
+#include "server/dispatch.h"
+#include "server/http_server.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace bifrost::server {
+namespace {
+
+constexpr const char* kSecretKeyEnv = "BIFROST_SECRET_KEY";
+constexpr const char* kSecretKeyFileEnv = "BIFROST_SECRET_KEY_FILE";
+constexpr std::string_view kDevDataDir = "./.bifrost-dev";
+constexpr std::string_view kDevKeyFileName = "secret-key";
+constexpr std::string_view kInitialAdminName = "initial-admin";
+// A key file larger than this is certainly not a key (and not read whole into memory).
+constexpr std::size_t kMaxKeyFileBytes = 64 * 1024;
+
+// Every start-up failure: one line on stderr, exit code 1.
+int StartupFailure(std::string_view reason) {
+  std::fprintf(stderr, "bifrost: %.*s\n", static_cast<int>(reason.size()), reason.data());
+  std::fflush(stderr);
+  return 1;
+}
+
+void Warn(std::string_view text) {
+  std::fprintf(stderr, "bifrost: warning: %.*s\n", static_cast<int>(text.size()), text.data());
+}
+
+std::string ErrnoText(int err) { return std::error_code(err, std::generic_category()).message(); }
+
+// Key material must not end up in a core file or be readable through /proc by a debugger
+// of the same user.
+void HardenProcess() {
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  const struct rlimit no_core = {0, 0};
+  ::setrlimit(RLIMIT_CORE, &no_core);
+}
+
+std::string DatabasePath(const std::string& data_dir) {
+  return data_dir + "/" + std::string(store::SqliteStore::kDatabaseFileName);
+}
+
+bool PathExists(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+// The secret, and the name error messages use for where it came from.
+struct Secret {
+  crypto::SecureBuffer text;
+  std::string source;
+};
+
+// Reads a key file into wiped memory, dropping one trailing newline ("\n" or "\r\n").
+// Warns when group or others may read it.
+Result<crypto::SecureBuffer> ReadKeyFile(const std::string& path, std::string_view what) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                "cannot open " + std::string(what) + " '" + path + "': " + ErrnoText(errno));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    Warn(std::string(what) + " '" + path + "' may be read by group or others (mode " + mode +
+         "); chmod 600 it");
+  }
+  crypto::SecureBuffer contents(kMaxKeyFileBytes + 1);
+  std::size_t size = 0;
+  while (size < contents.size()) {
+    const ssize_t n = ::read(fd, contents.data() + size, contents.size() - size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return Fail(ErrorCode::kFailedPrecondition,
+                  "cannot read " + std::string(what) + " '" + path + "': " + ErrnoText(err));
+    }
+    if (n == 0) break;
+    size += static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+  if (size > kMaxKeyFileBytes) {
+    return Fail(ErrorCode::kInvalidArgument, std::string(what) + " '" + path + "' is larger than " +
+                                                 std::to_string(kMaxKeyFileBytes) + " bytes");
+  }
+  if (size > 0 && contents.data()[size - 1] == '\n') {
+    --size;
+    if (size > 0 && contents.data()[size - 1] == '\r') --size;
+  }
+  contents.Resize(size);
+  return contents;
+}
+
+// Takes the secret key out of the environment: BIFROST_SECRET_KEY, or the file named by
+// BIFROST_SECRET_KEY_FILE. Both variables are removed from the environment whatever happens,
+// and the value's bytes in the environment block are overwritten first (unsetenv only drops
+// the pointer; the text would otherwise stay in memory and in /proc/self/environ). An empty
+// variable counts as unset. nullopt when neither is set.
+Result<std::optional<Secret>> TakeSecretFromEnvironment() {
+  std::optional<crypto::SecureBuffer> value;
+  std::string file;
+  if (char* raw = std::getenv(kSecretKeyEnv); raw != nullptr) {
+    const std::size_t length = std::strlen(raw);
+    if (length > 0) value = crypto::SecureBuffer::From(std::string_view(raw, length));
+    crypto::SecureWipe(raw, length);
+  }
+  if (const char* raw = std::getenv(kSecretKeyFileEnv); raw != nullptr) file = raw;
+  ::unsetenv(kSecretKeyEnv);
+  ::unsetenv(kSecretKeyFileEnv);
+
+  if (value && !file.empty()) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "both BIFROST_SECRET_KEY and BIFROST_SECRET_KEY_FILE are set; set only one");
+  }
+  if (value) return Secret{std::move(*value), kSecretKeyEnv};
+  if (!file.empty()) {
+    BIFROST_ASSIGN_OR_RETURN(auto text, ReadKeyFile(file, "BIFROST_SECRET_KEY_FILE"));
+    return Secret{std::move(text), kSecretKeyFileEnv};
+  }
+  return std::optional<Secret>();
+}
+
+constexpr std::string_view kMissingKey =
+    "BIFROST_SECRET_KEY is not set (or set BIFROST_SECRET_KEY_FILE to a file holding it)";
+
+// Creates the directory (and parents) with mode 0700 when it does not exist.
+Status EnsureDirectory(const std::string& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) {
+      return Fail(ErrorCode::kFailedPrecondition, "'" + dir + "' is not a directory");
+    }
+    return Ok();
+  }
+  std::string prefix;
+  std::size_t pos = 0;
+  while (pos != std::string::npos) {
+    pos = dir.find('/', pos + 1);
+    prefix = dir.substr(0, pos);
+    if (prefix.empty() || ::mkdir(prefix.c_str(), 0700) == 0 || errno == EEXIST) continue;
+    return Fail(ErrorCode::kFailedPrecondition,
+                "cannot create directory '" + prefix + "': " + ErrnoText(errno));
+  }
+  return Ok();
+}
+
+// The key of a --dev server without BIFROST_SECRET_KEY: kept in <data>/secret-key (0600),
+// made on the first start (32 random bytes as unpadded base64url text, 43 characters).
+Result<Secret> DevSecret(const std::string& data_dir) {
+  BIFROST_RETURN_IF_ERROR(EnsureDirectory(data_dir));
+  const std::string path = data_dir + "/" + std::string(kDevKeyFileName);
+  const std::string source = "the development key file '" + path + "'";
+  if (PathExists(path)) {
+    BIFROST_ASSIGN_OR_RETURN(auto text, ReadKeyFile(path, "the development key file"));
+    return Secret{std::move(text), source};
+  }
+  crypto::SecureBuffer random(32);
+  BIFROST_RETURN_IF_ERROR(crypto::RandomBytes(random.mutable_bytes()));
+  std::string encoded = Base64UrlEncode(random.bytes());
+  crypto::SecureBuffer text = crypto::SecureBuffer::From(encoded);
+  crypto::SecureWipe(encoded.data(), encoded.size());
+  while (!text.empty() && text.view().back() == '=') text.Resize(text.size() - 1);
+
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                "cannot create the development key file '" + path + "': " + ErrnoText(errno));
+  }
+  crypto::SecureBuffer line = text.Clone();
+  line.Append(std::string_view("\n"));
+  std::size_t written = 0;
+  int err = 0;
+  while (written < line.size()) {
+    const ssize_t n = ::write(fd, line.data() + written, line.size() - written);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      err = errno;
+      break;
+    }
+    written += static_cast<std::size_t>(n);
+  }
+  if (err == 0 && ::fsync(fd) != 0) err = errno;
+  ::close(fd);
+  if (err != 0) {
+    ::unlink(path.c_str());
+    return Fail(ErrorCode::kFailedPrecondition,
+                "cannot write the development key file '" + path + "': " + ErrnoText(err));
+  }
+  return Secret{std::move(text), source};
+}
+
+Result<crypto::Keyring> KeyringFromSecret(const Secret& secret) {
+  BIFROST_ASSIGN_OR_RETURN(auto master, crypto::DeriveMasterKey(secret.text.view(), secret.source));
+  return crypto::Keyring::Create(std::move(master));
+}
+
+void WriteOut(const crypto::SecureBuffer& text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
+}
+
+// Creates the platform-admin token of a new installation.
+Result<auth::CreatedToken> CreateInitialAdmin(auth::TokenService& tokens) {
+  auth::NewToken request;
+  request.name = std::string(kInitialAdminName);
+  request.role = auth::Role::kPlatformAdmin;
+  return tokens.Create(request, /*creator=*/nullptr);
+}
+
+void PrintDevWarning(const std::string& data_dir, const std::string& key_source) {
+  const char* bar = "bifrost: WARNING: ==========================================================";
+  std::fprintf(stderr,
+               "%s\n"
+               "bifrost: WARNING: development mode (--dev). NOT FOR PRODUCTION.\n"
+               "bifrost: WARNING: data directory: %s\n"
+               "bifrost: WARNING: secret key: %s\n"
+               "bifrost: WARNING: anyone who can read the key can decrypt every secret, and\n"
+               "bifrost: WARNING: a dev key kept beside the data protects nothing. For real\n"
+               "bifrost: WARNING: use, run `bifrost init --data DIR` with BIFROST_SECRET_KEY\n"
+               "bifrost: WARNING: set, then `bifrost serve --data DIR`.\n"
+               "%s\n",
+               bar, data_dir.c_str(), key_source.c_str(), bar);
+  std::fflush(stderr);
+}
+
+std::string UrlHost(const std::string& host) {
+  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
+// The part of RunServe that runs on an open store: returns the exit code.
+int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypto::Keyring keyring,
+                   const std::string& listen_host, bool tls) {
+  const Clock& clock = SystemClock::Instance();
+  auto opened = barrier::Barrier::Open(std::move(keyring), store, clock);
+  if (!opened) return StartupFailure(opened.error().message());
+  const barrier::Barrier barrier = std::move(*opened);
+  config::ConfigService config(store, barrier, clock);
+  auth::TokenService tokens(store, clock);
+
+  if (options.dev) {
+    // First start of a dev installation (or one that never got its token): make the admin.
+    auto txn = store.Begin(store::TxnMode::kRead);
+    if (!txn) return StartupFailure(txn.error().message());
+    auto existing = (*txn)->ListTokens(std::nullopt);
+    txn->reset();
+    if (!existing) return StartupFailure(existing.error().message());
+    if (existing->empty()) {
+      auto admin = CreateInitialAdmin(tokens);
+      if (!admin) return StartupFailure(admin.error().message());
+      crypto::SecureBuffer line = crypto::SecureBuffer::From(std::string_view("admin token: "));
+      line.Append(admin->token.view());
+      line.Append(std::string_view("\n"));
+      WriteOut(line);
+    }
+  }
+
+  AccessLog log(std::cerr, clock);
+  std::atomic<bool> ready{false};
+  Router router;
+  RegisterApiRoutes(router, ApiContext{.config = &config,
+                                       .tokens = &tokens,
+                                       .store = &store,
+                                       .clock = &clock,
+                                       .ready = [&ready] { return ready.load(); }});
+
+  // Signals are caught from here on, before the address is announced: a supervisor that
+  // sends SIGTERM as soon as it reads the "listening" line gets a graceful stop.
+  boost::asio::io_context signal_context(1);
+  boost::asio::signal_set signals(signal_context, SIGTERM, SIGINT);
+
+  HttpServerOptions server_options;
+  server_options.listen = options.listen;
+  server_options.tls_cert_file = options.tls_cert;
+  server_options.tls_key_file = options.tls_key;
+  server_options.threads = options.threads;
+  server_options.max_body_bytes = options.max_body_bytes;
+  server_options.header_timeout = std::chrono::milliseconds(options.header_timeout_ms);
+  server_options.idle_timeout = std::chrono::milliseconds(options.idle_timeout_ms);
+  server_options.log = &log;
+  server_options.route_namer = MakeRouteNamer(router);
+  auto server = HttpServer::Create(std::move(server_options), MakeRouterDispatcher(router));
+  if (!server) return StartupFailure(server.error().message());
+
+  (*server)->Start();
+  ready.store(true);
+  // The host as given (a name like "localhost" matches a certificate; a literal is the
+  // bound address anyway) with the real port.
+  const std::string url = std::string(tls ? "https" : "http") + "://" + UrlHost(listen_host) + ":" +
+                          std::to_string((*server)->port());
+  std::fprintf(stdout, "listening on %s\n", url.c_str());
+  std::fflush(stdout);
+  log.Info("listening", {{"address", std::string_view(url)},
+                         {"threads", static_cast<std::int64_t>(options.threads)},
+                         {"dev", options.dev},
+                         {"backend", store.BackendName()}});
+  if (!tls && !IsLoopbackHost(listen_host)) {
+    log.Warn(
+        "serving plain HTTP on a non-loopback address (--insecure-no-tls): tokens and "
+        "secret values cross the network in clear unless a TLS proxy is in front");
+  }
+
+  int caught = 0;
+  signals.async_wait([&caught](const boost::system::error_code& ec, int signal_number) {
+    if (!ec) caught = signal_number;
+  });
+  signal_context.run();
+
+  log.Info("shutting down",
+           {{"signal", std::string_view(caught == SIGINT ? "SIGINT" : "SIGTERM")}});
+  ready.store(false);
+  (*server)->Stop();
+  server->reset();
+  log.Info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int RunServe(const ServeOptions& options) {
+  HardenProcess();
+  // The key leaves the environment first, whatever else goes wrong.
+  auto env_secret = TakeSecretFromEnvironment();
+  if (!env_secret) return StartupFailure(env_secret.error().message());
+
+  // Flags, before anything touches the disk.
+  const bool tls = !options.tls_cert.empty() || !options.tls_key.empty();
+  if (tls && (options.tls_cert.empty() || options.tls_key.empty())) {
+    return StartupFailure("TLS needs both --tls-cert and --tls-key");
+  }
+  auto listen = ParseListenAddress(options.listen);
+  if (!listen) return StartupFailure(listen.error().message());
+  if (!tls && !options.insecure_no_tls && !IsLoopbackHost(listen->host)) {
+    return StartupFailure("refusing to serve plain HTTP on the non-loopback address " +
+                          options.listen +
+                          ": give --tls-cert and --tls-key, or --insecure-no-tls when a TLS "
+                          "proxy is in front");
+  }
+  if (options.threads < 1 || options.threads > 1024) {
+    return StartupFailure("--threads must be between 1 and 1024, not " +
+                          std::to_string(options.threads));
+  }
+  if (options.max_body_bytes == 0) return StartupFailure("--max-body-bytes must be positive");
+  if (options.header_timeout_ms <= 0 || options.idle_timeout_ms <= 0) {
+    return StartupFailure("timeouts must be positive");
+  }
+
+  std::string data_dir = options.data_dir;
+  if (data_dir.empty()) {
+    if (!options.dev) {
+      return StartupFailure("no data directory: give --data DIR (or set BIFROST_DATA)");
+    }
+    data_dir = std::string(kDevDataDir);
+  }
+  const bool database_existed = PathExists(DatabasePath(data_dir));
+  if (!options.dev && !database_existed) {
+    return StartupFailure("no database in " + data_dir + "; run `bifrost init --data " + data_dir +
+                          "` first");
+  }
+
+  std::optional<Secret> secret = std::move(*env_secret);
+  if (!secret) {
+    if (!options.dev) return StartupFailure(kMissingKey);
+    auto dev_secret = DevSecret(data_dir);
+    if (!dev_secret) return StartupFailure(dev_secret.error().message());
+    secret = std::move(*dev_secret);
+  }
+  if (options.dev) PrintDevWarning(data_dir, secret->source);
+  auto keyring = KeyringFromSecret(*secret);
+  secret.reset();  // wiped
+  if (!keyring) return StartupFailure(keyring.error().message());
+
+  const Clock& clock = SystemClock::Instance();
+  auto store = store::SqliteStore::Open({.data_dir = data_dir, .clock = &clock});
+  if (!store) return StartupFailure(store.error().message());
+  const int status = ServeWithStore(options, **store, std::move(*keyring), listen->host, tls);
+  // Everything that used the store is gone; the store closes its database cleanly.
+  store->reset();
+  return status;
+}
+
+int RunInit(const InitOptions& options) {
+  HardenProcess();
+  auto env_secret = TakeSecretFromEnvironment();
+  if (options.data_dir.empty()) {
+    return StartupFailure("init needs a data directory: give --data DIR (or set BIFROST_DATA)");
+  }
+  const std::string& data_dir = options.data_dir;
+  const std::string database_path = DatabasePath(data_dir);
+  if (PathExists(database_path)) {
+    return StartupFailure(data_dir +
+                          " already holds a Bifrost database; refusing to initialize it again");
+  }
+  if (!env_secret) return StartupFailure(env_secret.error().message());
+  if (!env_secret->has_value()) return StartupFailure(kMissingKey);
+  auto keyring = KeyringFromSecret(**env_secret);
+  env_secret->reset();
+  if (!keyring) return StartupFailure(keyring.error().message());
+
+  const bool directory_existed = PathExists(data_dir);
+  const Clock& clock = SystemClock::Instance();
+  std::optional<crypto::SecureBuffer> output;
+  std::string failure;
+  {
+    auto store = store::SqliteStore::Open({.data_dir = data_dir, .clock = &clock});
+    auto admin = [&]() -> Result<auth::CreatedToken> {
+      if (!store) return Fail(std::move(store.error()));
+      // Opening the barrier on the new database records the key's check value in it.
+      BIFROST_RETURN_IF_ERROR(barrier::Barrier::Open(std::move(*keyring), **store, clock));
+      auth::TokenService tokens(**store, clock);
+      return CreateInitialAdmin(tokens);
+    }();
+    if (admin) {
+      crypto::SecureBuffer text;
+      if (options.json) {
+        text.Append(std::string_view("{\"token\": \""));
+        text.Append(admin->token.view());  // base64url text: nothing to escape
+        text.Append("\", \"token_id\": " + nlohmann::json(admin->row.id).dump() +
+                    ", \"data_dir\": " +
+                    nlohmann::json(data_dir).dump(-1, ' ', false,
+                                                  nlohmann::json::error_handler_t::replace) +
+                    "}\n");
+      } else {
+        text.Append(std::string_view("Platform admin token (shown once, store it safely):\n"));
+        text.Append(admin->token.view());
+        text.Append(std::string_view("\n"));
+      }
+      output = std::move(text);
+    } else {
+      failure = admin.error().message();
+    }
+  }  // the store is closed here, before anything is printed or removed
+
+  if (!output) {
+    // Leave no half-made installation behind: a retry would be refused as "already holds".
+    for (const char* suffix : {"", "-wal", "-shm"}) ::unlink((database_path + suffix).c_str());
+    if (!directory_existed) ::rmdir(data_dir.c_str());
+    return StartupFailure(failure);
+  }
+  WriteOut(*output);
+  return 0;
+}
+
+}  // namespace bifrost::server

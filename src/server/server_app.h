@@ -1,0 +1,39 @@
+// `bifrost serve` and `bifrost init`: everything between parsed flags and a running server.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace bifrost::server {
+
+struct ServeOptions {
+  std::string data_dir;                   // --data / BIFROST_DATA; dev mode: ./.bifrost-dev
+  std::string listen = "127.0.0.1:8420";  // --listen / BIFROST_LISTEN; port 0 = any free port
+  std::string tls_cert;                   // --tls-cert / BIFROST_TLS_CERT
+  std::string tls_key;                    // --tls-key / BIFROST_TLS_KEY
+  bool insecure_no_tls = false;           // --insecure-no-tls: plain HTTP on a non-loopback address
+  bool dev = false;                       // --dev
+  int threads = 4;                        // --threads / BIFROST_THREADS
+  std::size_t max_body_bytes = 1 << 20;   // --max-body-bytes (413 above it)
+  int header_timeout_ms = 10'000;         // a request's headers must arrive within this
+  int idle_timeout_ms = 60'000;           // a keep-alive connection idle this long is closed
+};
+
+// Runs the server until SIGTERM/SIGINT. Prints "listening on http(s)://HOST:PORT" on stdout
+// once bound. Reads BIFROST_SECRET_KEY / BIFROST_SECRET_KEY_FILE (and removes them from the
+// environment). Returns the process exit code; on a start-up failure prints one line
+// "bifrost: <reason>" on stderr and returns 1.
+int RunServe(const ServeOptions& options);
+
+struct InitOptions {
+  std::string data_dir;
+  bool json = false;  // --format json: {"token": ..., "token_id": ..., "data_dir": ...}
+};
+
+// Creates the database in a directory that has none and prints a platform-admin token
+// once. A directory that already has a database is refused without touching anything.
+int RunInit(const InitOptions& options);
+
+}  // namespace bifrost::server
