@@ -1,0 +1,708 @@
+// The CLI in-process against a fake Bifrost API: requests sent, output printed, exit codes.
+// (tests/e2e/cli_test.cc runs the real binary against the real server.)
+#include "cli/cli.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "client/http_client.h"
+#include "client/testing/fake_http_server.h"
+
+namespace bifrost::cli {
+namespace {
+
+using client::testing::FakeHttpServer;
+using client::testing::FakeRequest;
+using client::testing::FakeResponse;
+using nlohmann::json;
+
+constexpr const char* kAcmeId = "3f1c2a4e-8b7d-4c1e-9a2b-5d6e7f8a9b0c";
+constexpr const char* kAdminToken = "bft_admin_secret_token";
+constexpr const char* kMemberToken = "bft_member_secret_token";
+
+FakeResponse Json(int status, const json& body) {
+  return FakeResponse{.status = status, .body = body.dump()};
+}
+FakeResponse ApiError(int status, const std::string& code, const std::string& message) {
+  return Json(status, {{"error", {{"code", code}, {"message", message}}}});
+}
+
+// Just enough of the API for the CLI: one org "acme", config by scope, tokens.
+class FakeBifrost {
+ public:
+  FakeBifrost() : server_([this](const FakeRequest& r) { return Handle(r); }) {
+    orgs_[kAcmeId] = {{"id", kAcmeId}, {"name", "acme"}, {"created_at", "2024-01-01T00:00:00Z"}};
+  }
+
+  std::string address() const { return server_.http_address(); }
+  std::vector<FakeRequest> requests() const { return server_.requests(); }
+
+  // Entries are stored as the server would return them from reveal.
+  void Put(const std::string& scope, const std::string& key, const std::string& type,
+           const json& value) {
+    std::lock_guard<std::mutex> lock(mu_);
+    configs_[scope][key] = {{"key", key},
+                            {"type", type},
+                            {"value", value},
+                            {"scope", scope == "global" ? "global" : "org"},
+                            {"version", 1}};
+  }
+
+ private:
+  FakeResponse Handle(const FakeRequest& r) {
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto auth = r.headers.find("authorization");
+    const std::string token =
+        auth == r.headers.end() ? "" : auth->second.substr(std::string("Bearer ").size());
+    json principal;
+    if (token == kAdminToken) {
+      principal = {{"token_id", "t-admin"},
+                   {"name", "root"},
+                   {"role", "platform-admin"},
+                   {"org_id", nullptr}};
+    } else if (token == kMemberToken) {
+      principal = {
+          {"token_id", "t-member"}, {"name", "ci"}, {"role", "member"}, {"org_id", kAcmeId}};
+    } else {
+      return ApiError(401, "unauthenticated", "unknown token");
+    }
+    std::string path = r.target;
+    std::string query;
+    if (const auto q = path.find('?'); q != std::string::npos) {
+      query = path.substr(q + 1);
+      path = path.substr(0, q);
+    }
+    if (path == "/api/v1/whoami") return Json(200, principal);
+    if (path == "/api/v1/orgs" && r.method == "GET") {
+      json list = json::array();
+      for (const auto& [id, org] : orgs_) {
+        if (query.empty() || query == "name=" + client::UrlEncode(org["name"].get<std::string>())) {
+          list.push_back(org);
+        }
+      }
+      return Json(200, list);
+    }
+    if (path == "/api/v1/orgs" && r.method == "POST") {
+      if (principal["role"] != "platform-admin") {
+        return ApiError(403, "permission_denied", "only a platform admin creates organizations");
+      }
+      const json body = json::parse(r.body);
+      for (const auto& [id, org] : orgs_) {
+        if (org["name"] == body["name"]) {
+          return ApiError(409, "already_exists", "organization already exists");
+        }
+      }
+      const std::string id = "00000000-0000-4000-8000-00000000000" + std::to_string(orgs_.size());
+      orgs_[id] = {{"id", id}, {"name", body["name"]}, {"created_at", "2024-02-02T00:00:00Z"}};
+      return Json(201, orgs_[id]);
+    }
+    const std::string orgs_prefix = "/api/v1/orgs/";
+    if (path.starts_with(orgs_prefix)) {
+      const std::string rest = path.substr(orgs_prefix.size());
+      const std::string id = rest.substr(0, rest.find('/'));
+      if (!orgs_.contains(id)) return ApiError(404, "not_found", "organization not found");
+      if (rest == id) {
+        if (r.method == "DELETE") {
+          orgs_.erase(id);
+          return FakeResponse{.status = 204, .body = ""};
+        }
+        return Json(200, orgs_[id]);
+      }
+      return HandleConfig(r, principal, id, rest.substr(id.size()));
+    }
+    const std::string global_prefix = "/api/v1/global";
+    if (path.starts_with(global_prefix)) {
+      return HandleConfig(r, principal, "global", path.substr(global_prefix.size()));
+    }
+    if (path == "/api/v1/tokens" && r.method == "POST") {
+      json body = json::parse(r.body);
+      json created = body;
+      created["id"] = "9d8c7b6a-0000-4000-8000-000000000001";
+      created["token"] = "bft_new_token_value";
+      created["expires_at"] = body.contains("ttl_seconds") ? json("2030-01-01T00:00:00Z") : json();
+      created.erase("ttl_seconds");
+      return Json(201, created);
+    }
+    if (path == "/api/v1/tokens" && r.method == "GET") {
+      return Json(200, json::array({{{"id", "t-admin"},
+                                     {"name", "root"},
+                                     {"role", "platform-admin"},
+                                     {"org_id", nullptr},
+                                     {"created_at", "2024-01-01T00:00:00Z"},
+                                     {"expires_at", nullptr},
+                                     {"last_used_at", nullptr},
+                                     {"revoked_at", nullptr}}}));
+    }
+    if (path.starts_with("/api/v1/tokens/") && r.method == "DELETE") {
+      if (path.ends_with("/t-admin")) return FakeResponse{.status = 204, .body = ""};
+      return ApiError(404, "not_found", "token not found");
+    }
+    return ApiError(404, "not_found", "no route");
+  }
+
+  // `rest` is "/configs", "/configs/KEY" or "/configs/KEY/reveal".
+  FakeResponse HandleConfig(const FakeRequest& r, const json& principal, const std::string& scope,
+                            const std::string& rest) {
+    auto& entries = configs_[scope];
+    if (rest == "/configs") {
+      json list = json::array();
+      for (const auto& [key, entry] : entries) list.push_back(Masked(entry));
+      if (scope != "global") {
+        for (const auto& [key, entry] : configs_["global"]) {
+          if (!entries.contains(key)) list.push_back(Masked(entry));
+        }
+      }
+      return Json(200, list);
+    }
+    std::string key = rest.substr(std::string("/configs/").size());
+    const bool reveal = key.ends_with("/reveal");
+    if (reveal) key = key.substr(0, key.size() - std::string("/reveal").size());
+    if (r.method == "PUT") {
+      if (principal["role"] == "member") {
+        return ApiError(403, "permission_denied", "role member cannot write config");
+      }
+      const json body = json::parse(r.body);
+      const int version = entries.contains(key) ? entries[key]["version"].get<int>() + 1 : 1;
+      entries[key] = {{"key", key},
+                      {"type", body["type"]},
+                      {"value", body["value"]},
+                      {"scope", scope == "global" ? "global" : "org"},
+                      {"version", version}};
+      return Json(version == 1 ? 201 : 200, Masked(entries[key]));
+    }
+    const json* found = nullptr;
+    if (entries.contains(key)) {
+      found = &entries[key];
+    } else if (scope != "global" && configs_["global"].contains(key)) {
+      found = &configs_["global"][key];
+    }
+    if (r.method == "DELETE") {
+      if (!entries.contains(key)) return ApiError(404, "not_found", "config not found");
+      entries.erase(key);
+      return FakeResponse{.status = 204, .body = ""};
+    }
+    if (found == nullptr) return ApiError(404, "not_found", "config '" + key + "' not found");
+    return Json(200, reveal ? *found : Masked(*found));
+  }
+
+  static json Masked(json entry) {
+    if (entry["type"] == "secret") entry["value"] = "[SECRET]";
+    return entry;
+  }
+
+  std::mutex mu_;
+  std::map<std::string, json> orgs_;
+  std::map<std::string, std::map<std::string, json>> configs_;
+  FakeHttpServer server_;  // last: stopped before the state it uses goes away
+};
+
+struct Outcome {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+class CliTest : public ::testing::Test {
+ protected:
+  Outcome Run(std::vector<std::string> args, const std::string& stdin_text = "") {
+    args.insert(args.begin(), "bifrost");
+    std::istringstream in(stdin_text);
+    std::ostringstream out;
+    std::ostringstream err;
+    CliIo io;
+    io.in = &in;
+    io.out = &out;
+    io.err = &err;
+    io.stdin_is_terminal = stdin_is_terminal_;
+    io.stdout_is_terminal = stdout_is_terminal_;
+    io.getenv = [this](const std::string& name) -> std::optional<std::string> {
+      const auto it = env_.find(name);
+      if (it == env_.end()) return std::nullopt;
+      return it->second;
+    };
+    io.read_hidden_line = [this](std::string_view prompt) -> std::optional<std::string> {
+      prompts_.emplace_back(prompt);
+      return hidden_input_;
+    };
+    Outcome outcome;
+    outcome.exit_code = RunCli(args, io);
+    outcome.out = out.str();
+    outcome.err = err.str();
+    // Whatever happened, the token never appears in any output.
+    for (const char* token : {kAdminToken, kMemberToken}) {
+      EXPECT_EQ(outcome.out.find(token), std::string::npos) << outcome.out;
+      EXPECT_EQ(outcome.err.find(token), std::string::npos) << outcome.err;
+    }
+    return outcome;
+  }
+
+  json RunJson(std::vector<std::string> args, const std::string& stdin_text = "") {
+    args.push_back("--format");
+    args.push_back("json");
+    const Outcome outcome = Run(args, stdin_text);
+    EXPECT_EQ(outcome.exit_code, 0) << outcome.err;
+    return json::parse(outcome.out, nullptr, false);
+  }
+
+  // The body of the last request with this method.
+  json LastBody(const std::string& method) {
+    const auto requests = api_.requests();
+    for (auto it = requests.rbegin(); it != requests.rend(); ++it) {
+      if (it->method == method) return json::parse(it->body);
+    }
+    ADD_FAILURE() << "no " << method << " request";
+    return {};
+  }
+  std::string LastTarget(const std::string& method) {
+    const auto requests = api_.requests();
+    for (auto it = requests.rbegin(); it != requests.rend(); ++it) {
+      if (it->method == method) return it->target;
+    }
+    return "";
+  }
+
+  FakeBifrost api_;
+  std::map<std::string, std::string> env_{{"BIFROST_ADDR", api_.address()},
+                                          {"BIFROST_TOKEN", kAdminToken}};
+  bool stdin_is_terminal_ = false;
+  bool stdout_is_terminal_ = false;
+  std::optional<std::string> hidden_input_;
+  std::vector<std::string> prompts_;
+};
+
+// ---- usage ----
+
+TEST_F(CliTest, UsageErrorsExitTwoWithOneLineAndSendNothing) {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {},
+           {"nope"},
+           {"config"},
+           {"config", "nope"},
+           {"config", "set"},
+           {"config", "get", "k", "--org", "acme", "--global"},
+           {"config", "list", "--format", "xml"},
+           {"config", "set", "k", "v", "--secret", "--type", "int", "--global"},
+           {"config", "set", "k", "v", "--type", "integer", "--global"},
+           {"token", "create"},
+           {"token", "create", "--role", "owner"},
+           {"token", "create", "--role", "member", "--org", "acme", "--ttl", "soon"},
+           {"org", "create"},
+           {"org", "create", "a", "b"},
+       }) {
+    const Outcome outcome = Run(args);
+    std::string joined;
+    for (const auto& a : args) joined += a + " ";
+    EXPECT_EQ(outcome.exit_code, 2) << joined << "\n" << outcome.err;
+    EXPECT_TRUE(outcome.err.starts_with("bifrost: ")) << joined << outcome.err;
+    EXPECT_EQ(std::count(outcome.err.begin(), outcome.err.end(), '\n'), 1) << outcome.err;
+    EXPECT_TRUE(outcome.out.empty()) << joined << outcome.out;
+  }
+  EXPECT_TRUE(api_.requests().empty());
+}
+
+TEST_F(CliTest, UnknownCommandIsNamed) {
+  EXPECT_EQ(Run({"nope"}).err, "bifrost: unknown command 'nope' (see 'bifrost --help')\n");
+  EXPECT_EQ(Run({"config", "sett", "k"}).err,
+            "bifrost: unknown command 'sett' (see 'bifrost config --help')\n");
+}
+
+TEST_F(CliTest, MissingTokenExitsTwo) {
+  env_.erase("BIFROST_TOKEN");
+  const Outcome outcome = Run({"org", "list"});
+  EXPECT_EQ(outcome.exit_code, 2);
+  EXPECT_NE(outcome.err.find("BIFROST_TOKEN is not set"), std::string::npos) << outcome.err;
+  env_["BIFROST_TOKEN"] = "";
+  EXPECT_EQ(Run({"org", "list"}).exit_code, 2);
+  EXPECT_TRUE(api_.requests().empty());
+}
+
+TEST_F(CliTest, HelpAndVersion) {
+  const Outcome help = Run({"--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  for (const char* word :
+       {"serve", "init", "org", "config", "token", "Examples:", "BIFROST_TOKEN", "Exit codes"}) {
+    EXPECT_NE(help.out.find(word), std::string::npos) << word;
+  }
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"serve", "--help"},
+                                             {"init", "--help"},
+                                             {"org", "--help"},
+                                             {"org", "create", "--help"},
+                                             {"org", "list", "--help"},
+                                             {"org", "delete", "--help"},
+                                             {"config", "--help"},
+                                             {"config", "set", "--help"},
+                                             {"config", "get", "--help"},
+                                             {"config", "list", "--help"},
+                                             {"config", "delete", "--help"},
+                                             {"token", "--help"},
+                                             {"token", "create", "--help"},
+                                             {"token", "list", "--help"},
+                                             {"token", "revoke", "--help"},
+                                             {"whoami", "--help"},
+                                             {"version", "--help"}}) {
+    const Outcome outcome = Run(args);
+    EXPECT_EQ(outcome.exit_code, 0) << args[0];
+    EXPECT_NE(outcome.out.find("Usage: bifrost " + args[0]), std::string::npos) << outcome.out;
+  }
+  EXPECT_NE(Run({"config", "set", "--help"}).out.find("--secret"), std::string::npos);
+  EXPECT_EQ(Run({"version"}).out, "bifrost " + std::string(BIFROST_TEST_VERSION) + "\n");
+  EXPECT_EQ(RunJson({"version"})["version"], BIFROST_TEST_VERSION);
+  EXPECT_TRUE(api_.requests().empty());
+}
+
+// ---- errors from the server ----
+
+TEST_F(CliTest, ServerErrorsBecomeOneLine) {
+  env_["BIFROST_TOKEN"] = "bft_revoked_secret";
+  Outcome outcome = Run({"org", "list"});
+  EXPECT_EQ(outcome.exit_code, 1);
+  EXPECT_EQ(outcome.err,
+            "bifrost: authentication failed: invalid, expired or revoked token (check "
+            "BIFROST_TOKEN)\n");
+  EXPECT_EQ(outcome.err.find("bft_revoked_secret"), std::string::npos);
+
+  env_["BIFROST_TOKEN"] = kMemberToken;
+  outcome = Run({"org", "create", "other"});
+  EXPECT_EQ(outcome.exit_code, 1);
+  EXPECT_EQ(outcome.err,
+            "bifrost: permission denied: only a platform admin creates organizations\n");
+
+  env_["BIFROST_TOKEN"] = kAdminToken;
+  outcome = Run({"org", "create", "acme"});
+  EXPECT_EQ(outcome.exit_code, 1);
+  EXPECT_EQ(outcome.err, "bifrost: organization already exists\n");
+}
+
+TEST_F(CliTest, UnreachableServerExitsOne) {
+  env_["BIFROST_ADDR"] = "http://127.0.0.1:1";
+  const Outcome outcome = Run({"org", "list"});
+  EXPECT_EQ(outcome.exit_code, 1);
+  EXPECT_TRUE(outcome.err.starts_with("bifrost: cannot reach bifrost at http://127.0.0.1:1: "))
+      << outcome.err;
+}
+
+TEST_F(CliTest, BadAddressOrCaFileExitsTwo) {
+  env_["BIFROST_ADDR"] = "127.0.0.1:8420";
+  Outcome outcome = Run({"org", "list"});
+  EXPECT_EQ(outcome.exit_code, 2);
+  EXPECT_NE(outcome.err.find("http://HOST[:PORT]"), std::string::npos) << outcome.err;
+  env_["BIFROST_ADDR"] = "https://127.0.0.1:1";
+  env_["BIFROST_CACERT"] = "/nonexistent/ca.pem";
+  outcome = Run({"org", "list"});
+  EXPECT_EQ(outcome.exit_code, 2);
+  EXPECT_NE(outcome.err.find("/nonexistent/ca.pem"), std::string::npos) << outcome.err;
+}
+
+// ---- org ----
+
+TEST_F(CliTest, OrgCreateListDelete) {
+  const json created = RunJson({"org", "create", "Beta Corp"});
+  EXPECT_EQ(created["name"], "Beta Corp");
+  EXPECT_TRUE(created.contains("id"));
+  EXPECT_EQ(LastBody("POST"), json({{"name", "Beta Corp"}}));
+
+  const Outcome table = Run({"org", "list"});
+  EXPECT_EQ(table.exit_code, 0);
+  EXPECT_TRUE(table.out.starts_with("ID  ")) << table.out;
+  EXPECT_NE(table.out.find("Beta Corp"), std::string::npos);
+  EXPECT_NE(table.out.find(kAcmeId), std::string::npos);
+  EXPECT_EQ(table.out.find('\x1b'), std::string::npos);  // not a terminal
+  EXPECT_EQ(RunJson({"org", "list"}).size(), 2u);
+
+  const Outcome deleted = Run({"org", "delete", "Beta Corp"});
+  EXPECT_EQ(deleted.exit_code, 0) << deleted.err;
+  EXPECT_EQ(deleted.out,
+            "deleted organization Beta Corp (" + created["id"].get<std::string>() + ")\n");
+  EXPECT_EQ(LastTarget("GET"), "/api/v1/orgs?name=Beta%20Corp");
+  EXPECT_EQ(LastTarget("DELETE"), "/api/v1/orgs/" + created["id"].get<std::string>());
+
+  const Outcome created_table = Run({"org", "create", "gamma"});
+  EXPECT_TRUE(created_table.out.starts_with("created organization gamma (")) << created_table.out;
+}
+
+TEST_F(CliTest, OrgByIdInAnyCaseAndMissingOrgsExitThree) {
+  std::string upper = kAcmeId;
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  const json deleted = RunJson({"org", "delete", upper});
+  EXPECT_EQ(deleted, json({{"id", kAcmeId}, {"name", "acme"}, {"deleted", true}}));
+  EXPECT_EQ(LastTarget("DELETE"), std::string("/api/v1/orgs/") + kAcmeId);
+
+  Outcome missing = Run({"org", "delete", "no such org"});
+  EXPECT_EQ(missing.exit_code, 3);
+  EXPECT_EQ(missing.err, "bifrost: organization 'no such org' not found\n");
+  missing = Run({"org", "delete", kAcmeId});  // deleted above
+  EXPECT_EQ(missing.exit_code, 3);
+  EXPECT_EQ(Run({"config", "list", "--org", "nope"}).exit_code, 3);
+}
+
+// ---- config set ----
+
+TEST_F(CliTest, ConfigSetInfersTypesAndSendsTypedJson) {
+  struct Case {
+    std::string text;
+    json type;
+    json value;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"5", "int", 5},
+           {"-5", "int", -5},
+           {"true", "bool", true},
+           {R"({"a": [1, 2]})", "json", json::parse(R"({"a":[1,2]})")},
+           {"[1]", "json", json::array({1})},
+           {"007", "string", "007"},
+           {"Acme Billing", "string", "Acme Billing"},
+           {"9223372036854775808", "string", "9223372036854775808"},
+       }) {
+    const Outcome outcome = Run({"config", "set", "k", c.text, "--org", "acme"});
+    ASSERT_EQ(outcome.exit_code, 0) << c.text << outcome.err;
+    const json body = LastBody("PUT");
+    EXPECT_EQ(body["type"], c.type) << c.text;
+    EXPECT_EQ(body["value"], c.value) << c.text;
+    EXPECT_FALSE(body.contains("description"));
+  }
+  EXPECT_EQ(LastTarget("PUT"), std::string("/api/v1/orgs/") + kAcmeId + "/configs/k");
+}
+
+TEST_F(CliTest, ConfigSetExplicitTypeAndDescription) {
+  ASSERT_EQ(Run({"config", "set", "zip", "01234", "--type", "string", "--description",
+                 "postal code", "--global"})
+                .exit_code,
+            0);
+  EXPECT_EQ(LastBody("PUT"),
+            json({{"type", "string"}, {"value", "01234"}, {"description", "postal code"}}));
+  EXPECT_EQ(LastTarget("PUT"), "/api/v1/global/configs/zip");
+
+  ASSERT_EQ(Run({"config", "set", "n", "42", "--type", "json", "--global"}).exit_code, 0);
+  EXPECT_EQ(LastBody("PUT"), json({{"type", "json"}, {"value", 42}}));
+}
+
+TEST_F(CliTest, ConfigSetConfirmationTableAndJson) {
+  Outcome outcome = Run({"config", "set", "retries", "5", "--org", "acme"});
+  EXPECT_EQ(outcome.out, "set retries (int) in acme, version 1\n");
+  outcome = Run({"config", "set", "retries", "6", "--org", "acme"});
+  EXPECT_EQ(outcome.out, "set retries (int) in acme, version 2\n");
+  outcome = Run({"config", "set", "region", "eu", "--global"});
+  EXPECT_EQ(outcome.out, "set region (string) in global, version 1\n");
+  const json entry = RunJson({"config", "set", "retries", "7", "--org", "acme"});
+  EXPECT_EQ(entry["key"], "retries");
+  EXPECT_EQ(entry["value"], 7);
+  EXPECT_EQ(entry["version"], 3);
+}
+
+TEST_F(CliTest, SecretFromStdinIsNeverEchoed) {
+  const Outcome outcome =
+      Run({"config", "set", "api_key", "--secret", "--org", "acme"}, "sk_live_1\n\n");
+  ASSERT_EQ(outcome.exit_code, 0) << outcome.err;
+  EXPECT_EQ(outcome.out, "set api_key (secret) in acme, version 1\n");
+  // Exactly one trailing newline is removed.
+  EXPECT_EQ(LastBody("PUT"), json({{"type", "secret"}, {"value", "sk_live_1\n"}}));
+
+  const Outcome dash =
+      Run({"config", "set", "api_key", "-", "--type", "secret", "--org", "acme"}, "sk_live_2");
+  ASSERT_EQ(dash.exit_code, 0) << dash.err;
+  EXPECT_EQ(LastBody("PUT")["value"], "sk_live_2");
+
+  const json shown =
+      RunJson({"config", "set", "api_key", "sk_live_3", "--secret", "--org", "acme"});
+  EXPECT_EQ(shown.dump().find("sk_live_3"), std::string::npos) << shown.dump();
+  EXPECT_TRUE(prompts_.empty());
+}
+
+TEST_F(CliTest, TerminalStdinIsPromptedWithoutEcho) {
+  stdin_is_terminal_ = true;
+  hidden_input_ = "typed secret";
+  const Outcome outcome = Run({"config", "set", "api_key", "--secret", "--org", "acme"});
+  ASSERT_EQ(outcome.exit_code, 0) << outcome.err;
+  ASSERT_EQ(prompts_.size(), 1u);
+  EXPECT_EQ(prompts_[0], "Value for api_key: ");
+  EXPECT_EQ(LastBody("PUT")["value"], "typed secret");
+  EXPECT_EQ(outcome.out.find("typed secret"), std::string::npos);
+
+  hidden_input_ = std::nullopt;  // end of input at the prompt
+  EXPECT_EQ(Run({"config", "set", "api_key", "--secret", "--org", "acme"}).exit_code, 2);
+}
+
+TEST_F(CliTest, ValueOfTheWrongTypeIsRefusedBeforeSending) {
+  const Outcome outcome =
+      Run({"config", "set", "retries", "abc_value", "--type", "int", "--org", "acme"});
+  EXPECT_EQ(outcome.exit_code, 1);
+  EXPECT_EQ(outcome.err,
+            "bifrost: config 'retries' has type int but the value is not a 64-bit integer "
+            "(decimal, optional '-', no leading zeros)\n");
+  EXPECT_EQ(outcome.err.find("abc_value"), std::string::npos);
+  EXPECT_EQ(LastTarget("PUT"), "");
+}
+
+// ---- scope selection ----
+
+TEST_F(CliTest, PlatformAdminMustSayWhere) {
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"config", "list"},
+                                             {"config", "get", "k"},
+                                             {"config", "set", "k", "v"},
+                                             {"config", "delete", "k"}}) {
+    const Outcome outcome = Run(args);
+    EXPECT_EQ(outcome.exit_code, 2) << args[1];
+    EXPECT_EQ(outcome.err, "bifrost: say --org ORG or --global (this token is a platform admin)\n");
+  }
+  EXPECT_EQ(LastTarget("PUT"), "");
+}
+
+TEST_F(CliTest, OrgTokenDefaultsToItsOwnOrg) {
+  api_.Put(kAcmeId, "api_key", "secret", "sk_org");
+  env_["BIFROST_TOKEN"] = kMemberToken;
+  const Outcome outcome = Run({"config", "get", "api_key"});
+  EXPECT_EQ(outcome.exit_code, 0) << outcome.err;
+  EXPECT_EQ(outcome.out, "sk_org\n");
+  EXPECT_EQ(LastTarget("GET"), std::string("/api/v1/orgs/") + kAcmeId + "/configs/api_key/reveal");
+
+  const Outcome denied = Run({"config", "set", "x", "1"});
+  EXPECT_EQ(denied.exit_code, 1);
+  EXPECT_EQ(denied.err, "bifrost: permission denied: role member cannot write config\n");
+}
+
+// ---- config get / list / delete ----
+
+TEST_F(CliTest, ConfigGetPrintsValuesRaw) {
+  api_.Put(kAcmeId, "s", "string", "multi\nline text");
+  api_.Put(kAcmeId, "n", "int", 5);
+  api_.Put(kAcmeId, "b", "bool", false);
+  api_.Put(kAcmeId, "j", "json", json::parse(R"({"a": [1, 2], "b": "c"})"));
+  api_.Put(kAcmeId, "p", "secret", "pa ss\tword");
+  api_.Put("global", "region", "string", "eu-west");
+  EXPECT_EQ(Run({"config", "get", "s", "--org", "acme"}).out, "multi\nline text\n");
+  EXPECT_EQ(Run({"config", "get", "n", "--org", "acme"}).out, "5\n");
+  EXPECT_EQ(Run({"config", "get", "b", "--org", "acme"}).out, "false\n");
+  EXPECT_EQ(Run({"config", "get", "j", "--org", "acme"}).out, "{\"a\":[1,2],\"b\":\"c\"}\n");
+  EXPECT_EQ(Run({"config", "get", "p", "--org", "acme"}).out, "pa ss\tword\n");
+  EXPECT_EQ(Run({"config", "get", "region", "--org", "acme"}).out, "eu-west\n");
+  EXPECT_EQ(Run({"config", "get", "region", "--global"}).out, "eu-west\n");
+  const json revealed = RunJson({"config", "get", "p", "--org", "acme"});
+  EXPECT_EQ(revealed["value"], "pa ss\tword");
+  EXPECT_EQ(revealed["type"], "secret");
+}
+
+TEST_F(CliTest, ConfigGetMissingKeyAndDefault) {
+  Outcome outcome = Run({"config", "get", "nope", "--org", "acme"});
+  EXPECT_EQ(outcome.exit_code, 3);
+  EXPECT_EQ(outcome.err, "bifrost: config 'nope' not found\n");
+  outcome = Run({"config", "get", "nope", "--org", "acme", "--default", "fallback"});
+  EXPECT_EQ(outcome.exit_code, 0);
+  EXPECT_EQ(outcome.out, "fallback\n");
+  outcome = Run({"config", "get", "nope", "--global", "--default", ""});
+  EXPECT_EQ(outcome.exit_code, 0);
+  EXPECT_EQ(outcome.out, "\n");
+  // A missing organization is not papered over by --default.
+  outcome = Run({"config", "get", "nope", "--org", "missing", "--default", "d"});
+  EXPECT_EQ(outcome.exit_code, 3);
+  EXPECT_EQ(outcome.out, "");
+}
+
+TEST_F(CliTest, ConfigListTableMasksSecretsWhateverTheServerSends) {
+  api_.Put(kAcmeId, "retries", "int", 5);
+  api_.Put(kAcmeId, "api_key", "secret", "sk_live_hidden");
+  api_.Put("global", "region", "string", "eu-west");
+  const Outcome outcome = Run({"config", "list", "--org", "acme"});
+  EXPECT_EQ(outcome.exit_code, 0) << outcome.err;
+  EXPECT_EQ(outcome.out,
+            "KEY      TYPE    VALUE     SCOPE\n"
+            "api_key  secret  [SECRET]  org\n"
+            "retries  int     5         org\n"
+            "region   string  eu-west   global\n");
+  const json listed = RunJson({"config", "list", "--org", "acme"});
+  ASSERT_TRUE(listed.is_array());
+  EXPECT_EQ(listed.size(), 3u);
+  EXPECT_EQ(listed[0]["value"], "[SECRET]");
+  EXPECT_EQ(listed[1]["value"], 5);
+}
+
+TEST_F(CliTest, TablesUseAnsiOnlyOnATerminal) {
+  stdout_is_terminal_ = true;
+  EXPECT_TRUE(Run({"org", "list"}).out.starts_with("\x1b[1mID"));
+  env_["NO_COLOR"] = "1";
+  EXPECT_EQ(Run({"org", "list"}).out.find('\x1b'), std::string::npos);
+}
+
+TEST_F(CliTest, ConfigDelete) {
+  api_.Put(kAcmeId, "retries", "int", 5);
+  Outcome outcome = Run({"config", "delete", "retries", "--org", "acme"});
+  EXPECT_EQ(outcome.exit_code, 0) << outcome.err;
+  EXPECT_EQ(outcome.out, "deleted retries from acme\n");
+  EXPECT_EQ(LastTarget("DELETE"), std::string("/api/v1/orgs/") + kAcmeId + "/configs/retries");
+  outcome = Run({"config", "delete", "retries", "--org", "acme"});
+  EXPECT_EQ(outcome.exit_code, 3);
+  api_.Put("global", "region", "string", "eu");
+  const json deleted = RunJson({"config", "delete", "region", "--global"});
+  EXPECT_EQ(deleted,
+            json({{"key", "region"}, {"scope", "global"}, {"org_id", nullptr}, {"deleted", true}}));
+}
+
+TEST_F(CliTest, KeysArePercentEncoded) {
+  EXPECT_EQ(Run({"config", "get", "a/b c", "--global"}).exit_code, 3);
+  EXPECT_EQ(LastTarget("GET"), "/api/v1/global/configs/a%2Fb%20c/reveal");
+}
+
+// ---- tokens ----
+
+TEST_F(CliTest, TokenCreateSendsRoleOrgNameAndTtl) {
+  const json created = RunJson(
+      {"token", "create", "--role", "member", "--org", "acme", "--name", "ci", "--ttl", "24h"});
+  EXPECT_EQ(
+      LastBody("POST"),
+      json({{"role", "member"}, {"org_id", kAcmeId}, {"name", "ci"}, {"ttl_seconds", 86400}}));
+  EXPECT_EQ(created["token"], "bft_new_token_value");
+
+  const Outcome table = Run({"token", "create", "--role", "platform-admin", "--name", "ops"});
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_EQ(LastBody("POST"), json({{"role", "platform-admin"}, {"name", "ops"}}));
+  EXPECT_TRUE(table.out.starts_with("Token:    bft_new_token_value\n")) << table.out;
+  EXPECT_NE(table.out.find("shown only once"), std::string::npos);
+}
+
+TEST_F(CliTest, TokenCreateOrgRoleNeedsAnOrg) {
+  const Outcome outcome = Run({"token", "create", "--role", "reader"});
+  EXPECT_EQ(outcome.exit_code, 2);
+  EXPECT_NE(outcome.err.find("say --org ORG"), std::string::npos) << outcome.err;
+  EXPECT_EQ(LastTarget("POST"), "");
+  // An org token's own org is the default.
+  env_["BIFROST_TOKEN"] = kMemberToken;
+  EXPECT_EQ(Run({"token", "create", "--role", "reader"}).exit_code, 0);
+  EXPECT_EQ(LastBody("POST"), json({{"role", "reader"}, {"org_id", kAcmeId}}));
+}
+
+TEST_F(CliTest, TokenListAndRevoke) {
+  const Outcome listed = Run({"token", "list"});
+  EXPECT_EQ(listed.exit_code, 0);
+  EXPECT_EQ(listed.out,
+            "ID       NAME  ROLE            ORG  CREATED               EXPIRES  LAST_USED  "
+            "REVOKED\n"
+            "t-admin  root  platform-admin  -    2024-01-01T00:00:00Z  -        -          -\n");
+  EXPECT_EQ(RunJson({"token", "list", "--org", "acme"}).size(), 1u);
+  EXPECT_EQ(LastTarget("GET"), std::string("/api/v1/tokens?org_id=") + kAcmeId);
+
+  Outcome revoked = Run({"token", "revoke", "t-admin"});
+  EXPECT_EQ(revoked.exit_code, 0);
+  EXPECT_EQ(revoked.out, "revoked token t-admin\n");
+  revoked = Run({"token", "revoke", "t-unknown"});
+  EXPECT_EQ(revoked.exit_code, 3);
+  EXPECT_EQ(revoked.err, "bifrost: token not found\n");
+}
+
+TEST_F(CliTest, Whoami) {
+  EXPECT_EQ(Run({"whoami"}).out,
+            "Token ID:  t-admin\n"
+            "Name:      root\n"
+            "Role:      platform-admin\n"
+            "Org:       -\n");
+  EXPECT_EQ(RunJson({"whoami"})["role"], "platform-admin");
+}
+
+}  // namespace
+}  // namespace bifrost::cli

@@ -1,0 +1,429 @@
+#include "cli/commands.h"
+
+#include <istream>
+#include <iterator>
+#include <utility>
+#include <vector>
+
+#include "cli/duration.h"
+#include "cli/table.h"
+#include "cli/values.h"
+#include "client/http_client.h"
+#include "common/text.h"
+
+namespace bifrost::cli {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::string_view kDefaultAddress = "http://127.0.0.1:8420";
+constexpr std::size_t kTableValueWidth = 60;
+
+void PrintJson(Session& session, const json& value) {
+  session.out() << value.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
+}
+
+// A field of a server object as table text: strings as-is, null or absent as "-".
+std::string Field(const json& object, const char* name) {
+  if (!object.is_object()) return "-";
+  const auto it = object.find(name);
+  if (it == object.end() || it->is_null()) return "-";
+  if (it->is_string()) {
+    const auto& s = it->get_ref<const std::string&>();
+    return s.empty() ? "-" : s;
+  }
+  return it->dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string LowerAscii(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+struct OrgRef {
+  std::string id;
+  std::string name;  // empty when not known (an org token's own org, before it is looked up)
+};
+
+// ORG is an id when it is a canonical UUID (any case), else a name looked up with ?name=.
+CliResult<OrgRef> ResolveOrg(Api& api, std::string_view org) {
+  const std::string lowered = LowerAscii(org);
+  if (IsCanonicalUuid(lowered)) {
+    auto found = api.Get("/api/v1/orgs/" + lowered);
+    if (!found) return std::unexpected(std::move(found.error()));
+    return OrgRef{lowered, Field(*found, "name")};
+  }
+  auto listed = api.Get("/api/v1/orgs?name=" + client::UrlEncode(org));
+  if (!listed) return std::unexpected(std::move(listed.error()));
+  if (listed->is_array()) {
+    for (const auto& candidate : *listed) {
+      if (candidate.is_object() && candidate.value("name", "") == org && candidate.contains("id") &&
+          candidate["id"].is_string()) {
+        return OrgRef{candidate["id"].get<std::string>(), std::string(org)};
+      }
+    }
+  }
+  return NotFoundError("organization " + QuoteForMessage(org) + " not found");
+}
+
+// The calling token, from GET /api/v1/whoami.
+CliResult<json> FetchPrincipal(Api& api) { return api.Get("/api/v1/whoami"); }
+
+std::optional<std::string> OrgIdOfPrincipal(const json& principal) {
+  if (principal.is_object()) {
+    const auto it = principal.find("org_id");
+    if (it != principal.end() && it->is_string() && !it->get_ref<const std::string&>().empty()) {
+      return it->get<std::string>();
+    }
+  }
+  return std::nullopt;
+}
+
+// Where a config command acts: an organization, or the global scope (org == nullopt).
+struct Scope {
+  std::optional<OrgRef> org;
+};
+
+CliResult<Scope> ResolveScope(Api& api, const ScopeFlags& flags) {
+  if (flags.global) return Scope{};
+  if (!flags.org.empty()) {
+    auto org = ResolveOrg(api, flags.org);
+    if (!org) return std::unexpected(std::move(org.error()));
+    return Scope{std::move(*org)};
+  }
+  auto principal = FetchPrincipal(api);
+  if (!principal) return std::unexpected(std::move(principal.error()));
+  if (auto org_id = OrgIdOfPrincipal(*principal)) return Scope{OrgRef{*org_id, ""}};
+  return UsageError("say --org ORG or --global (this token is a platform admin)");
+}
+
+std::string ConfigsPath(const Scope& scope) {
+  if (!scope.org) return "/api/v1/global/configs";
+  return "/api/v1/orgs/" + client::UrlEncode(scope.org->id) + "/configs";
+}
+
+std::string ConfigPath(const Scope& scope, std::string_view key) {
+  return ConfigsPath(scope) + "/" + client::UrlEncode(key);
+}
+
+// "global", the org's name, or (when the name cannot be read) its id.
+std::string ScopeLabel(Api& api, const Scope& scope) {
+  if (!scope.org) return "global";
+  if (!scope.org->name.empty()) return scope.org->name;
+  auto found = api.Get("/api/v1/orgs/" + client::UrlEncode(scope.org->id));
+  if (found) {
+    std::string name = Field(*found, "name");
+    if (name != "-") return name;
+  }
+  return scope.org->id;
+}
+
+// The value text of `config set`: the argument, else stdin (a terminal is prompted without
+// echo). Exactly one trailing newline is stripped from piped input.
+CliResult<std::string> ReadValue(Session& session, const ConfigSetArgs& args) {
+  if (args.value && *args.value != "-") return *args.value;
+  CliIo& io = session.io();
+  if (io.stdin_is_terminal && io.read_hidden_line) {
+    auto line = io.read_hidden_line("Value for " + PrintableCell(args.key, 64) + ": ");
+    if (!line) return UsageError("no value given for " + QuoteForMessage(args.key));
+    return std::move(*line);
+  }
+  if (io.in == nullptr) return UsageError("no value given and no stdin to read it from");
+  std::string text{std::istreambuf_iterator<char>(*io.in), std::istreambuf_iterator<char>()};
+  if (io.in->bad()) return CommandError("cannot read the value from stdin");
+  if (text.ends_with('\n')) text.pop_back();
+  return text;
+}
+
+// The value column of `config list`: never a secret's value, whatever the server sent.
+std::string TableValue(const json& entry) {
+  if (Field(entry, "type") == "secret") return "[SECRET]";
+  const auto it = entry.find("value");
+  if (it == entry.end()) return "";
+  return PrintableCell(ValueToText(*it), kTableValueWidth);
+}
+
+}  // namespace
+
+std::optional<std::string> Session::GetEnv(const std::string& name) const {
+  if (!io_.getenv) return std::nullopt;
+  return io_.getenv(name);
+}
+
+bool Session::UseAnsi() const {
+  if (!io_.stdout_is_terminal) return false;
+  if (GetEnv("NO_COLOR").has_value()) return false;
+  return GetEnv("TERM").value_or("") != "dumb";
+}
+
+CliResult<Api*> Session::api() {
+  if (api_) return api_.get();
+  std::optional<std::string> token = GetEnv("BIFROST_TOKEN");
+  if (!token || token->empty()) {
+    return UsageError(
+        "BIFROST_TOKEN is not set: export the token printed by 'bifrost init' or "
+        "'bifrost token create'");
+  }
+  client::ClientOptions options;
+  options.address = GetEnv("BIFROST_ADDR").value_or("");
+  if (options.address.empty()) options.address = std::string(kDefaultAddress);
+  options.ca_file = GetEnv("BIFROST_CACERT").value_or("");
+  auto http = client::HttpClient::Create(options);
+  if (!http) {
+    // A malformed BIFROST_ADDR or an unreadable BIFROST_CACERT: the invocation is wrong.
+    if (http.error().code() == ErrorCode::kInvalidArgument) {
+      return UsageError(http.error().message());
+    }
+    return FromError(http.error());
+  }
+  api_ = std::make_unique<Api>(std::move(*http), std::move(*token));
+  return api_.get();
+}
+
+// ---- org ----
+
+CliStatus OrgCreate(Session& session, const std::string& name, Format format) {
+  BIFROST_CLI_ASSIGN(Api * api, session.api());
+  BIFROST_CLI_ASSIGN(json created, api->Call("POST", "/api/v1/orgs", json{{"name", name}}));
+  if (format == Format::kJson) {
+    PrintJson(session, created);
+  } else {
+    session.out() << "created organization " << PrintableCell(Field(created, "name")) << " ("
+                  << Field(created, "id") << ")\n";
+  }
+  return {};
+}
+
+CliStatus OrgList(Session& session, Format format) {
+  BIFROST_CLI_ASSIGN(Api * api, session.api());
+  BIFROST_CLI_ASSIGN(json orgs, api->Get("/api/v1/orgs"));
+  if (format == Format::kJson) {
+    PrintJson(session, orgs);
+    return {};
+  }
+  std::vector<TableRow> rows;
+  if (orgs.is_array()) {
+    for (const auto& org : orgs) {
+      rows.push_back({Field(org, "id"), Field(org, "name"), Field(org, "created_at")});
+    }
+  }
+  session.out() << RenderTable({"ID", "NAME", "CREATED"}, rows, session.UseAnsi());
+  return {};
+}
+
+CliStatus OrgDelete(Session& session, const std::string& org, Format format) {
+  BIFROST_CLI_ASSIGN(Api * api, session.api());
+  BIFROST_CLI_ASSIGN(OrgRef ref, ResolveOrg(*api, org));
+  BIFROST_CLI_RETURN_IF_ERROR(api->Call("DELETE", "/api/v1/orgs/" + client::UrlEncode(ref.id)));
+  if (format == Format::kJson) {
+    PrintJson(session, json{{"id", ref.id}, {"name", ref.name}, {"deleted", true}});
+  } else {
+    session.out() << "deleted organization " << PrintableCell(ref.name) << " (" << ref.id << ")\n";
+  }
+  return {};
+}
+
+// ---- config ----
+
+CliStatus ConfigSet(Session& session, const ConfigSetArgs& args) {
+  // Flags first: nothing is read or sent when the command line is wrong.
+  std::optional<ValueType> type;
+  if (args.type) {
+    type = ParseValueType(*args.type);
+    if (!type) {
+      return UsageError("--type must be one of string, int, bool, json, secret");
+    }
+  }
+  if (args.secret) {
+    if (type && *type != ValueType::kSecret) {
+      return UsageError("--secret conflicts with --type " + *args.type +
+                        " (--secret means --type secret)");
+    }
+    type = ValueType::kSecret;
+  }
+  BIFROST_CLI_ASSIGN(Api * api, session.api());
+  BIFROST_CLI_ASSIGN(std::string text, ReadValue(session, args));
+  const ValueType effective = type.value_or(InferValueType(text));
+  auto value = ValueToJson(effective, text, args.key);
+  if (!value) return FromError(value.error());
+  json body = {{"type", ValueTypeName(effective)}, {"value", std::move(*value)}};
+  if (args.description) body["description"] = *args.description;
+
+  BIFROST_CLI_ASSIGN(Scope scope, ResolveScope(*api, args.scope));
+  BIFROST_CLI_ASSIGN(json entry, api->Call("PUT", ConfigPath(scope, args.key), body));
+  if (args.format == Format::kJson) {
+    if (effective == ValueType::kSecret && entry.is_object()) entry["value"] = "[SECRET]";
+    PrintJson(session, entry);
+  } else {
+    session.out() << "set " << PrintableCell(args.key) << " (" << ValueTypeName(effective)
+                  << ") in " << PrintableCell(ScopeLabel(*api, scope)) << ", version "
+                  << Field(entry, "version") << "\n";
+  }
+  return {};
+}
+
+CliStatus ConfigGet(Session& session, const std::string& key, const ScopeFlags& flags,
+                    const std::optional<std::string>& default_value, Format format) {
+  BIFROST_CLI_ASSIGN(Api * api, session.api());
+  BIFROST_CLI_ASSIGN(Scope scope, ResolveScope(*api, flags));
+  auto entry = api->Get(ConfigPath(scope, key) + "/reveal");
+  if (!entry) {
+    // The scope was resolved above, so a 404 here is about the key.
+    if (entry.error().exit_code == kExitNotFound && default_value) {
+      if (format == Format::kJson) {
+        PrintJson(session, json{{"key", key}, {"value", *default_value}, {"default", true}});
+      } else {
+        session.out() << *default_value << "\n";
+      }
+      return {};
+    }
+    return std::unexpected(std::move(entry.error()));
+  }
+  if (format == Format::kJson) {
+    PrintJson(session, *entry);
+    return {};
+  }
+  const auto value = entry->find("value");
+  if (value == entry->end()) return CommandError("the server's entry has no value");
+  session.out() << ValueToText(*value) << "\n";
+  return {};
+}
+
+CliStatus ConfigList(Session& session, const ScopeFlags& flags, Format format) {
+  BIFROST_CLI_ASSIGN(Api * api, session.api());
+  BIFROST_CLI_ASSIGN(Scope scope, ResolveScope(*api, flags));
+  BIFROST_CLI_ASSIGN(json entries, api->Get(ConfigsPath(scope)));
+  if (format == Format::kJson) {
+    PrintJson(session, entries);
+    return {};
+  }
+  std::vector<TableRow> rows;
+  if (entries.is_array()) {
+    for (const auto& entry : entries) {
+      rows.push_back(
+          {Field(entry, "key"), Field(entry, "type"), TableValue(entry), Field(entry, "scope")});
+    }
+  }
+  session.out() << RenderTable({"KEY", "TYPE", "VALUE", "SCOPE"}, rows, session.UseAnsi());
+  return {};
+}
+
+CliStatus ConfigDelete(Session& session, const std::string& key, const ScopeFlags& flags,
+                       Format format) {
+  BIFROST_CLI_ASSIGN(Api * api, session.api());
+  BIFROST_CLI_ASSIGN(Scope scope, ResolveScope(*api, flags));
+  BIFROST_CLI_RETURN_IF_ERROR(api->Call("DELETE", ConfigPath(scope, key)));
+  if (format == Format::kJson) {
+    PrintJson(session, json{{"key", key},
+                            {"scope", scope.org ? "org" : "global"},
+                            {"org_id", scope.org ? json(scope.org->id) : json(nullptr)},
+                            {"deleted", true}});
+  } else {
+    session.out() << "deleted " << PrintableCell(key) << " from "
+                  << PrintableCell(ScopeLabel(*api, scope)) << "\n";
+  }
+  return {};
+}
+
+// ---- token ----
+
+CliStatus TokenCreate(Session& session, const TokenCreateArgs& args) {
+  std::optional<std::int64_t> ttl_seconds;
+  if (args.ttl) {
+    ttl_seconds = ParseDurationSeconds(*args.ttl);
+    if (!ttl_seconds) {
+      return UsageError("--ttl " + QuoteForMessage(*args.ttl) +
+                        " is not a duration like 90s, 30m, 24h, 7d or 1h30m");
+    }
+  }
+  BIFROST_CLI_ASSIGN(Api * api, session.api());
+  json body = {{"role", args.role}};
+  if (!args.org.empty()) {
+    BIFROST_CLI_ASSIGN(OrgRef org, ResolveOrg(*api, args.org));
+    body["org_id"] = org.id;
+  } else if (args.role != "platform-admin") {
+    // An org role belongs to an organization: an org token's own, else --org is needed.
+    BIFROST_CLI_ASSIGN(json principal, FetchPrincipal(*api));
+    auto org_id = OrgIdOfPrincipal(principal);
+    if (!org_id) {
+      return UsageError("say --org ORG: a " + args.role +
+                        " token belongs to an organization (this token is a platform admin)");
+    }
+    body["org_id"] = *org_id;
+  }
+  if (args.name) body["name"] = *args.name;
+  if (ttl_seconds) body["ttl_seconds"] = *ttl_seconds;
+
+  BIFROST_CLI_ASSIGN(json created, api->Call("POST", "/api/v1/tokens", body));
+  if (args.format == Format::kJson) {
+    PrintJson(session, created);
+    return {};
+  }
+  session.out() << RenderFields({{"Token", Field(created, "token")},
+                                 {"ID", Field(created, "id")},
+                                 {"Name", Field(created, "name")},
+                                 {"Role", Field(created, "role")},
+                                 {"Org", Field(created, "org_id")},
+                                 {"Expires", Field(created, "expires_at")}},
+                                session.UseAnsi())
+                << "This token is shown only once: store it now, it cannot be retrieved "
+                   "later.\n";
+  return {};
+}
+
+CliStatus TokenList(Session& session, const std::string& org, Format format) {
+  BIFROST_CLI_ASSIGN(Api * api, session.api());
+  std::string target = "/api/v1/tokens";
+  if (!org.empty()) {
+    BIFROST_CLI_ASSIGN(OrgRef ref, ResolveOrg(*api, org));
+    target += "?org_id=" + client::UrlEncode(ref.id);
+  }
+  BIFROST_CLI_ASSIGN(json tokens, api->Get(target));
+  if (format == Format::kJson) {
+    PrintJson(session, tokens);
+    return {};
+  }
+  std::vector<TableRow> rows;
+  if (tokens.is_array()) {
+    for (const auto& t : tokens) {
+      rows.push_back({Field(t, "id"), Field(t, "name"), Field(t, "role"), Field(t, "org_id"),
+                      Field(t, "created_at"), Field(t, "expires_at"), Field(t, "last_used_at"),
+                      Field(t, "revoked_at")});
+    }
+  }
+  session.out() << RenderTable(
+      {"ID", "NAME", "ROLE", "ORG", "CREATED", "EXPIRES", "LAST_USED", "REVOKED"}, rows,
+      session.UseAnsi());
+  return {};
+}
+
+CliStatus TokenRevoke(Session& session, const std::string& id, Format format) {
+  BIFROST_CLI_ASSIGN(Api * api, session.api());
+  BIFROST_CLI_RETURN_IF_ERROR(api->Call("DELETE", "/api/v1/tokens/" + client::UrlEncode(id)));
+  if (format == Format::kJson) {
+    PrintJson(session, json{{"id", id}, {"revoked", true}});
+  } else {
+    session.out() << "revoked token " << PrintableCell(id) << "\n";
+  }
+  return {};
+}
+
+CliStatus Whoami(Session& session, Format format) {
+  BIFROST_CLI_ASSIGN(Api * api, session.api());
+  BIFROST_CLI_ASSIGN(json principal, FetchPrincipal(*api));
+  if (format == Format::kJson) {
+    PrintJson(session, principal);
+    return {};
+  }
+  session.out() << RenderFields({{"Token ID", Field(principal, "token_id")},
+                                 {"Name", Field(principal, "name")},
+                                 {"Role", Field(principal, "role")},
+                                 {"Org", Field(principal, "org_id")}},
+                                session.UseAnsi());
+  return {};
+}
+
+}  // namespace bifrost::cli
