@@ -1,5 +1,6 @@
 # Bifrost build entry points. `make test` is what CI runs (.ci/run).
 #
+#   make run     deps + build, then a dev server on the embedded SQLite (./.bifrost-dev)
 #   make deps    install the Debian packages the build and tests need (idempotent)
 #   make build   deps + configure + compile into build/
 #   make test    build + the whole test suite through ctest, then the same suite under
@@ -13,11 +14,12 @@ JOBS       ?= 2
 
 # Everything the build, the tests and the benchmarks use, from Debian's archive.
 DEB_PACKAGES := g++ make cmake pkg-config libssl-dev libsqlite3-dev nlohmann-json3-dev \
-                libgtest-dev libgmock-dev libbenchmark-dev python3 python3-cryptography
+                libgtest-dev libgmock-dev libbenchmark-dev python3 python3-cryptography \
+                libboost-dev libcli11-dev openssl wrk
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: deps configure build test test-fast asan bench clean
+.PHONY: deps configure build run test test-fast asan bench clean
 
 deps:
 	@missing=""; \
@@ -52,8 +54,14 @@ asan: deps
 
 test: test-fast asan
 
+# A first try: dev mode keeps its data and a generated key in ./.bifrost-dev and prints an
+# admin token. Not for production (see README).
+run: build
+	$(BUILD_DIR)/bifrost serve --dev
+
 bench: build
 	bench/run.sh $(BUILD_DIR)
+	bench/http_bench.sh $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR)

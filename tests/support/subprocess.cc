@@ -38,8 +38,17 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, const std::string
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err[1], 2);
 
+  // The test's environment, with `extra_env` replacing variables of the same name.
   std::vector<std::string> env_storage;
-  for (char** e = environ; *e != nullptr; ++e) env_storage.emplace_back(*e);
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    const std::string_view name = entry.substr(0, entry.find('='));
+    bool overridden = false;
+    for (const auto& x : extra_env) {
+      if (std::string_view(x).substr(0, x.find('=')) == name) overridden = true;
+    }
+    if (!overridden) env_storage.emplace_back(entry);
+  }
   for (const auto& e : extra_env) env_storage.push_back(e);
   std::vector<char*> envp;
   for (auto& e : env_storage) envp.push_back(e.data());

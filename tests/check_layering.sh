@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The layering rules of docs/design.md, checked on the sources: third-party headers may only
+# be included where the design puts them.
+set -u
+cd "$(dirname "$0")/.."
+fail=0
+check() {  # pattern allowed-path-regex description
+  local hits
+  hits=$(grep -rlE "$1" src --include='*.h' --include='*.cc' | grep -vE "$2" || true)
+  if [ -n "$hits" ]; then
+    echo "FAIL: $3 outside its layer:"; echo "$hits" | sed 's/^/  /'; fail=1
+  else
+    echo "ok: $3"
+  fi
+}
+check '#include <openssl/' '^src/(crypto|server|client)/' 'OpenSSL (crypto; TLS in server and client)'
+check '#include <sqlite3.h>' '^src/store/sqlite/' 'sqlite3.h'
+check '#include <boost/' '^src/(server|client)/' 'Boost'
+check '#include "server/' '^src/(server|cli)/|^src/main\.cc$' 'server headers'
+check '#include "store/sqlite/' '^src/(store/sqlite|server)/|_test\.cc$' 'the SQLite store (tests may use it)'
+if [ $fail -ne 0 ]; then echo "1 failed"; exit 1; fi
+echo "layering: all rules hold"

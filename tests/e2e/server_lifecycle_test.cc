@@ -1,0 +1,151 @@
+// `bifrost serve` and `bifrost init` as an operator meets them: start-up refusals with one
+// clear line, readiness, TLS, dev mode, and a clean SIGTERM.
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "tests/e2e/e2e_support.h"
+
+namespace bifrost::e2e {
+namespace {
+
+using testing::BifrostBinary;
+using testing::ProcessResult;
+using testing::RunProcess;
+using testing::TempDir;
+
+const std::string kKey = "lifecycle-test-secret-key-0123456789abcd";
+
+// Runs a bifrost command that is expected to refuse to start: exit 1, one line on stderr.
+std::string Refusal(const std::vector<std::string>& args, const std::vector<std::string>& env) {
+  std::vector<std::string> argv = {BifrostBinary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const ProcessResult r = RunProcess(argv, "", env);
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "not one line: " << r.err;
+  EXPECT_TRUE(r.err.starts_with("bifrost: ")) << r.err;
+  return r.err;
+}
+
+TEST(ServerLifecycle, InitOnceThenServeAndStopCleanly) {
+  TempDir dir;
+  const std::string data = dir.path() + "/data";
+  const ProcessResult init =
+      RunProcess({BifrostBinary(), "init", "--data", data}, "", {"BIFROST_SECRET_KEY=" + kKey});
+  ASSERT_EQ(init.exit_code, 0) << init.err;
+  EXPECT_NE(init.out.find("bft_"), std::string::npos);
+  const std::string db_before = testing::ReadFileOrEmpty(data + "/bifrost.db");
+  // A second init refuses and touches nothing.
+  const std::string again =
+      Refusal({"init", "--data", data, "--format", "json"}, {"BIFROST_SECRET_KEY=" + kKey});
+  EXPECT_NE(again.find("already"), std::string::npos) << again;
+  EXPECT_EQ(testing::ReadFileOrEmpty(data + "/bifrost.db"), db_before);
+  struct stat st {};
+  ASSERT_EQ(stat((data + "/bifrost.db").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
+TEST(ServerLifecycle, StartupRefusalsSayWhich) {
+  TempDir dir;
+  const std::string data = dir.path() + "/data";
+  ASSERT_EQ(RunProcess({BifrostBinary(), "init", "--data", data}, "", {"BIFROST_SECRET_KEY=" + kKey})
+                .exit_code,
+            0);
+  const std::vector<std::string> serve = {"serve", "--data", data, "--listen", "127.0.0.1:0"};
+  EXPECT_NE(Refusal(serve, {"BIFROST_SECRET_KEY="}).find("BIFROST_SECRET_KEY is not set"),
+            std::string::npos);
+  EXPECT_NE(Refusal(serve, {"BIFROST_SECRET_KEY=short"}).find("too short"), std::string::npos);
+  EXPECT_NE(Refusal(serve, {"BIFROST_SECRET_KEY=another-key-entirely-0123456789abcdefgh"})
+                .find("does not match this database"),
+            std::string::npos);
+  // The key from a file works the same way.
+  const std::string key_file = dir.path() + "/key";
+  {
+    std::ofstream out(key_file);
+    out << "another-key-entirely-0123456789abcdefgh\n";
+  }
+  chmod(key_file.c_str(), 0600);
+  EXPECT_NE(Refusal(serve, {"BIFROST_SECRET_KEY=", "BIFROST_SECRET_KEY_FILE=" + key_file})
+                .find("does not match this database"),
+            std::string::npos);
+  // Serving a directory that was never initialized.
+  EXPECT_NE(Refusal({"serve", "--data", dir.path() + "/empty", "--listen", "127.0.0.1:0"},
+                    {"BIFROST_SECRET_KEY=" + kKey})
+                .find("bifrost init"),
+            std::string::npos);
+  // Plain HTTP on a non-loopback address needs --insecure-no-tls.
+  EXPECT_NE(Refusal({"serve", "--data", data, "--listen", "0.0.0.0:0"}, {"BIFROST_SECRET_KEY=" + kKey})
+                .find("--insecure-no-tls"),
+            std::string::npos);
+}
+
+TEST(ServerLifecycle, ReadinessAndKeyFromFile) {
+  TempDir keydir;
+  const std::string key_file = keydir.path() + "/key";
+  {
+    std::ofstream out(key_file);
+    out << "lifecycle-file-secret-key-0123456789abcd\n";  // the trailing newline is not part of it
+  }
+  chmod(key_file.c_str(), 0600);
+  // `init` gets the key from the environment, `serve` from the file: both must derive the same key.
+  testing::ServerProcess server({.secret_key = "lifecycle-file-secret-key-0123456789abcd",
+                                 .extra_args = {},
+                                 .extra_env = {"BIFROST_SECRET_KEY_FILE=" + key_file},
+                                 .init = true});
+  ASSERT_FALSE(server.address().empty());
+  Api api(server.address());
+  EXPECT_EQ(api.Call("GET", "/healthz", "").status, 200);
+  const Reply ready = api.Call("GET", "/readyz", "");
+  EXPECT_EQ(ready.status, 200) << ready.body;
+  EXPECT_EQ(server.Stop(), 0);
+  EXPECT_NE(server.Stdout().find("listening on http://127.0.0.1:"), std::string::npos);
+}
+
+TEST(ServerLifecycle, Tls) {
+  TempDir dir;
+  const std::string cert = dir.path() + "/cert.pem";
+  const std::string key = dir.path() + "/key.pem";
+  const ProcessResult gen = RunProcess(
+      {"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+       "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-days", "1"});
+  ASSERT_EQ(gen.exit_code, 0) << gen.err;
+  testing::ServerProcess server(
+      {.secret_key = kKey, .extra_args = {"--tls-cert", cert, "--tls-key", key}, .extra_env = {}, .init = true});
+  ASSERT_TRUE(server.address().starts_with("https://127.0.0.1:")) << server.address();
+  auto client = client::HttpClient::Create({.address = server.address(), .ca_file = cert, .timeout_ms = 10'000});
+  ASSERT_TRUE(client);
+  auto reply = (*client)->Send("GET", "/api/v1/whoami", std::nullopt, server.admin_token());
+  ASSERT_TRUE(reply) << reply.error().ToString();
+  EXPECT_EQ(reply->status, 200) << reply->body;
+  // The CLI over HTTPS, trusting the certificate.
+  const ProcessResult cli =
+      server.Cli({"org", "create", "Secure Org", "--format", "json"}, server.admin_token(), "",
+                 {"BIFROST_CACERT=" + cert});
+  EXPECT_EQ(cli.exit_code, 0) << cli.err;
+  // Without trusting it, the client refuses.
+  const ProcessResult untrusted = server.Cli({"org", "list"}, server.admin_token());
+  EXPECT_EQ(untrusted.exit_code, 1) << untrusted.out;
+  EXPECT_EQ(server.Stop(), 0);
+}
+
+TEST(ServerLifecycle, DevModeGeneratesAKeyOnceAndPrintsAnAdminToken) {
+  testing::ServerProcess first(
+      {.secret_key = "", .extra_args = {"--dev"}, .extra_env = {"BIFROST_SECRET_KEY="}, .init = false});
+  // ServerProcess always passes --data; dev mode uses it and needs no key.
+  ASSERT_FALSE(first.address().empty()) << first.Stderr();
+  const std::string out = first.Stdout();
+  const auto pos = out.find("bft_");
+  ASSERT_NE(pos, std::string::npos) << out;
+  const std::string token = out.substr(pos, 47);
+  EXPECT_NE(first.Stderr().find("WARNING"), std::string::npos);
+  Api api(first.address());
+  EXPECT_EQ(api.Call("GET", "/api/v1/whoami", token).status, 200);
+  struct stat st {};
+  ASSERT_EQ(stat((first.data_dir() + "/secret-key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(first.Stop(), 0);
+}
+
+}  // namespace
+}  // namespace bifrost::e2e
