@@ -127,6 +127,8 @@ TEST_F(BadInputTest, OversizedBodiesAre413) {
   Api fresh(server_.address());  // the server may close the connection after a 413
   const Reply after = fresh.Call("GET", scope_ + "/configs", admin_);
   EXPECT_EQ(after.status, 200);
+  const Reply orgs = fresh.Call("GET", "/api/v1/orgs", admin_);
+  EXPECT_EQ(after.body + orgs.body, before);
 }
 
 TEST_F(BadInputTest, UnknownRoutesAndMethods) {

@@ -130,21 +130,42 @@ TEST(ServerLifecycle, Tls) {
 }
 
 TEST(ServerLifecycle, DevModeGeneratesAKeyOnceAndPrintsAnAdminToken) {
-  testing::ServerProcess first(
-      {.secret_key = "", .extra_args = {"--dev"}, .extra_env = {"BIFROST_SECRET_KEY="}, .init = false});
-  // ServerProcess always passes --data; dev mode uses it and needs no key.
-  ASSERT_FALSE(first.address().empty()) << first.Stderr();
-  const std::string out = first.Stdout();
-  const auto pos = out.find("bft_");
-  ASSERT_NE(pos, std::string::npos) << out;
-  const std::string token = out.substr(pos, 47);
-  EXPECT_NE(first.Stderr().find("WARNING"), std::string::npos);
-  Api api(first.address());
-  EXPECT_EQ(api.Call("GET", "/api/v1/whoami", token).status, 200);
-  struct stat st {};
-  ASSERT_EQ(stat((first.data_dir() + "/secret-key").c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 0777, 0600u);
-  EXPECT_EQ(first.Stop(), 0);
+  TempDir dir;
+  const testing::ServerProcess::Options dev = {.secret_key = "",
+                                               .extra_args = {"--dev"},
+                                               .extra_env = {"BIFROST_SECRET_KEY="},
+                                               .init = false,
+                                               .data_dir = dir.path() + "/dev"};
+  std::string token;
+  std::string key_file;
+  {
+    testing::ServerProcess first(dev);
+    ASSERT_FALSE(first.address().empty()) << first.Stderr();
+    const std::string out = first.Stdout();
+    const auto pos = out.find("admin token: bft_");
+    ASSERT_NE(pos, std::string::npos) << out;
+    token = out.substr(pos + 13, 47);
+    EXPECT_NE(first.Stderr().find("WARNING"), std::string::npos);
+    Api api(first.address());
+    EXPECT_EQ(api.Call("GET", "/api/v1/whoami", token).status, 200);
+    SetConfig(api, token, "/api/v1/global", "kept", "secret", "survives-a-restart");
+    struct stat st {};
+    ASSERT_EQ(stat((first.data_dir() + "/secret-key").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+    key_file = testing::ReadFileOrEmpty(first.data_dir() + "/secret-key");
+    EXPECT_EQ(first.Stop(), 0);
+  }
+  // The second start reuses the key (the old secret still decrypts), keeps the token valid
+  // and prints no new token.
+  testing::ServerProcess second(dev);
+  ASSERT_FALSE(second.address().empty()) << second.Stderr();
+  EXPECT_EQ(second.Stdout().find("bft_"), std::string::npos) << second.Stdout();
+  EXPECT_EQ(testing::ReadFileOrEmpty(second.data_dir() + "/secret-key"), key_file);
+  Api api(second.address());
+  const Reply kept = api.Call("GET", "/api/v1/global/configs/kept/reveal", token);
+  EXPECT_EQ(kept.status, 200) << kept.body;
+  EXPECT_EQ(kept.json_body["value"], "survives-a-restart");
+  EXPECT_EQ(second.Stop(), 0);
 }
 
 }  // namespace

@@ -40,7 +40,7 @@ std::string BifrostBinary() {
 }
 
 ServerProcess::ServerProcess(Options options) : options_(std::move(options)) {
-  data_dir_ = dir_.path() + "/data";
+  data_dir_ = options_.data_dir.empty() ? dir_.path() + "/data" : options_.data_dir;
   const std::string key_env = "BIFROST_SECRET_KEY=" + options_.secret_key;
   if (options_.init) {
     const auto init = RunProcess({BifrostBinary(), "init", "--data", data_dir_, "--format", "json"},
@@ -121,7 +121,17 @@ int ServerProcess::Stop() {
   if (pid_ <= 0) return exit_code_;
   kill(pid_, SIGTERM);
   int status = 0;
-  waitpid(pid_, &status, 0);
+  // A bounded wait for the exit: a hung shutdown fails the test instead of hanging it.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (waitpid(pid_, &status, WNOHANG) != pid_) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ADD_FAILURE() << "bifrost serve did not exit within 60 s of SIGTERM";
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &status, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   pid_ = -1;
   exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return exit_code_;

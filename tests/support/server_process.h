@@ -22,6 +22,7 @@ class ServerProcess {
     std::vector<std::string> extra_args;  // appended to `bifrost serve`
     std::vector<std::string> extra_env;   // "NAME=value"
     bool init = true;                     // run `bifrost init` first
+    std::string data_dir;                 // default: a fresh temporary directory
   };
 
   // Starts the server; on failure the test fails and address() is empty.
@@ -36,7 +37,8 @@ class ServerProcess {
   const std::string& data_dir() const { return data_dir_; }
   const std::string& secret_key() const { return options_.secret_key; }
 
-  // Sends SIGTERM and waits; returns the exit code (128+signal if killed).
+  // Sends SIGTERM and waits up to 60 s (then kills it and fails the test); returns the exit
+  // code (128+signal if killed).
   int Stop();
   // Everything the server wrote to stdout and stderr so far.
   std::string Stdout() const;

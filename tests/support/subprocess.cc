@@ -38,10 +38,12 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, const std::string
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err[1], 2);
 
-  // The test's environment, with `extra_env` replacing variables of the same name.
+  // The test's environment, with `extra_env` replacing variables of the same name. The
+  // runner's own BIFROST_* settings never reach a child: tests must not depend on them.
   std::vector<std::string> env_storage;
   for (char** e = environ; *e != nullptr; ++e) {
     const std::string_view entry(*e);
+    if (entry.starts_with("BIFROST_")) continue;
     const std::string_view name = entry.substr(0, entry.find('='));
     bool overridden = false;
     for (const auto& x : extra_env) {

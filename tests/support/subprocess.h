@@ -14,7 +14,8 @@ struct ProcessResult {
 };
 
 // Runs argv[0] (looked up on PATH when it has no '/'), feeding `input` to its stdin.
-// Environment: the test's own, with `extra_env` ("NAME=value") added or replacing.
+// Environment: the test's own without any BIFROST_* variable, with `extra_env`
+// ("NAME=value") added or replacing.
 ProcessResult RunProcess(const std::vector<std::string>& argv, const std::string& input = "",
                          const std::vector<std::string>& extra_env = {});
 
