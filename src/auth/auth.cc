@@ -1,7 +1,10 @@
 #include "auth/auth.h"
 
+#include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <utility>
 
@@ -134,6 +137,21 @@ Result<crypto::SecureBuffer> GenerateTokenText() {
   return token;
 }
 
+// RFC 3339 in UTC, to the second: "2026-11-29T14:02:08Z" (the second is rounded down).
+std::string FormatUtcSeconds(UnixMicros micros) {
+  using namespace std::chrono;
+  const sys_seconds time = floor<seconds>(sys_time<microseconds>{microseconds{micros}});
+  const sys_days day = floor<days>(time);
+  const year_month_day date{day};
+  const hh_mm_ss<seconds> clock{time - day};
+  char text[32];
+  std::snprintf(text, sizeof(text), "%04d-%02u-%02uT%02d:%02d:%02dZ", static_cast<int>(date.year()),
+                static_cast<unsigned>(date.month()), static_cast<unsigned>(date.day()),
+                static_cast<int>(clock.hours().count()), static_cast<int>(clock.minutes().count()),
+                static_cast<int>(clock.seconds().count()));
+  return text;
+}
+
 }  // namespace
 
 std::string_view RoleName(Role role) {
@@ -223,10 +241,21 @@ Result<CreatedToken> TokenService::Create(const NewToken& request, const Princip
                     " (10 years)");
   }
 
+  const UnixMicros now = clock_->NowMicros();
+  if (creator != nullptr && creator->expires_at.has_value()) {
+    // Whole seconds the creator has left: the longest TTL that does not outlive it.
+    const std::int64_t left = std::max<std::int64_t>(0, (*creator->expires_at - now) / 1'000'000);
+    if (!request.ttl_seconds.has_value() || *request.ttl_seconds > left) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  "a token cannot outlive the token that creates it (expires at " +
+                      FormatUtcSeconds(*creator->expires_at) +
+                      "); ask for ttl_seconds of at most " + std::to_string(left));
+    }
+  }
+
   BIFROST_ASSIGN_OR_RETURN(std::string id, crypto::NewUuidV4());
   BIFROST_ASSIGN_OR_RETURN(crypto::SecureBuffer token, GenerateTokenText());
 
-  const UnixMicros now = clock_->NowMicros();
   store::TokenRow row;
   row.id = id;
   row.name = request.name.empty() ? "token-" + id.substr(0, kGeneratedNameIdChars) : request.name;
@@ -277,6 +306,7 @@ Result<Principal> TokenService::Authenticate(std::string_view token) {
   principal.token_name = std::move(row->name);
   principal.role = *role;
   principal.org_id = std::move(row->org_id);
+  principal.expires_at = row->expires_at;
   return principal;
 }
 

@@ -46,6 +46,8 @@ struct Principal {
   std::string token_name;
   Role role = Role::kReader;
   std::optional<std::string> org_id;  // nullopt only for platform-admin
+  // When the calling token expires (nullopt: never). A token it creates may not outlive it.
+  std::optional<UnixMicros> expires_at;
 
   // How this caller is recorded as a config entry's updated_by: "token:<name>/<id>".
   std::string Actor() const;
@@ -100,9 +102,11 @@ class TokenService {
   // Creates a token. `creator` nullptr means the bootstrap (bifrost init / dev mode), which
   // may create anything. Otherwise: platform-admin may create any role; an org admin only
   // admin/member/reader tokens of its own org (kPermissionDenied otherwise). kInvalidArgument
-  // for inconsistent role/org, a bad name (1-100 bytes, printable UTF-8) or a TTL outside
-  // 1..kMaxTokenTtlSeconds; kNotFound if the org does not exist (checked only after the
-  // creator was found allowed to name it).
+  // for inconsistent role/org, a bad name (1-100 bytes, printable UTF-8), a TTL outside
+  // 1..kMaxTokenTtlSeconds, or, when the creator's token expires, no TTL or one that would
+  // outlive the creator's token (a token cannot extend its own lifetime by minting another);
+  // kNotFound if the org does not exist (checked only after the creator was found allowed
+  // to name it).
   Result<CreatedToken> Create(const NewToken& request, const Principal* creator);
 
   // The principal of a token text (without "Bearer "). kUnauthenticated with the message

@@ -505,6 +505,55 @@ TEST_F(AuthTest, OrgAdminCreatesOnlyOrgTokensOfItsOwnOrg) {
   EXPECT_EQ(TokenCount(), before);
 }
 
+TEST_F(AuthTest, AuthenticateReportsWhenTheTokenExpires) {
+  CreatedToken expiring = MustCreate(Role::kAdmin, kOrgA, "short", 3600);
+  ASSERT_OK_AND_ASSIGN(Principal p, service().Authenticate(expiring.token.view()));
+  EXPECT_EQ(p.expires_at, std::optional<UnixMicros>(kT0 + 3600 * 1'000'000LL));
+  CreatedToken forever = MustCreate(Role::kAdmin, kOrgA);
+  ASSERT_OK_AND_ASSIGN(Principal q, service().Authenticate(forever.token.view()));
+  EXPECT_EQ(q.expires_at, std::nullopt);
+}
+
+TEST_F(AuthTest, ATokenCannotCreateATokenThatOutlivesIt) {
+  // An org admin whose token expires in an hour (2023-11-14T23:13:20Z).
+  CreatedToken short_lived = MustCreate(Role::kAdmin, kOrgA, "temp-admin", 3600);
+  ASSERT_OK_AND_ASSIGN(const Principal admin, service().Authenticate(short_lived.token.view()));
+  const std::size_t before = TokenCount();
+  for (const std::optional<std::int64_t> ttl :
+       {std::optional<std::int64_t>(), std::optional<std::int64_t>(3601),
+        std::optional<std::int64_t>(kMaxTokenTtlSeconds)}) {
+    auto refused = service().Create(NewToken{"", Role::kReader, kOrgA, ttl}, &admin);
+    ASSERT_FALSE(refused.has_value()) << ttl.value_or(-1);
+    EXPECT_EQ(refused.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_EQ(refused.error().message(),
+              "a token cannot outlive the token that creates it (expires at "
+              "2023-11-14T23:13:20Z); ask for ttl_seconds of at most 3600");
+  }
+  EXPECT_EQ(TokenCount(), before);
+  ASSERT_OK_AND_ASSIGN(CreatedToken longest,
+                       service().Create(NewToken{"", Role::kAdmin, kOrgA, 3600}, &admin));
+  EXPECT_EQ(longest.row.expires_at, admin.expires_at);
+
+  // The bound moves with the clock.
+  clock_.AdvanceMicros(1000 * 1'000'000LL + 500'000);
+  auto late = service().Create(NewToken{"", Role::kReader, kOrgA, 2600}, &admin);
+  ASSERT_FALSE(late.has_value());
+  EXPECT_NE(late.error().message().find("at most 2599"), std::string::npos)
+      << late.error().message();
+  EXPECT_TRUE(service().Create(NewToken{"", Role::kReader, kOrgA, 2599}, &admin).has_value());
+
+  // A platform admin's expiring token is bound the same way; one that never expires, and the
+  // bootstrap, are not.
+  CreatedToken expiring_root = MustCreate(Role::kPlatformAdmin, std::nullopt, "", 60);
+  ASSERT_OK_AND_ASSIGN(const Principal root, service().Authenticate(expiring_root.token.view()));
+  EXPECT_ERROR_CODE(service().Create(NewToken{"", Role::kPlatformAdmin, std::nullopt, {}}, &root),
+                    ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(service().Create(NewToken{"", Role::kReader, kOrgA, 60}, &root).has_value());
+  const Principal forever_root = MustPrincipal(Role::kPlatformAdmin, std::nullopt);
+  EXPECT_TRUE(service().Create(NewToken{"", Role::kReader, kOrgA, {}}, &forever_root).has_value());
+  EXPECT_TRUE(service().Create(NewToken{"", Role::kReader, kOrgA, {}}, nullptr).has_value());
+}
+
 TEST_F(AuthTest, MembersAndReadersCannotCreateTokens) {
   for (Role creator_role : {Role::kMember, Role::kReader}) {
     const Principal creator = MustPrincipal(creator_role, kOrgA);

@@ -1,11 +1,14 @@
 #include "cli/cli.h"
 
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <functional>
 #include <iostream>
+#include <new>
 #include <nlohmann/json.hpp>
 
 #include "cli/cli_error.h"
@@ -105,9 +108,8 @@ void PrintError(CliIo& io, const std::string& message) {
   *io.err << "bifrost: " << message << "\n" << std::flush;
 }
 
-}  // namespace
-
-int RunCli(const std::vector<std::string>& args, CliIo& io) {
+// RunCli without the exception guard.
+int RunCliUnguarded(const std::vector<std::string>& args, CliIo& io) {
   CLI::App app{kDescription, "bifrost"};
   app.footer(kFooter);
   app.require_subcommand(1);
@@ -163,6 +165,12 @@ int RunCli(const std::vector<std::string>& args, CliIo& io) {
       ->envname("BIFROST_MAX_BODY_BYTES")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30))
       ->option_text("N (default 1048576; env BIFROST_MAX_BODY_BYTES)");
+  serve
+      ->add_option("--max-connections", serve_options.max_connections,
+                   "Connections open at once; more are closed at once")
+      ->envname("BIFROST_MAX_CONNECTIONS")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
+      ->option_text("N (default 1024; env BIFROST_MAX_CONNECTIONS)");
   serve->callback([&] {
     action = [&]() -> CliStatus {
       const int code = server::RunServe(serve_options);
@@ -396,6 +404,36 @@ int RunCli(const std::vector<std::string>& args, CliIo& io) {
   return kExitOk;
 }
 
+}  // namespace
+
+int RunCli(const std::vector<std::string>& args, CliIo& io) {
+  // No path may end in std::terminate (an abort, and a core file with whatever secret or
+  // token the process holds). The exception's what() is not printed: library messages can
+  // quote their input, such as a byte of a secret.
+  try {
+    return RunCliUnguarded(args, io);
+  } catch (const std::bad_alloc&) {
+    try {
+      PrintError(io, "internal error: out of memory");
+    } catch (...) {
+    }
+  } catch (...) {
+    try {
+      PrintError(io,
+                 "internal error: an unexpected exception (its message is withheld: it may "
+                 "quote a secret)");
+    } catch (...) {
+    }
+  }
+  return kExitError;
+}
+
+void DisableCoreDumps() {
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  const rlimit no_core{0, 0};
+  ::setrlimit(RLIMIT_CORE, &no_core);
+}
+
 CliIo ProcessIo() {
   CliIo io;
   io.in = &std::cin;
@@ -413,6 +451,7 @@ CliIo ProcessIo() {
 }
 
 int Main(int argc, char** argv) {
+  DisableCoreDumps();  // before any token or secret is read
   std::vector<std::string> args(argv, argv + argc);
   if (!args.empty()) args[0] = "bifrost";
   CliIo io = ProcessIo();

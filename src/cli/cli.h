@@ -32,9 +32,14 @@ CliIo ProcessIo();
 
 // Runs `bifrost args...` (args[0] is the program name) and returns the exit code: 0 success,
 // 1 error, 2 usage error, 3 not found. Errors are one line "bifrost: <message>" on io.err.
+// Never throws: an unexpected exception is "bifrost: internal error: ..." and exit 1.
 int RunCli(const std::vector<std::string>& args, CliIo& io);
 
-// main(): RunCli with ProcessIo.
+// Makes the process not dumpable and its core file limit 0 (soft and hard): the CLI holds
+// the token, and `config get` and `token create` hold secrets.
+void DisableCoreDumps();
+
+// main(): DisableCoreDumps, then RunCli with ProcessIo.
 int Main(int argc, char** argv);
 
 }  // namespace bifrost::cli

@@ -3,9 +3,14 @@
 #include "cli/cli.h"
 
 #include <gtest/gtest.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -13,6 +18,7 @@
 
 #include "client/http_client.h"
 #include "client/testing/fake_http_server.h"
+#include "config/json_text.h"
 
 namespace bifrost::cli {
 namespace {
@@ -46,17 +52,37 @@ class FakeBifrost {
   // Entries are stored as the server would return them from reveal.
   void Put(const std::string& scope, const std::string& key, const std::string& type,
            const json& value) {
+    PutText(scope, key, type, value.dump());
+  }
+  // The value as JSON text, kept byte for byte as the real server keeps a json value.
+  void PutText(const std::string& scope, const std::string& key, const std::string& type,
+               const std::string& value_text) {
     std::lock_guard<std::mutex> lock(mu_);
-    configs_[scope][key] = {{"key", key},
-                            {"type", type},
-                            {"value", value},
-                            {"scope", scope == "global" ? "global" : "org"},
-                            {"version", 1}};
+    configs_[scope][key] = Entry{{{"key", key},
+                                  {"type", type},
+                                  {"value", nullptr},
+                                  {"scope", scope == "global" ? "global" : "org"},
+                                  {"version", 1}},
+                                 value_text};
+  }
+  // Answers `method target` with `response` instead of the fake API.
+  void Override(const std::string& method, const std::string& target, FakeResponse response) {
+    std::lock_guard<std::mutex> lock(mu_);
+    overrides_[method + " " + target] = std::move(response);
   }
 
  private:
+  // A config entry: its fields with "value" null, and the value's JSON text.
+  struct Entry {
+    json fields;
+    std::string value_text;
+  };
+
   FakeResponse Handle(const FakeRequest& r) {
     std::lock_guard<std::mutex> lock(mu_);
+    if (const auto it = overrides_.find(r.method + " " + r.target); it != overrides_.end()) {
+      return it->second;
+    }
     const auto auth = r.headers.find("authorization");
     const std::string token =
         auth == r.headers.end() ? "" : auth->second.substr(std::string("Bearer ").size());
@@ -146,19 +172,21 @@ class FakeBifrost {
     return ApiError(404, "not_found", "no route");
   }
 
-  // `rest` is "/configs", "/configs/KEY" or "/configs/KEY/reveal".
+  // `rest` is "/configs", "/configs/KEY" or "/configs/KEY/reveal". Entries are answered as
+  // text, so that a json value goes back exactly as it came.
   FakeResponse HandleConfig(const FakeRequest& r, const json& principal, const std::string& scope,
                             const std::string& rest) {
     auto& entries = configs_[scope];
     if (rest == "/configs") {
-      json list = json::array();
-      for (const auto& [key, entry] : entries) list.push_back(Masked(entry));
+      std::string list;
+      for (const auto& [key, entry] : entries)
+        list += (list.empty() ? "" : ",") + Text(entry, true);
       if (scope != "global") {
         for (const auto& [key, entry] : configs_["global"]) {
-          if (!entries.contains(key)) list.push_back(Masked(entry));
+          if (!entries.contains(key)) list += (list.empty() ? "" : ",") + Text(entry, true);
         }
       }
-      return Json(200, list);
+      return FakeResponse{.status = 200, .body = "[" + list + "]"};
     }
     std::string key = rest.substr(std::string("/configs/").size());
     const bool reveal = key.ends_with("/reveal");
@@ -167,16 +195,20 @@ class FakeBifrost {
       if (principal["role"] == "member") {
         return ApiError(403, "permission_denied", "role member cannot write config");
       }
-      const json body = json::parse(r.body);
-      const int version = entries.contains(key) ? entries[key]["version"].get<int>() + 1 : 1;
-      entries[key] = {{"key", key},
-                      {"type", body["type"]},
-                      {"value", body["value"]},
-                      {"scope", scope == "global" ? "global" : "org"},
-                      {"version", version}};
-      return Json(version == 1 ? 201 : 200, Masked(entries[key]));
+      if (config::json_text::Check(r.body)) return ApiError(400, "bad_request", "not JSON");
+      const auto type = config::json_text::Member(r.body, "type");
+      const auto value = config::json_text::Member(r.body, "value");
+      if (!type || !value) return ApiError(400, "bad_request", "type and value are required");
+      const int version = entries.contains(key) ? entries[key].fields["version"].get<int>() + 1 : 1;
+      entries[key] = Entry{{{"key", key},
+                            {"type", *config::json_text::DecodeString(*type)},
+                            {"value", nullptr},
+                            {"scope", scope == "global" ? "global" : "org"},
+                            {"version", version}},
+                           std::string(*value)};
+      return FakeResponse{.status = version == 1 ? 201 : 200, .body = Text(entries[key], true)};
     }
-    const json* found = nullptr;
+    const Entry* found = nullptr;
     if (entries.contains(key)) {
       found = &entries[key];
     } else if (scope != "global" && configs_["global"].contains(key)) {
@@ -188,17 +220,20 @@ class FakeBifrost {
       return FakeResponse{.status = 204, .body = ""};
     }
     if (found == nullptr) return ApiError(404, "not_found", "config '" + key + "' not found");
-    return Json(200, reveal ? *found : Masked(*found));
+    return FakeResponse{.status = 200, .body = Text(*found, !reveal)};
   }
 
-  static json Masked(json entry) {
-    if (entry["type"] == "secret") entry["value"] = "[SECRET]";
-    return entry;
+  // The entry's JSON text; a secret's value masked when `masked`.
+  static std::string Text(const Entry& entry, bool masked) {
+    const bool hide = masked && entry.fields["type"] == "secret";
+    return *config::json_text::ReplaceNullMember(entry.fields.dump(), "value",
+                                                 hide ? "\"[SECRET]\"" : entry.value_text);
   }
 
   std::mutex mu_;
   std::map<std::string, json> orgs_;
-  std::map<std::string, std::map<std::string, json>> configs_;
+  std::map<std::string, std::map<std::string, Entry>> configs_;
+  std::map<std::string, FakeResponse> overrides_;
   FakeHttpServer server_;  // last: stopped before the state it uses goes away
 };
 
@@ -437,8 +472,13 @@ TEST_F(CliTest, OrgByIdInAnyCaseAndMissingOrgsExitThree) {
   Outcome missing = Run({"org", "delete", "no such org"});
   EXPECT_EQ(missing.exit_code, 3);
   EXPECT_EQ(missing.err, "bifrost: organization 'no such org' not found\n");
+  // An id that matches nothing gets the same message as a name (docs/cli.md).
   missing = Run({"org", "delete", kAcmeId});  // deleted above
   EXPECT_EQ(missing.exit_code, 3);
+  EXPECT_EQ(missing.err, std::string("bifrost: organization '") + kAcmeId + "' not found\n");
+  missing = Run({"config", "list", "--org", upper});
+  EXPECT_EQ(missing.exit_code, 3);
+  EXPECT_EQ(missing.err, "bifrost: organization '" + upper + "' not found\n");
   EXPECT_EQ(Run({"config", "list", "--org", "nope"}).exit_code, 3);
 }
 
@@ -538,6 +578,122 @@ TEST_F(CliTest, ValueOfTheWrongTypeIsRefusedBeforeSending) {
             "(decimal, optional '-', no leading zeros)\n");
   EXPECT_EQ(outcome.err.find("abc_value"), std::string::npos);
   EXPECT_EQ(LastTarget("PUT"), "");
+}
+
+TEST_F(CliTest, ArgumentsThatAreNotUtf8ExitTwoNamingTheArgument) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string stdin_text;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{"org", "create", "bad\xffname"}, "", "NAME is not valid UTF-8"},
+           {{"org", "delete", "bad\xffname"}, "", "ORG is not valid UTF-8"},
+           {{"config", "set", "k", "--secret", "--org", "acme", "--description", "caf\xe9"},
+            "x\n",
+            "--description is not valid UTF-8"},
+           {{"config", "set", "k", "--secret", "--org", "acme"},
+            "sk_live_HIDDEN\xff\n",
+            "the value read from stdin is not valid UTF-8"},
+           {{"config", "set", "k", "val\xc0\xafHIDDEN", "--org", "acme"},
+            "",
+            "VALUE is not valid UTF-8"},
+           {{"config", "set", "k", "{\"a\":\"\xff\"}", "--type", "json", "--org", "acme"},
+            "",
+            "VALUE is not valid UTF-8"},
+           {{"config", "set", "k\xff", "v", "--org", "acme"}, "", "KEY is not valid UTF-8"},
+           {{"config", "set", "k", "v", "--org", "ac\xffme"}, "", "--org is not valid UTF-8"},
+           {{"config", "get", "k\xff", "--global"}, "", "KEY is not valid UTF-8"},
+           {{"config", "list", "--org", "\xff"}, "", "--org is not valid UTF-8"},
+           {{"config", "delete", "k", "--org", "\xff"}, "", "--org is not valid UTF-8"},
+           {{"token", "create", "--role", "reader", "--org", "acme", "--name", "\xff"},
+            "",
+            "--name is not valid UTF-8"},
+           {{"token", "create", "--role", "reader", "--org", "\xff"},
+            "",
+            "--org is not valid UTF-8"},
+           {{"token", "list", "--org", "\xff"}, "", "--org is not valid UTF-8"},
+           {{"token", "revoke", "\xff"}, "", "ID is not valid UTF-8"},
+       }) {
+    const Outcome outcome = Run(c.args, c.stdin_text);
+    EXPECT_EQ(outcome.exit_code, 2) << c.message;
+    EXPECT_EQ(outcome.err, "bifrost: " + c.message + "\n");
+    EXPECT_EQ(outcome.out, "");
+  }
+  EXPECT_TRUE(api_.requests().empty());
+}
+
+TEST_F(CliTest, JsonValuesRoundTripExactly) {
+  // Parsed and re-serialised, these would come back as 1.2345678901234568e+29, be refused
+  // (1e400) or have their members sorted.
+  for (const std::string value :
+       {R"({"n":123456789012345678901234567890})", R"({"z":1,"a":[1e400,-0.0,"\u00e9"]})"}) {
+    ASSERT_EQ(Run({"config", "set", "doc", value, "--org", "acme"}).exit_code, 0) << value;
+    const auto requests = api_.requests();
+    ASSERT_FALSE(requests.empty());
+    EXPECT_EQ(config::json_text::Member(requests.back().body, "value"), value);
+    EXPECT_EQ(config::json_text::Member(requests.back().body, "type"), "\"json\"");
+    const Outcome got = Run({"config", "get", "doc", "--org", "acme"});
+    EXPECT_EQ(got.exit_code, 0) << got.err;
+    EXPECT_EQ(got.out, value + "\n");
+  }
+  // Spacing is removed for `get`, nothing else; the JSON formats keep the value as stored.
+  ASSERT_EQ(
+      Run({"config", "set", "doc", "{ \"n\" : 123456789012345678901234567890 }", "--org", "acme"})
+          .exit_code,
+      0);
+  EXPECT_EQ(Run({"config", "get", "doc", "--org", "acme"}).out,
+            "{\"n\":123456789012345678901234567890}\n");
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"config", "get", "doc", "--org", "acme", "--format", "json"},
+           {"config", "list", "--org", "acme", "--format", "json"},
+           {"config", "set", "doc", "{\"n\":123456789012345678901234567890}", "--org", "acme",
+            "--format", "json"}}) {
+    const Outcome outcome = Run(args);
+    EXPECT_EQ(outcome.exit_code, 0) << outcome.err;
+    EXPECT_NE(outcome.out.find("\"n\": 123456789012345678901234567890"), std::string::npos)
+        << outcome.out;
+  }
+  const Outcome table = Run({"config", "list", "--org", "acme"});
+  EXPECT_NE(table.out.find("doc  json  {\"n\":123456789012345678901234567890}  org"),
+            std::string::npos)
+      << table.out;
+}
+
+TEST_F(CliTest, JsonOutputKeepsTheLayoutOfPrettyPrintedJson) {
+  api_.Put(kAcmeId, "j", "json", json::parse(R"({"a":[1,{}],"b":[]})"));
+  const Outcome outcome = Run({"config", "get", "j", "--org", "acme", "--format", "json"});
+  EXPECT_EQ(outcome.exit_code, 0) << outcome.err;
+  const json expected = json::parse(R"({"key":"j","scope":"org","type":"json",)"
+                                    R"("value":{"a":[1,{}],"b":[]},"version":1})");
+  EXPECT_EQ(outcome.out, expected.dump(2) + "\n");
+}
+
+TEST_F(CliTest, AnUnexpectedExceptionIsOneLineAndExitOne) {
+  // A server answer the CLI does not expect must not abort it (an abort can leave a core file
+  // holding the token); here an organization whose name is a number.
+  api_.Override("GET", "/api/v1/orgs?name=weird",
+                FakeResponse{.status = 200, .body = R"([{"id":"x","name":5}])"});
+  Outcome outcome = Run({"org", "delete", "weird"});
+  EXPECT_EQ(outcome.exit_code, 3) << outcome.err;
+  // Output that cannot be written: the stream throws.
+  class FailingBuffer final : public std::streambuf {
+   protected:
+    int_type overflow(int_type) override { return traits_type::eof(); }
+  } failing;
+  std::ostream out(&failing);
+  out.exceptions(std::ios::badbit | std::ios::failbit);
+  std::istringstream in;
+  std::ostringstream err;
+  CliIo io;
+  io.in = &in;
+  io.out = &out;
+  io.err = &err;
+  const int code = RunCli({"bifrost", "version"}, io);
+  EXPECT_EQ(code, 1);
+  EXPECT_EQ(err.str(),
+            "bifrost: internal error: an unexpected exception (its message is withheld: it may "
+            "quote a secret)\n");
 }
 
 // ---- scope selection ----
@@ -702,6 +858,29 @@ TEST_F(CliTest, Whoami) {
             "Role:      platform-admin\n"
             "Org:       -\n");
   EXPECT_EQ(RunJson({"whoami"})["role"], "platform-admin");
+}
+
+TEST(CliProcessTest, MainDisablesCoreDumps) {
+  // In a child, so that the test process stays as it was.
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    std::string program = "bifrost";
+    std::string command = "version";
+    std::string flag = "--help";
+    char* argv[] = {program.data(), command.data(), flag.data(), nullptr};
+    std::FILE* sink = std::freopen("/dev/null", "w", stdout);
+    (void)sink;
+    Main(3, argv);
+    rlimit core{};
+    const bool no_core =
+        getrlimit(RLIMIT_CORE, &core) == 0 && core.rlim_cur == 0 && core.rlim_max == 0;
+    _exit(prctl(PR_GET_DUMPABLE) == 0 && no_core ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "the process is still dumpable or may write a core file";
 }
 
 }  // namespace

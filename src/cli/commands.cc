@@ -10,6 +10,7 @@
 #include "cli/values.h"
 #include "client/http_client.h"
 #include "common/text.h"
+#include "config/json_text.h"
 
 namespace bifrost::cli {
 namespace {
@@ -21,6 +22,39 @@ constexpr std::size_t kTableValueWidth = 60;
 
 void PrintJson(Session& session, const json& value) {
   session.out() << value.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
+}
+
+// The server's JSON text (checked by Api::CallText) laid out as PrintJson lays out a document,
+// but with every number and string exactly as the server sent it.
+void PrintJsonText(Session& session, std::string_view text) {
+  session.out() << config::json_text::Indent(text, 2) << '\n';
+}
+
+// Refuses an argument that is not valid UTF-8 before anything is sent: JSON, and so the API,
+// carries only UTF-8. The message names the argument, never its text (it may be a secret).
+CliStatus RequireUtf8(std::string_view text, std::string_view argument) {
+  if (IsValidUtf8(text)) return {};
+  return UsageError(std::string(argument) + " is not valid UTF-8");
+}
+
+// A config entry as the server sent it (checked JSON text): its fields but "value", parsed,
+// and the exact text of its value, which is never parsed (a json value is shown as stored).
+struct Entry {
+  json fields = json::object();
+  std::string_view value;  // into the response text; "" when absent
+};
+
+Entry ReadEntry(std::string_view text) {
+  Entry entry;
+  for (const auto& [name, member] : config::json_text::Members(text)) {
+    if (name == "value") {
+      entry.value = member;
+      continue;
+    }
+    json parsed = json::parse(member, nullptr, /*allow_exceptions=*/false);
+    if (!parsed.is_discarded()) entry.fields[name] = std::move(parsed);
+  }
+  return entry;
 }
 
 // A field of a server object as table text: strings as-is, null or absent as "-".
@@ -53,14 +87,20 @@ CliResult<OrgRef> ResolveOrg(Api& api, std::string_view org) {
   const std::string lowered = LowerAscii(org);
   if (IsCanonicalUuid(lowered)) {
     auto found = api.Get("/api/v1/orgs/" + lowered);
-    if (!found) return std::unexpected(std::move(found.error()));
+    if (!found) {
+      // The same message as for a name that matches nothing, not the server's wording.
+      if (found.error().exit_code == kExitNotFound) {
+        return NotFoundError("organization " + QuoteForMessage(org) + " not found");
+      }
+      return std::unexpected(std::move(found.error()));
+    }
     return OrgRef{lowered, Field(*found, "name")};
   }
   auto listed = api.Get("/api/v1/orgs?name=" + client::UrlEncode(org));
   if (!listed) return std::unexpected(std::move(listed.error()));
   if (listed->is_array()) {
     for (const auto& candidate : *listed) {
-      if (candidate.is_object() && candidate.value("name", "") == org && candidate.contains("id") &&
+      if (candidate.is_object() && Field(candidate, "name") == org && candidate.contains("id") &&
           candidate["id"].is_string()) {
         return OrgRef{candidate["id"].get<std::string>(), std::string(org)};
       }
@@ -139,11 +179,10 @@ CliResult<std::string> ReadValue(Session& session, const ConfigSetArgs& args) {
 }
 
 // The value column of `config list`: never a secret's value, whatever the server sent.
-std::string TableValue(const json& entry) {
-  if (Field(entry, "type") == "secret") return "[SECRET]";
-  const auto it = entry.find("value");
-  if (it == entry.end()) return "";
-  return PrintableCell(ValueToText(*it), kTableValueWidth);
+std::string TableValue(const Entry& entry) {
+  if (Field(entry.fields, "type") == "secret") return "[SECRET]";
+  if (entry.value.empty()) return "";
+  return PrintableCell(DisplayValue(entry.value), kTableValueWidth);
 }
 
 }  // namespace
@@ -186,6 +225,7 @@ CliResult<Api*> Session::api() {
 // ---- org ----
 
 CliStatus OrgCreate(Session& session, const std::string& name, Format format) {
+  BIFROST_CLI_RETURN_IF_ERROR(RequireUtf8(name, "NAME"));
   BIFROST_CLI_ASSIGN(Api * api, session.api());
   BIFROST_CLI_ASSIGN(json created, api->Call("POST", "/api/v1/orgs", json{{"name", name}}));
   if (format == Format::kJson) {
@@ -215,6 +255,7 @@ CliStatus OrgList(Session& session, Format format) {
 }
 
 CliStatus OrgDelete(Session& session, const std::string& org, Format format) {
+  BIFROST_CLI_RETURN_IF_ERROR(RequireUtf8(org, "ORG"));
   BIFROST_CLI_ASSIGN(Api * api, session.api());
   BIFROST_CLI_ASSIGN(OrgRef ref, ResolveOrg(*api, org));
   BIFROST_CLI_RETURN_IF_ERROR(api->Call("DELETE", "/api/v1/orgs/" + client::UrlEncode(ref.id)));
@@ -244,35 +285,53 @@ CliStatus ConfigSet(Session& session, const ConfigSetArgs& args) {
     }
     type = ValueType::kSecret;
   }
+  BIFROST_CLI_RETURN_IF_ERROR(RequireUtf8(args.key, "KEY"));
+  if (args.description) {
+    BIFROST_CLI_RETURN_IF_ERROR(RequireUtf8(*args.description, "--description"));
+  }
+  BIFROST_CLI_RETURN_IF_ERROR(RequireUtf8(args.scope.org, "--org"));
   BIFROST_CLI_ASSIGN(Api * api, session.api());
   BIFROST_CLI_ASSIGN(std::string text, ReadValue(session, args));
+  const bool from_argument = args.value && *args.value != "-";
+  BIFROST_CLI_RETURN_IF_ERROR(
+      RequireUtf8(text, from_argument ? "VALUE" : "the value read from stdin"));
   const ValueType effective = type.value_or(InferValueType(text));
-  auto value = ValueToJson(effective, text, args.key);
+  auto value = ValueToJsonText(effective, text, args.key);
   if (!value) return FromError(value.error());
-  json body = {{"type", ValueTypeName(effective)}, {"value", std::move(*value)}};
-  if (args.description) body["description"] = *args.description;
+  json skeleton = {{"type", ValueTypeName(effective)}, {"value", nullptr}};
+  if (args.description) skeleton["description"] = *args.description;
+  // The value goes in as text: a json value is sent exactly as typed.
+  auto body = config::json_text::ReplaceNullMember(skeleton.dump(), "value", *value);
+  if (!body) return CommandError("internal error: the request body could not be built");
 
   BIFROST_CLI_ASSIGN(Scope scope, ResolveScope(*api, args.scope));
-  BIFROST_CLI_ASSIGN(json entry, api->Call("PUT", ConfigPath(scope, args.key), body));
+  BIFROST_CLI_ASSIGN(std::string answer, api->CallText("PUT", ConfigPath(scope, args.key), *body));
+  const Entry entry = ReadEntry(answer);
   if (args.format == Format::kJson) {
-    if (effective == ValueType::kSecret && entry.is_object()) entry["value"] = "[SECRET]";
-    PrintJson(session, entry);
+    if (effective == ValueType::kSecret && !entry.value.empty() && entry.value != "\"[SECRET]\"") {
+      // Never print a secret, whatever the server sent.
+      const auto at = static_cast<std::size_t>(entry.value.data() - answer.data());
+      answer.replace(at, entry.value.size(), "\"[SECRET]\"");
+    }
+    PrintJsonText(session, answer);
   } else {
     session.out() << "set " << PrintableCell(args.key) << " (" << ValueTypeName(effective)
                   << ") in " << PrintableCell(ScopeLabel(*api, scope)) << ", version "
-                  << Field(entry, "version") << "\n";
+                  << Field(entry.fields, "version") << "\n";
   }
   return {};
 }
 
 CliStatus ConfigGet(Session& session, const std::string& key, const ScopeFlags& flags,
                     const std::optional<std::string>& default_value, Format format) {
+  BIFROST_CLI_RETURN_IF_ERROR(RequireUtf8(key, "KEY"));
+  BIFROST_CLI_RETURN_IF_ERROR(RequireUtf8(flags.org, "--org"));
   BIFROST_CLI_ASSIGN(Api * api, session.api());
   BIFROST_CLI_ASSIGN(Scope scope, ResolveScope(*api, flags));
-  auto entry = api->Get(ConfigPath(scope, key) + "/reveal");
-  if (!entry) {
+  auto answer = api->CallText("GET", ConfigPath(scope, key) + "/reveal");
+  if (!answer) {
     // The scope was resolved above, so a 404 here is about the key.
-    if (entry.error().exit_code == kExitNotFound && default_value) {
+    if (answer.error().exit_code == kExitNotFound && default_value) {
       if (format == Format::kJson) {
         PrintJson(session, json{{"key", key}, {"value", *default_value}, {"default", true}});
       } else {
@@ -280,32 +339,32 @@ CliStatus ConfigGet(Session& session, const std::string& key, const ScopeFlags& 
       }
       return {};
     }
-    return std::unexpected(std::move(entry.error()));
+    return std::unexpected(std::move(answer.error()));
   }
   if (format == Format::kJson) {
-    PrintJson(session, *entry);
+    PrintJsonText(session, *answer);
     return {};
   }
-  const auto value = entry->find("value");
-  if (value == entry->end()) return CommandError("the server's entry has no value");
-  session.out() << ValueToText(*value) << "\n";
+  const Entry entry = ReadEntry(*answer);
+  if (entry.value.empty()) return CommandError("the server's entry has no value");
+  session.out() << DisplayValue(entry.value) << "\n";
   return {};
 }
 
 CliStatus ConfigList(Session& session, const ScopeFlags& flags, Format format) {
+  BIFROST_CLI_RETURN_IF_ERROR(RequireUtf8(flags.org, "--org"));
   BIFROST_CLI_ASSIGN(Api * api, session.api());
   BIFROST_CLI_ASSIGN(Scope scope, ResolveScope(*api, flags));
-  BIFROST_CLI_ASSIGN(json entries, api->Get(ConfigsPath(scope)));
+  BIFROST_CLI_ASSIGN(const std::string entries, api->CallText("GET", ConfigsPath(scope)));
   if (format == Format::kJson) {
-    PrintJson(session, entries);
+    PrintJsonText(session, entries.empty() ? "null" : entries);
     return {};
   }
   std::vector<TableRow> rows;
-  if (entries.is_array()) {
-    for (const auto& entry : entries) {
-      rows.push_back(
-          {Field(entry, "key"), Field(entry, "type"), TableValue(entry), Field(entry, "scope")});
-    }
+  for (const std::string_view element : config::json_text::Elements(entries)) {
+    const Entry entry = ReadEntry(element);
+    rows.push_back({Field(entry.fields, "key"), Field(entry.fields, "type"), TableValue(entry),
+                    Field(entry.fields, "scope")});
   }
   session.out() << RenderTable({"KEY", "TYPE", "VALUE", "SCOPE"}, rows, session.UseAnsi());
   return {};
@@ -313,6 +372,8 @@ CliStatus ConfigList(Session& session, const ScopeFlags& flags, Format format) {
 
 CliStatus ConfigDelete(Session& session, const std::string& key, const ScopeFlags& flags,
                        Format format) {
+  BIFROST_CLI_RETURN_IF_ERROR(RequireUtf8(key, "KEY"));
+  BIFROST_CLI_RETURN_IF_ERROR(RequireUtf8(flags.org, "--org"));
   BIFROST_CLI_ASSIGN(Api * api, session.api());
   BIFROST_CLI_ASSIGN(Scope scope, ResolveScope(*api, flags));
   BIFROST_CLI_RETURN_IF_ERROR(api->Call("DELETE", ConfigPath(scope, key)));
@@ -339,6 +400,8 @@ CliStatus TokenCreate(Session& session, const TokenCreateArgs& args) {
                         " is not a duration like 90s, 30m, 24h, 7d or 1h30m");
     }
   }
+  BIFROST_CLI_RETURN_IF_ERROR(RequireUtf8(args.org, "--org"));
+  if (args.name) BIFROST_CLI_RETURN_IF_ERROR(RequireUtf8(*args.name, "--name"));
   BIFROST_CLI_ASSIGN(Api * api, session.api());
   json body = {{"role", args.role}};
   if (!args.org.empty()) {
@@ -375,6 +438,7 @@ CliStatus TokenCreate(Session& session, const TokenCreateArgs& args) {
 }
 
 CliStatus TokenList(Session& session, const std::string& org, Format format) {
+  BIFROST_CLI_RETURN_IF_ERROR(RequireUtf8(org, "--org"));
   BIFROST_CLI_ASSIGN(Api * api, session.api());
   std::string target = "/api/v1/tokens";
   if (!org.empty()) {
@@ -401,6 +465,7 @@ CliStatus TokenList(Session& session, const std::string& org, Format format) {
 }
 
 CliStatus TokenRevoke(Session& session, const std::string& id, Format format) {
+  BIFROST_CLI_RETURN_IF_ERROR(RequireUtf8(id, "ID"));
   BIFROST_CLI_ASSIGN(Api * api, session.api());
   BIFROST_CLI_RETURN_IF_ERROR(api->Call("DELETE", "/api/v1/tokens/" + client::UrlEncode(id)));
   if (format == Format::kJson) {

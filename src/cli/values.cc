@@ -1,6 +1,9 @@
 #include "cli/values.h"
 
+#include <nlohmann/json.hpp>
+
 #include "common/text.h"
+#include "config/json_text.h"
 
 namespace bifrost::cli {
 
@@ -30,30 +33,26 @@ std::optional<ValueType> ParseValueType(std::string_view name) {
 
 namespace {
 
-// nullopt when `text` is not one JSON document (surrounding whitespace allowed).
-std::optional<nlohmann::json> ParseJson(std::string_view text) {
-  nlohmann::json parsed = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_discarded()) return std::nullopt;
-  return parsed;
-}
+// True when `text` is one JSON document (surrounding whitespace allowed), numbers of any size.
+bool IsJsonDocument(std::string_view text) { return !config::json_text::Check(text); }
 
 std::string Subject(std::string_view key) { return "config " + QuoteForMessage(key); }
 
 }  // namespace
 
 ValueType InferValueType(std::string_view text) {
-  // Cheap pre-check so that ordinary strings are not run through the JSON parser.
+  // Cheap pre-check so that ordinary strings are not run through the JSON checker.
   const auto first = text.find_first_not_of(" \t\r\n");
-  if (first != std::string_view::npos && (text[first] == '{' || text[first] == '[')) {
-    auto parsed = ParseJson(text);
-    if (parsed && (parsed->is_object() || parsed->is_array())) return ValueType::kJson;
+  if (first != std::string_view::npos && (text[first] == '{' || text[first] == '[') &&
+      IsJsonDocument(text)) {
+    return ValueType::kJson;
   }
   if (text == "true" || text == "false") return ValueType::kBool;
   if (ParseCanonicalInt64(text)) return ValueType::kInt;
   return ValueType::kString;
 }
 
-Result<nlohmann::json> ValueToJson(ValueType type, std::string_view text, std::string_view key) {
+Result<std::string> ValueToJsonText(ValueType type, std::string_view text, std::string_view key) {
   switch (type) {
     case ValueType::kInt: {
       auto number = ParseCanonicalInt64(text);
@@ -63,21 +62,18 @@ Result<nlohmann::json> ValueToJson(ValueType type, std::string_view text, std::s
                         " has type int but the value is not a 64-bit integer "
                         "(decimal, optional '-', no leading zeros)");
       }
-      return nlohmann::json(*number);
+      return std::to_string(*number);
     }
     case ValueType::kBool:
-      if (text == "true") return nlohmann::json(true);
-      if (text == "false") return nlohmann::json(false);
+      if (text == "true" || text == "false") return std::string(text);
       return Fail(ErrorCode::kInvalidArgument,
                   Subject(key) + " has type bool but the value is not true or false");
-    case ValueType::kJson: {
-      auto parsed = ParseJson(text);
-      if (!parsed) {
+    case ValueType::kJson:
+      if (!IsJsonDocument(text)) {
         return Fail(ErrorCode::kInvalidArgument,
                     Subject(key) + " has type json but the value is not one JSON document");
       }
-      return std::move(*parsed);
-    }
+      return std::string(config::json_text::Trim(text));
     case ValueType::kString:
     case ValueType::kSecret:
       if (!IsValidUtf8(text)) {
@@ -89,14 +85,16 @@ Result<nlohmann::json> ValueToJson(ValueType type, std::string_view text, std::s
         return Fail(ErrorCode::kInvalidArgument,
                     Subject(key) + " has type secret but the value is empty");
       }
-      return nlohmann::json(std::string(text));
+      // Valid UTF-8, so the strict serialiser cannot throw.
+      return nlohmann::json(std::string(text)).dump();
   }
   return Fail(ErrorCode::kInternal, "unknown value type");
 }
 
-std::string ValueToText(const nlohmann::json& value) {
-  if (value.is_string()) return value.get<std::string>();
-  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+std::string DisplayValue(std::string_view value_json_text) {
+  const std::string_view text = config::json_text::Trim(value_json_text);
+  if (auto decoded = config::json_text::DecodeString(text)) return std::move(*decoded);
+  return config::json_text::Minify(text);
 }
 
 }  // namespace bifrost::cli

@@ -2,10 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
 namespace bifrost::cli {
 namespace {
-
-using nlohmann::json;
 
 TEST(ValueTypeTest, NamesRoundTrip) {
   for (ValueType type : {ValueType::kString, ValueType::kInt, ValueType::kBool, ValueType::kJson,
@@ -61,22 +61,31 @@ TEST(InferValueTypeTest, EverythingElseIsString) {
   EXPECT_EQ(InferValueType("sk_live_abc"), ValueType::kString);  // never a secret by guess
 }
 
-TEST(ValueToJsonTest, ConvertsEachType) {
-  EXPECT_EQ(*ValueToJson(ValueType::kInt, "-42", "k"), json(-42));
-  EXPECT_EQ(*ValueToJson(ValueType::kInt, "9223372036854775807", "k"),
-            json(std::int64_t{9223372036854775807}));
-  EXPECT_EQ(*ValueToJson(ValueType::kBool, "true", "k"), json(true));
-  EXPECT_EQ(*ValueToJson(ValueType::kBool, "false", "k"), json(false));
-  EXPECT_EQ(*ValueToJson(ValueType::kJson, R"({"a":[1,2]})", "k"), json::parse(R"({"a":[1,2]})"));
-  EXPECT_EQ(*ValueToJson(ValueType::kJson, "42", "k"), json(42));  // any JSON document
-  EXPECT_EQ(*ValueToJson(ValueType::kJson, "\"s\"", "k"), json("s"));
-  EXPECT_EQ(*ValueToJson(ValueType::kString, "5", "k"), json("5"));  // --type string wins
-  EXPECT_EQ(*ValueToJson(ValueType::kString, "", "k"), json(""));
-  EXPECT_EQ(*ValueToJson(ValueType::kSecret, "s3cr3t\nline2", "k"), json("s3cr3t\nline2"));
-  EXPECT_EQ(*ValueToJson(ValueType::kString, "caf\xc3\xa9", "k"), json("caf\xc3\xa9"));
-  // The JSON type is a JSON integer, not text, on the wire.
-  EXPECT_EQ(ValueToJson(ValueType::kInt, "5", "k")->dump(), "5");
-  EXPECT_EQ(ValueToJson(ValueType::kString, "5", "k")->dump(), "\"5\"");
+TEST(ValueToJsonTextTest, ConvertsEachType) {
+  EXPECT_EQ(*ValueToJsonText(ValueType::kInt, "-42", "k"), "-42");
+  EXPECT_EQ(*ValueToJsonText(ValueType::kInt, "9223372036854775807", "k"), "9223372036854775807");
+  EXPECT_EQ(*ValueToJsonText(ValueType::kBool, "true", "k"), "true");
+  EXPECT_EQ(*ValueToJsonText(ValueType::kBool, "false", "k"), "false");
+  EXPECT_EQ(*ValueToJsonText(ValueType::kJson, R"({"a":[1,2]})", "k"), R"({"a":[1,2]})");
+  EXPECT_EQ(*ValueToJsonText(ValueType::kJson, "42", "k"), "42");  // any JSON document
+  EXPECT_EQ(*ValueToJsonText(ValueType::kJson, "\"s\"", "k"), "\"s\"");
+  EXPECT_EQ(*ValueToJsonText(ValueType::kString, "5", "k"), "\"5\"");  // --type string wins
+  EXPECT_EQ(*ValueToJsonText(ValueType::kString, "", "k"), "\"\"");
+  EXPECT_EQ(*ValueToJsonText(ValueType::kSecret, "s3cr3t\nline2", "k"), "\"s3cr3t\\nline2\"");
+  EXPECT_EQ(*ValueToJsonText(ValueType::kString, "caf\xc3\xa9", "k"), "\"caf\xc3\xa9\"");
+  EXPECT_EQ(*ValueToJsonText(ValueType::kString, "q\"b\\", "k"), R"("q\"b\\")");
+}
+
+TEST(ValueToJsonTextTest, JsonIsSentExactlyAsTyped) {
+  // Parsing and re-serialising would turn the integer into 1.2345678901234568e+29, refuse
+  // 1e400 and sort the members.
+  for (const std::string text :
+       {R"({"n":123456789012345678901234567890})", R"({"z":1,"a":[1e400, -0.0]})",
+        R"(["\u00e9", "\/"])", "123456789012345678901234567890"}) {
+    EXPECT_EQ(*ValueToJsonText(ValueType::kJson, text, "k"), text);
+  }
+  EXPECT_EQ(*ValueToJsonText(ValueType::kJson, " \n{ \"a\" : 1 }\n", "k"), R"({ "a" : 1 })");
+  EXPECT_EQ(InferValueType(R"({"n":123456789012345678901234567890,"f":1e400})"), ValueType::kJson);
 }
 
 TEST(ValueToJsonTest, RejectsTextOfTheWrongTypeWithoutEchoingIt) {
@@ -95,7 +104,7 @@ TEST(ValueToJsonTest, RejectsTextOfTheWrongTypeWithoutEchoingIt) {
            {ValueType::kSecret, "bad\xc0\xaf_hidden", "not valid UTF-8"},
            {ValueType::kSecret, "", "is empty"},
        }) {
-    auto result = ValueToJson(c.type, c.text, "retries");
+    auto result = ValueToJsonText(c.type, c.text, "retries");
     ASSERT_FALSE(result.has_value()) << c.text;
     EXPECT_EQ(result.error().code(), ErrorCode::kInvalidArgument);
     EXPECT_NE(result.error().message().find("config 'retries' has type " +
@@ -108,14 +117,15 @@ TEST(ValueToJsonTest, RejectsTextOfTheWrongTypeWithoutEchoingIt) {
   }
 }
 
-TEST(ValueToTextTest, StringsRawOthersCompact) {
-  EXPECT_EQ(ValueToText(json("plain text")), "plain text");
-  EXPECT_EQ(ValueToText(json("multi\nline")), "multi\nline");
-  EXPECT_EQ(ValueToText(json(5)), "5");
-  EXPECT_EQ(ValueToText(json(-9)), "-9");
-  EXPECT_EQ(ValueToText(json(true)), "true");
-  EXPECT_EQ(ValueToText(json::parse(R"({ "a" : [ 1, 2 ], "b" : null })")),
-            R"({"a":[1,2],"b":null})");
+TEST(DisplayValueTest, StringsRawOthersCompactAndExact) {
+  EXPECT_EQ(DisplayValue(R"("plain text")"), "plain text");
+  EXPECT_EQ(DisplayValue(R"("multi\nline \u00e9")"), "multi\nline \xc3\xa9");
+  EXPECT_EQ(DisplayValue("5"), "5");
+  EXPECT_EQ(DisplayValue("-9"), "-9");
+  EXPECT_EQ(DisplayValue("true"), "true");
+  EXPECT_EQ(DisplayValue(R"({ "a" : [ 1, 2 ], "b" : null })"), R"({"a":[1,2],"b":null})");
+  EXPECT_EQ(DisplayValue(R"({"z": 123456789012345678901234567890, "a": 1e400})"),
+            R"({"z":123456789012345678901234567890,"a":1e400})");
 }
 
 }  // namespace

@@ -1,8 +1,9 @@
 #include "config/config_types.h"
 
-#include <nlohmann/json.hpp>
+#include <algorithm>
 
 #include "common/text.h"
+#include "config/json_text.h"
 
 namespace bifrost::config {
 namespace {
@@ -10,52 +11,9 @@ namespace {
 constexpr std::size_t kMaxKeyLength = 255;
 constexpr std::size_t kMaxActorBytes = 255;
 constexpr std::size_t kMaxOrgNameBytes = 128;
-constexpr std::size_t kMaxJsonDepth = 64;
 // Non-secret values up to this size are quoted in error messages ("value 'abc' is not a
 // 64-bit integer"): long enough for a typo, too short for most credentials pasted by mistake.
 constexpr std::size_t kShownValueBytes = 16;
-
-// Validates JSON without building a document, with a nesting limit so a hostile 64 KiB
-// value of '[' cannot exhaust the stack of whatever later parses it.
-class DepthLimitedValidator final : public nlohmann::json_sax<nlohmann::json> {
- public:
-  bool null() override { return true; }
-  bool boolean(bool) override { return true; }
-  bool number_integer(number_integer_t) override { return true; }
-  bool number_unsigned(number_unsigned_t) override { return true; }
-  bool number_float(number_float_t, const string_t&) override { return true; }
-  bool string(string_t&) override { return true; }
-  bool binary(binary_t&) override { return true; }
-  bool start_object(std::size_t) override { return Push(); }
-  bool key(string_t&) override { return true; }
-  bool end_object() override { return Pop(); }
-  bool start_array(std::size_t) override { return Push(); }
-  bool end_array() override { return Pop(); }
-  bool parse_error(std::size_t position, const std::string&,
-                   const nlohmann::detail::exception&) override {
-    error_position_ = position;
-    return false;
-  }
-
-  bool too_deep() const { return too_deep_; }
-  std::size_t error_position() const { return error_position_; }
-
- private:
-  bool Push() {
-    if (++depth_ > kMaxJsonDepth) {
-      too_deep_ = true;
-      return false;
-    }
-    return true;
-  }
-  bool Pop() {
-    --depth_;
-    return true;
-  }
-  std::size_t depth_ = 0;
-  bool too_deep_ = false;
-  std::size_t error_position_ = 0;
-};
 
 std::string Q(std::string_view s) { return QuoteForMessage(s); }
 
@@ -143,20 +101,19 @@ Status ValidateValue(std::string_view key, ConfigType type, std::string_view val
       }
       return Ok();
     case ConfigType::kJson: {
-      DepthLimitedValidator validator;
-      const bool ok = nlohmann::json::sax_parse(value, &validator,
-                                                nlohmann::json::input_format_t::json, true);
-      if (validator.too_deep()) {
+      // Checked as text, never converted: the stored text is the value, so a 30-digit
+      // integer or 1e400 is as valid here as in RFC 8259.
+      const auto error = json_text::Check(value, {.max_depth = kMaxJsonDepth});
+      if (!error) return Ok();
+      if (error->kind == json_text::CheckError::Kind::kTooDeep) {
         return Fail(ErrorCode::kInvalidArgument,
                     what + " but its value nests deeper than " + std::to_string(kMaxJsonDepth) +
                         " levels");
       }
-      if (!ok) {
-        return Fail(ErrorCode::kInvalidArgument,
-                    what + " but its value is not a valid JSON document (error at byte " +
-                        std::to_string(validator.error_position()) + ")");
-      }
-      return Ok();
+      // The byte is counted from 1, and one past the end for text that stops too early.
+      return Fail(ErrorCode::kInvalidArgument,
+                  what + " but its value is not a valid JSON document (error at byte " +
+                      std::to_string(error->offset + 1) + ")");
     }
   }
   return Fail(ErrorCode::kInternal, "unhandled config type");
@@ -195,6 +152,18 @@ Status ValidateOrgName(std::string_view name) {
                 "organization name " + Q(name) +
                     " is invalid: 1 to 128 bytes of UTF-8, no control characters, no leading "
                     "or trailing space");
+  }
+  // The CLI (and any client) reads an ORG that has the form of a UUID as an id: a name of
+  // that form could be taken for another organization's id.
+  std::string lowered(name);
+  for (char& c : lowered) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  if (IsCanonicalUuid(lowered)) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "organization name " + Q(name) +
+                    " is invalid: it has the form of an organization id (a UUID); choose a "
+                    "name that is not a UUID");
   }
   return Ok();
 }

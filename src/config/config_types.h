@@ -20,6 +20,10 @@ std::string_view ConfigTypeName(ConfigType type);
 // The inverse of ConfigTypeName; kInvalidArgument naming the accepted types otherwise.
 Result<ConfigType> ParseConfigType(std::string_view name);
 
+// How deep a json value may nest ("[[1]]" is 2): deep enough for any real document, shallow
+// enough that no later recursive walk of it can exhaust the stack.
+inline constexpr std::size_t kMaxJsonDepth = 64;
+
 struct Limits {
   std::size_t max_value_bytes = 64 * 1024;
   std::size_t max_description_bytes = 1024;
@@ -58,6 +62,8 @@ Status ValidateValue(std::string_view key, ConfigType type, std::string_view val
 Status ValidateDescription(std::string_view key, std::string_view description,
                            const Limits& limits);
 Status ValidateActor(std::string_view actor);                   // who made a change
+// 1-128 bytes of UTF-8, no control characters, no surrounding spaces, and not of the form of
+// a UUID in any letter case (clients read such text as an organization id).
 Status ValidateOrgName(std::string_view name);
 
 }  // namespace bifrost::config

@@ -78,11 +78,25 @@ TEST(ValidateValue, Json) {
             "config 'j' has type json but its value is not a valid JSON document (error at "
             "byte 6)");
   // Nesting is bounded: deep enough to be useful, not enough to exhaust a stack.
-  EXPECT_TRUE(ValidateValue("j", ConfigType::kJson, std::string(64, '[') + std::string(64, ']'),
-                            limits));
+  EXPECT_TRUE(
+      ValidateValue("j", ConfigType::kJson, std::string(64, '[') + std::string(64, ']'), limits));
+  EXPECT_FALSE(
+      ValidateValue("j", ConfigType::kJson, std::string(65, '[') + std::string(65, ']'), limits));
   const std::string deep = std::string(10000, '[') + std::string(10000, ']');
   EXPECT_EQ(ErrorOf(ValidateValue("j", ConfigType::kJson, deep, limits)),
             "config 'j' has type json but its value nests deeper than 64 levels");
+}
+
+TEST(ValidateValue, JsonNumbersAreTextNotDoubles) {
+  // Valid JSON that no double holds exactly is still valid JSON: the value is stored as text.
+  const Limits limits;
+  for (std::string_view ok : {"123456789012345678901234567890", "1e400", "-1e400",
+                              R"({"n":123456789012345678901234567890,"f":1e400,"z":1,"a":2})"}) {
+    EXPECT_TRUE(ValidateValue("j", ConfigType::kJson, ok, limits)) << ok;
+  }
+  for (std::string_view bad : {"NaN", "Infinity", "01", "1.", "+1", R"("\uD800")"}) {
+    EXPECT_FALSE(ValidateValue("j", ConfigType::kJson, bad, limits)) << bad;
+  }
 }
 
 TEST(ValidateValue, StringAndSecretMustBeUtf8) {
@@ -143,6 +157,29 @@ TEST(ValidateOther, DescriptionActorOrgName) {
   for (std::string bad : {std::string(), std::string(" Acme"), std::string("Acme "),
                           std::string("a\tb"), std::string(129, 'n'), std::string("\xff")}) {
     EXPECT_FALSE(ValidateOrgName(bad)) << bad;
+  }
+}
+
+TEST(ValidateOther, OrgNameMayNotLookLikeAnOrgId) {
+  // Clients read a UUID-shaped ORG as an id, so a name of that form could stand for another
+  // organization.
+  for (std::string bad : {std::string("3f1c2a4e-8b7d-4c1e-9a2b-5d6e7f8a9b0c"),
+                          std::string("3F1C2A4E-8B7D-4C1E-9A2B-5D6E7F8A9B0C"),
+                          std::string("3f1C2a4E-8b7d-4c1e-9A2b-5d6e7f8a9b0c"),
+                          std::string("00000000-0000-0000-0000-000000000000")}) {
+    auto s = ValidateOrgName(bad);
+    ASSERT_FALSE(s) << bad;
+    EXPECT_EQ(s.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_EQ(s.error().message(), "organization name '" + bad +
+                                       "' is invalid: it has the form of an organization id (a "
+                                       "UUID); choose a name that is not a UUID");
+  }
+  // Near misses are ordinary names.
+  for (std::string ok : {std::string("3f1c2a4e-8b7d-4c1e-9a2b-5d6e7f8a9b0"),
+                         std::string("3f1c2a4e8b7d4c1e9a2b5d6e7f8a9b0c"),
+                         std::string("team 3f1c2a4e-8b7d-4c1e-9a2b-5d6e7f8a9b0c"),
+                         std::string("{3f1c2a4e-8b7d-4c1e-9a2b-5d6e7f8a9b0c}")}) {
+    EXPECT_TRUE(ValidateOrgName(ok)) << ok;
   }
 }
 

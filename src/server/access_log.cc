@@ -58,4 +58,17 @@ void AccessLog::WriteLine(const std::string& line) {
   out_->flush();
 }
 
+bool LogThrottle::Allow(TimePoint now, std::int64_t* suppressed) {
+  std::lock_guard lock(mu_);
+  if (logged_ && now - last_line_ < interval_) {
+    ++swallowed_;
+    return false;
+  }
+  logged_ = true;
+  last_line_ = now;
+  *suppressed = swallowed_;
+  swallowed_ = 0;
+  return true;
+}
+
 }  // namespace bifrost::server

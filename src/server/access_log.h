@@ -19,6 +19,7 @@
 // Thread-safety: every method may be called from any thread; each line is written whole.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <initializer_list>
 #include <mutex>
@@ -72,6 +73,29 @@ class AccessLog {
   std::ostream* out_;
   const Clock* clock_;
   std::mutex mu_;
+};
+
+// Rate limit for a recurring event line (accept() failing for want of file descriptors, new
+// connections refused at the connection cap): at most one line per `interval`, and the
+// line says how many events were swallowed since the previous one, so a persistent failure
+// cannot flood the log. Time is passed in, so tests need no clock.
+// Thread-safety: every method may be called from any thread.
+class LogThrottle {
+ public:
+  using TimePoint = std::chrono::steady_clock::time_point;
+  explicit LogThrottle(std::chrono::steady_clock::duration interval = std::chrono::seconds(1))
+      : interval_(interval) {}
+
+  // Records one event at `now`. True when its line should be written; then *suppressed is
+  // the number of events swallowed since the last line written (0 for the first).
+  bool Allow(TimePoint now, std::int64_t* suppressed);
+
+ private:
+  std::chrono::steady_clock::duration interval_;
+  std::mutex mu_;
+  bool logged_ = false;         // guarded by mu_
+  TimePoint last_line_{};       // guarded by mu_
+  std::int64_t swallowed_ = 0;  // guarded by mu_
 };
 
 }  // namespace bifrost::server

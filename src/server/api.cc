@@ -1,14 +1,17 @@
 #include "server/api.h"
-#include "common/text.h"
 
 #include <algorithm>
-
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <iostream>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 
+#include "common/text.h"
+#include "server/access_log.h"
 #include "server/api_internal.h"
 #include "server/errors.h"
 #include "server/openapi_document.h"
@@ -45,6 +48,30 @@ std::optional<std::string_view> BearerToken(std::string_view header) {
   return token;
 }
 
+// The log of the handler running on this thread, set by Guarded for the handler's
+// duration. ServiceError is called deep inside handlers with only the request at hand; a
+// thread-local spares every handler file from passing the log down. (Handlers run
+// synchronously on one pool thread, so the scope is exact.)
+thread_local AccessLog* t_handler_log = nullptr;
+
+AccessLog& StderrLog() {
+  static AccessLog log(std::cerr);
+  return log;
+}
+
+AccessLog& HandlerLog() { return t_handler_log != nullptr ? *t_handler_log : StderrLog(); }
+
+class HandlerLogScope {
+ public:
+  explicit HandlerLogScope(AccessLog* log) : previous_(t_handler_log) { t_handler_log = log; }
+  ~HandlerLogScope() { t_handler_log = previous_; }
+  HandlerLogScope(const HandlerLogScope&) = delete;
+  HandlerLogScope& operator=(const HandlerLogScope&) = delete;
+
+ private:
+  AccessLog* previous_;
+};
+
 HttpResponse Unauthenticated(const Error& error, const HttpRequest& request) {
   HttpResponse response = ServiceError(error, request);
   if (response.status == 401) {
@@ -55,45 +82,48 @@ HttpResponse Unauthenticated(const Error& error, const HttpRequest& request) {
 
 }  // namespace
 
-Handler Guarded(Handler handler) {
-  return [handler = std::move(handler)](const HttpRequest& request, const PathParams& params,
-                                        RequestLog& log) -> HttpResponse {
+Handler Guarded(AccessLog* log, Handler handler) {
+  return [log, handler = std::move(handler)](const HttpRequest& request, const PathParams& params,
+                                             RequestLog& request_log) -> HttpResponse {
+    const HandlerLogScope scope(log);
     try {
-      return handler(request, params, log);
+      return handler(request, params, request_log);
     } catch (...) {
-      // The exception's text is not printed: parser and library messages can quote input.
-      std::fprintf(stderr, "bifrost: unexpected exception in %s %s (request id %s)\n",
-                   request.method.c_str(), request.path.c_str(), request.request_id.c_str());
-      return ServiceError(Error(ErrorCode::kInternal, "unexpected exception"), request);
+      // Logged through ServiceError with the request id only: not the exception's text
+      // (parser and library messages can quote input), not the raw path (the access-log
+      // line with the same request id names the route template).
+      return ServiceError(Error(ErrorCode::kInternal, "a request handler threw an exception"),
+                          request);
     }
   };
 }
 
 Handler Authenticated(const SharedContext& context, AuthedHandler handler,
                       std::vector<std::string> allowed_query) {
-  return Guarded([context, handler, allowed_query](const HttpRequest& request,
-                                                   const PathParams& params,
-                                                   RequestLog& log) -> HttpResponse {
-    const auto token = BearerToken(request.Header("authorization"));
-    if (!token) {
-      return Unauthenticated(
-          Error(ErrorCode::kUnauthenticated, std::string(kUnauthenticatedMessage)), request);
-    }
-    auto principal = context->tokens->Authenticate(*token);
-    if (!principal) return Unauthenticated(principal.error(), request);
-    log.token_id = principal->token_id;
-    for (const auto& [name, value] : request.query) {
-      if (std::find(allowed_query.begin(), allowed_query.end(), name) == allowed_query.end()) {
-        std::string accepted;
-        for (const auto& a : allowed_query) accepted += (accepted.empty() ? "" : ", ") + a;
-        return ErrorResponse(400, "bad_request",
-                             "unknown query parameter " + QuoteForMessage(name) +
-                                 (accepted.empty() ? "; this route takes none"
-                                                   : "; this route takes " + accepted));
-      }
-    }
-    return handler(*context, request, params, *principal);
-  });
+  return Guarded(
+      context->log,
+      [context, handler, allowed_query](const HttpRequest& request, const PathParams& params,
+                                        RequestLog& log) -> HttpResponse {
+        const auto token = BearerToken(request.Header("authorization"));
+        if (!token) {
+          return Unauthenticated(
+              Error(ErrorCode::kUnauthenticated, std::string(kUnauthenticatedMessage)), request);
+        }
+        auto principal = context->tokens->Authenticate(*token);
+        if (!principal) return Unauthenticated(principal.error(), request);
+        log.token_id = principal->token_id;
+        for (const auto& [name, value] : request.query) {
+          if (std::find(allowed_query.begin(), allowed_query.end(), name) == allowed_query.end()) {
+            std::string accepted;
+            for (const auto& a : allowed_query) accepted += (accepted.empty() ? "" : ", ") + a;
+            return ErrorResponse(400, "bad_request",
+                                 "unknown query parameter " + QuoteForMessage(name) +
+                                     (accepted.empty() ? "; this route takes none"
+                                                       : "; this route takes " + accepted));
+          }
+        }
+        return handler(*context, request, params, *principal);
+      });
 }
 
 std::optional<HttpResponse> Deny(const auth::Principal& principal, auth::Action action,
@@ -121,7 +151,15 @@ HttpResponse BadRequest(std::string_view message) {
 }
 
 HttpResponse ServiceError(const Error& error, const HttpRequest& request) {
-  return ErrorResponse(error, request.request_id);
+  HttpResponse response = ErrorResponse(error, request.request_id);
+  if (response.status == 500) {
+    // The details the response promises. Service messages name the thing and the rule and
+    // never carry a value or a secret (docs/design.md, "Errors").
+    HandlerLog().Error("internal error", {{"request_id", std::string_view(request.request_id)},
+                                          {"code", ErrorCodeName(error.code())},
+                                          {"message", std::string_view(error.message())}});
+  }
+  return response;
 }
 
 }  // namespace api_internal
@@ -130,6 +168,62 @@ namespace {
 
 using api_internal::Json;
 using api_internal::JsonResponse;
+
+// The database half of /readyz. The endpoint needs no token, so the answer is cached for
+// kReadinessCacheMicros, and callers arriving while a check runs wait for it rather than
+// start their own: however often /readyz is asked, the database sees at most one read
+// transaction a second from it.
+constexpr UnixMicros kReadinessCacheMicros = 1'000'000;
+
+class ReadinessCheck {
+ public:
+  ReadinessCheck(store::Store* store, const Clock* clock) : store_(store), clock_(clock) {}
+
+  // "" when the database answered; otherwise the reason for the client, which names only
+  // the error code. The details go to `log`, once per change from ready to not ready.
+  std::string Check(AccessLog& log) {
+    std::lock_guard lock(mu_);
+    const UnixMicros now = clock_->NowMicros();
+    if (checked_ && now >= checked_at_ && now - checked_at_ < kReadinessCacheMicros) {
+      return failure_;
+    }
+    const Status status = Probe();
+    std::string failure;
+    if (!status) {
+      failure = "not ready: the database cannot be read (" +
+                std::string(ErrorCodeName(status.error().code())) + ")";
+      if (!checked_ || failure_.empty()) {
+        log.Error("readiness check failed",
+                  {{"code", ErrorCodeName(status.error().code())},
+                   {"message", std::string_view(status.error().message())}});
+      }
+    } else if (checked_ && !failure_.empty()) {
+      log.Info("readiness check passed again");
+    }
+    checked_ = true;
+    checked_at_ = now;
+    failure_ = std::move(failure);
+    return failure_;
+  }
+
+ private:
+  Status Probe() {
+    BIFROST_ASSIGN_OR_RETURN(auto txn, store_->Begin(store::TxnMode::kRead));
+    BIFROST_ASSIGN_OR_RETURN(const auto checks, txn->ListKeyChecks());
+    if (checks.empty()) {
+      return Fail(ErrorCode::kFailedPrecondition,
+                  "the database records no key check; it is not the one the server opened");
+    }
+    return Ok();
+  }
+
+  store::Store* store_;
+  const Clock* clock_;
+  std::mutex mu_;
+  bool checked_ = false;       // guarded by mu_
+  UnixMicros checked_at_ = 0;  // guarded by mu_
+  std::string failure_;        // guarded by mu_
+};
 
 HttpResponse WhoAmI(const ApiContext&, const HttpRequest&, const PathParams&,
                     const auth::Principal& principal) {
@@ -148,28 +242,37 @@ void RegisterApiRoutes(Router& router, const ApiContext& context) {
   }
   const auto shared = std::make_shared<const ApiContext>(context);
 
-  router.Add("GET", "/healthz",
-             api_internal::Guarded([](const HttpRequest&, const PathParams&, RequestLog&) {
-               return JsonResponse(200, {{"status", "ok"}});
-             }));
+  router.Add(
+      "GET", "/healthz",
+      api_internal::Guarded(shared->log, [](const HttpRequest&, const PathParams&, RequestLog&) {
+        return JsonResponse(200, {{"status", "ok"}});
+      }));
 
-  router.Add("GET", "/readyz",
-             api_internal::Guarded([shared](const HttpRequest&, const PathParams&, RequestLog&) {
-               if (shared->ready && shared->ready()) {
-                 return JsonResponse(200, {{"status", "ready"}});
-               }
-               return ErrorResponse(503, "unavailable",
-                                    "not ready: the database is not open or the secret key "
-                                    "has not been verified against it");
-             }));
+  const auto readiness = std::make_shared<ReadinessCheck>(
+      shared->store, shared->clock != nullptr ? shared->clock : &SystemClock::Instance());
+  router.Add(
+      "GET", "/readyz",
+      api_internal::Guarded(
+          shared->log, [shared, readiness](const HttpRequest&, const PathParams&, RequestLog&) {
+            if (!shared->ready || !shared->ready()) {
+              return ErrorResponse(503, "unavailable",
+                                   "not ready: the server is starting or shutting down");
+            }
+            if (shared->store != nullptr) {
+              const std::string failure = readiness->Check(api_internal::HandlerLog());
+              if (!failure.empty()) return ErrorResponse(503, "unavailable", failure);
+            }
+            return JsonResponse(200, {{"status", "ready"}});
+          }));
 
-  router.Add("GET", "/api/v1/openapi.json",
-             api_internal::Guarded([](const HttpRequest&, const PathParams&, RequestLog&) {
-               HttpResponse response;
-               response.content_type = "application/json";
-               response.body = std::string(OpenApiDocument());
-               return response;
-             }));
+  router.Add(
+      "GET", "/api/v1/openapi.json",
+      api_internal::Guarded(shared->log, [](const HttpRequest&, const PathParams&, RequestLog&) {
+        HttpResponse response;
+        response.content_type = "application/json";
+        response.body = std::string(OpenApiDocument());
+        return response;
+      }));
 
   router.Add("GET", "/api/v1/whoami", api_internal::Authenticated(shared, WhoAmI));
 

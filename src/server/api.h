@@ -8,7 +8,9 @@
 // mapping; malformed requests (bad JSON, wrong field types, unknown fields) are 400
 // bad_request. A secret's value appears only in a reveal response, never in an error.
 //
-// Handlers do not throw: an unexpected exception becomes a 500 naming the request id.
+// Handlers do not throw: an unexpected exception becomes a 500 naming the request id. Every
+// 500 writes one JSON event line to `log` with that request id, the error code and the
+// service's message (which never holds a value or a secret); the client sees neither.
 #pragma once
 
 #include <functional>
@@ -21,15 +23,21 @@
 
 namespace bifrost::server {
 
+class AccessLog;
+
 // What the handlers work with. The pointed-to services must outlive the Router the routes
-// are registered on; `config` and `tokens` are required. `ready` answers /readyz (database
-// open and key verified); an empty function counts as not ready.
+// are registered on; `config` and `tokens` are required. /readyz answers 200 when `ready`
+// says the server is serving (an empty function counts as not ready) and a read
+// transaction on `store` (when set) lists its key checks; that database check runs at most
+// once a second by `clock` (the system clock when null). `log` receives the details of
+// 500s and of failed readiness checks (nullptr: a log on stderr).
 struct ApiContext {
   config::ConfigService* config;
   auth::TokenService* tokens;
   store::Store* store;
   const Clock* clock;
   std::function<bool()> ready;
+  AccessLog* log = nullptr;
 };
 
 // Registers every path and method of docs/openapi.json on `router`, and nothing else.

@@ -65,21 +65,66 @@ std::string_view KindOf(const Json& value) {
   }
 }
 
-// The stored text of a ConfigWrite's JSON `value` for `type` (see ConfigWrite.value in
-// docs/openapi.json). The text is checked by the config model afterwards (canonical integer,
-// true/false, sizes); this only decides which JSON kinds a type accepts. kInvalidArgument
-// naming the key and the rule; the message describes the kind of value, never the value.
-Result<crypto::SecureBuffer> StoredText(std::string_view key, ConfigType type, Json& value) {
+// Overwrites the strings of a JSON document when the handler is done with it: a secret's
+// value passed through it (best effort; the raw request text belongs to the server).
+class WipeOnExit {
+ public:
+  explicit WipeOnExit(Json& document) : document_(document) {}
+  ~WipeOnExit() { json_io::WipeStrings(document_); }
+  WipeOnExit(const WipeOnExit&) = delete;
+  WipeOnExit& operator=(const WipeOnExit&) = delete;
+
+ private:
+  Json& document_;
+};
+
+// What a type accepts, as the end of a message about a value of the wrong kind.
+std::string_view SendHint(ConfigType type) {
+  switch (type) {
+    case ConfigType::kString:
+    case ConfigType::kSecret:
+      return "; send a JSON string";
+    case ConfigType::kInt:
+      return "; send a JSON integer or a string of its decimal digits";
+    case ConfigType::kBool:
+      return "; send true, false, \"true\" or \"false\"";
+    case ConfigType::kJson:
+      break;
+  }
+  return "";
+}
+
+// The stored text of a ConfigWrite's `value` (`value_text`: the exact JSON the client sent)
+// for `type` (see ConfigWrite.value in docs/openapi.json). A json value is stored as sent,
+// byte for byte, and validated by the config model like any other value; the other types
+// are read from the parsed value. The text is checked by the config model afterwards
+// (canonical integer, true/false, sizes); this only decides which JSON kinds a type accepts.
+// kInvalidArgument naming the key and the rule; the message describes the kind of value,
+// never the value.
+Result<crypto::SecureBuffer> StoredText(std::string_view key, ConfigType type,
+                                        std::string_view value_text) {
+  if (type == ConfigType::kJson) return crypto::SecureBuffer::From(value_text);
   const std::string subject = Subject(key, type);
+  auto parsed = json_io::ParseJson(value_text);
+  if (!parsed) {
+    // The body was valid JSON, so this is a number no double can hold (1e400).
+    return Fail(ErrorCode::kInvalidArgument,
+                subject + " but its value is a number out of range" + std::string(SendHint(type)));
+  }
+  Json& value = *parsed;
+  const WipeOnExit wipe_value(value);
+  const auto wrong_kind = [&] {
+    return Fail(
+        ErrorCode::kInvalidArgument,
+        subject + " but its value is " + std::string(KindOf(value)) + std::string(SendHint(type)));
+  };
   switch (type) {
     case ConfigType::kString:
     case ConfigType::kSecret:
       if (value.is_string()) {
         return crypto::SecureBuffer::From(value.get_ref<const std::string&>());
       }
-      return Fail(
-          ErrorCode::kInvalidArgument,
-          subject + " but its value is " + std::string(KindOf(value)) + "; send a JSON string");
+      return wrong_kind();
     case ConfigType::kInt:
       if (value.is_number_unsigned()) {
         const auto number = value.get<std::uint64_t>();
@@ -95,9 +140,13 @@ Result<crypto::SecureBuffer> StoredText(std::string_view key, ConfigType type, J
       if (value.is_string()) {
         return crypto::SecureBuffer::From(value.get_ref<const std::string&>());
       }
-      return Fail(ErrorCode::kInvalidArgument,
-                  subject + " but its value is " + std::string(KindOf(value)) +
-                      "; send a JSON integer or a string of its decimal digits");
+      if (value.is_number_float() &&
+          value_text.find_first_of(".eE") == std::string_view::npos) {
+        // An integer literal too long for 64 bits (the parser made it a double).
+        return Fail(ErrorCode::kInvalidArgument,
+                    subject + " but its value is outside the signed 64-bit range");
+      }
+      return wrong_kind();
     case ConfigType::kBool:
       if (value.is_boolean()) {
         return crypto::SecureBuffer::From(value.get<bool>() ? "true" : "false");
@@ -105,53 +154,50 @@ Result<crypto::SecureBuffer> StoredText(std::string_view key, ConfigType type, J
       if (value.is_string()) {
         return crypto::SecureBuffer::From(value.get_ref<const std::string&>());
       }
-      return Fail(ErrorCode::kInvalidArgument, subject + " but its value is " +
-                                                   std::string(KindOf(value)) +
-                                                   "; send true, false, \"true\" or \"false\"");
+      return wrong_kind();
     case ConfigType::kJson:
-      return crypto::SecureBuffer::From(json_io::Dump(value));
+      break;
   }
   return Fail(ErrorCode::kInternal, "unhandled config type");
 }
 
-// The JSON form of a stored value: int as a number, bool as a boolean, json as the document
-// itself, string and secret as a string. A stored value that does not parse is kCorrupt.
-Result<Json> TypedValue(const config::ConfigEntry& entry, std::string_view text) {
-  auto corrupt = [&entry] {
-    return Fail(ErrorCode::kCorrupt, "the stored value of config " + QuoteForMessage(entry.key) +
-                                         " is not a valid " +
-                                         std::string(config::ConfigTypeName(entry.type)));
-  };
+Error Corrupt(const config::ConfigEntry& entry) {
+  return Error(ErrorCode::kCorrupt, "the stored value of config " + QuoteForMessage(entry.key) +
+                                        " is not a valid " +
+                                        std::string(config::ConfigTypeName(entry.type)));
+}
+
+// The JSON text of a stored value: int as a number, bool as a boolean, string and secret as a
+// string, json as the stored text itself, verbatim (EntryText checks that it is JSON). A
+// stored value that does not fit its type is kCorrupt.
+Result<std::string> ValueText(const config::ConfigEntry& entry, std::string_view text) {
   switch (entry.type) {
     case ConfigType::kString:
     case ConfigType::kSecret:
-      return Json(std::string(text));
+      if (!IsValidUtf8(text)) return Fail(Corrupt(entry));
+      return json_io::Dump(Json(std::string(text)));
     case ConfigType::kInt: {
       const auto number = ParseCanonicalInt64(text);
-      if (!number) return corrupt();
-      return Json(*number);
+      if (!number) return Fail(Corrupt(entry));
+      return std::to_string(*number);
     }
     case ConfigType::kBool:
-      if (text == "true") return Json(true);
-      if (text == "false") return Json(false);
-      return corrupt();
-    case ConfigType::kJson: {
-      auto document = json_io::ParseJson(text, {.reject_duplicate_keys = false});
-      if (!document) return corrupt();
-      return std::move(*document);
-    }
+      if (text == "true" || text == "false") return std::string(text);
+      return Fail(Corrupt(entry));
+    case ConfigType::kJson:
+      return std::string(text);
   }
-  return corrupt();
+  return Fail(Corrupt(entry));
 }
 
-// The value shown outside reveal: a secret is masked.
-Result<Json> MaskedValue(const config::ConfigEntry& entry) {
-  if (entry.type == ConfigType::kSecret) return Json(kSecretMask);
+// The value text shown outside reveal: a secret is masked.
+Result<std::string> MaskedValueText(const config::ConfigEntry& entry) {
+  if (entry.type == ConfigType::kSecret) return json_io::Dump(Json(kSecretMask));
   if (!entry.value) {
     return Fail(ErrorCode::kInternal,
                 "config " + QuoteForMessage(entry.key) + " came without its value");
   }
-  return TypedValue(entry, *entry.value);
+  return ValueText(entry, *entry.value);
 }
 
 Json EntryJson(const config::ConfigEntry& entry, Json value) {
@@ -168,23 +214,24 @@ Json EntryJson(const config::ConfigEntry& entry, Json value) {
           {"version", entry.version}};
 }
 
-Result<Json> MaskedEntryJson(const config::ConfigEntry& entry) {
-  BIFROST_ASSIGN_OR_RETURN(Json value, MaskedValue(entry));
-  return EntryJson(entry, std::move(value));
+// The JSON text of an entry with `value_text` as its value, spliced in verbatim.
+Result<std::string> EntryText(const config::ConfigEntry& entry, std::string_view value_text) {
+  auto text = json_io::DumpWithRawField(EntryJson(entry, nullptr), "value", value_text);
+  if (!text) return Fail(Corrupt(entry));
+  return std::move(*text);
 }
 
-// Overwrites the strings of a request body when the handler is done with it: a secret's
-// value passed through it (best effort; the raw request text belongs to the server).
-class WipeOnExit {
- public:
-  explicit WipeOnExit(Json& document) : document_(document) {}
-  ~WipeOnExit() { json_io::WipeStrings(document_); }
-  WipeOnExit(const WipeOnExit&) = delete;
-  WipeOnExit& operator=(const WipeOnExit&) = delete;
+Result<std::string> MaskedEntryText(const config::ConfigEntry& entry) {
+  BIFROST_ASSIGN_OR_RETURN(const std::string value, MaskedValueText(entry));
+  return EntryText(entry, value);
+}
 
- private:
-  Json& document_;
-};
+HttpResponse TextResponse(int status, std::string body) {
+  HttpResponse response;
+  response.status = status;
+  response.body = std::move(body);
+  return response;
+}
 
 HttpResponse ListConfigs(const ApiContext& context, const HttpRequest& request,
                          const PathParams& params, const auth::Principal& principal) {
@@ -196,13 +243,15 @@ HttpResponse ListConfigs(const ApiContext& context, const HttpRequest& request,
   if (!scope) return ServiceError(scope.error(), request);
   auto entries = scope->List();
   if (!entries) return ServiceError(entries.error(), request);
-  Json out = Json::array();
+  std::string out = "[";
   for (const auto& entry : *entries) {
-    auto shown = MaskedEntryJson(entry);
+    auto shown = MaskedEntryText(entry);
     if (!shown) return ServiceError(shown.error(), request);
-    out.push_back(std::move(*shown));
+    if (out.size() > 1) out.push_back(',');
+    out.append(*shown);
   }
-  return JsonResponse(200, out);
+  out.push_back(']');
+  return TextResponse(200, std::move(out));
 }
 
 HttpResponse GetConfig(const ApiContext& context, const HttpRequest& request,
@@ -215,9 +264,9 @@ HttpResponse GetConfig(const ApiContext& context, const HttpRequest& request,
   if (!scope) return ServiceError(scope.error(), request);
   auto entry = scope->Get(params.at("key"));
   if (!entry) return ServiceError(entry.error(), request);
-  auto shown = MaskedEntryJson(*entry);
+  auto shown = MaskedEntryText(*entry);
   if (!shown) return ServiceError(shown.error(), request);
-  return JsonResponse(200, *shown);
+  return TextResponse(200, std::move(*shown));
 }
 
 HttpResponse RevealConfig(const ApiContext& context, const HttpRequest& request,
@@ -232,9 +281,11 @@ HttpResponse RevealConfig(const ApiContext& context, const HttpRequest& request,
   if (!revealed) return ServiceError(revealed.error(), request);
   const config::ConfigEntry& entry = revealed->entry;
   if (entry.type != ConfigType::kString && entry.type != ConfigType::kSecret) {
-    auto value = TypedValue(entry, revealed->value.view());
+    auto value = ValueText(entry, revealed->value.view());
     if (!value) return ServiceError(value.error(), request);
-    return JsonResponse(200, EntryJson(entry, std::move(*value)));
+    auto shown = EntryText(entry, *value);
+    if (!shown) return ServiceError(shown.error(), request);
+    return TextResponse(200, std::move(*shown));
   }
   // Text goes from the wiped buffer straight into the response body, without a JSON string
   // in between.
@@ -246,10 +297,7 @@ HttpResponse RevealConfig(const ApiContext& context, const HttpRequest& request,
               "the stored value of config " + QuoteForMessage(entry.key) + " is not valid UTF-8"),
         request);
   }
-  HttpResponse response;
-  response.status = 200;
-  response.body = std::move(*text);
-  return response;
+  return TextResponse(200, std::move(*text));
 }
 
 HttpResponse PutConfig(const ApiContext& context, const HttpRequest& request,
@@ -258,21 +306,22 @@ HttpResponse PutConfig(const ApiContext& context, const HttpRequest& request,
   if (auto denied = Deny(principal, Action::kConfigWrite, TargetOf(org_id), request)) {
     return *denied;
   }
-  auto body = json_io::ParseObjectBody(request);
+  // The value is kept as the text the client sent (a json value is stored verbatim).
+  auto body = json_io::ParseObjectBodyKeeping(request, "value");
   if (!body) return BadRequest(body.error());
-  const WipeOnExit wipe_body(*body);
+  Json& fields = body->document;
+  const WipeOnExit wipe_body(fields);
   if (auto unknown = json_io::FindUnknownField(
-          *body, {"type", "value", "description", "expected_version"}, "a config write")) {
+          fields, {"type", "value", "description", "expected_version"}, "a config write")) {
     return BadRequest(*unknown);
   }
-  auto type_name = json_io::OptionalString(*body, "type");
+  auto type_name = json_io::OptionalString(fields, "type");
   if (!type_name) return BadRequest(type_name.error());
   if (!*type_name) return BadRequest("field 'type' is required");
-  const auto value = body->find("value");
-  if (value == body->end()) return BadRequest("field 'value' is required");
-  auto description = json_io::OptionalString(*body, "description");
+  if (!body->kept) return BadRequest("field 'value' is required");
+  auto description = json_io::OptionalString(fields, "description");
   if (!description) return BadRequest(description.error());
-  auto expected_version = json_io::OptionalInt64(*body, "expected_version");
+  auto expected_version = json_io::OptionalInt64(fields, "expected_version");
   if (!expected_version) return BadRequest(expected_version.error());
 
   auto scope = ScopeOf(context, org_id);
@@ -280,7 +329,7 @@ HttpResponse PutConfig(const ApiContext& context, const HttpRequest& request,
   auto type = config::ParseConfigType(**type_name);
   if (!type) return ServiceError(type.error(), request);
   const std::string& key = params.at("key");
-  auto text = StoredText(key, *type, *value);
+  auto text = StoredText(key, *type, *body->kept);
   if (!text) return ServiceError(text.error(), request);
 
   const config::ConfigWrite write{.key = key,
@@ -291,10 +340,10 @@ HttpResponse PutConfig(const ApiContext& context, const HttpRequest& request,
                                   .expected_version = *expected_version};
   auto entry = scope->Set(write);
   if (!entry) return ServiceError(entry.error(), request);
-  auto shown = MaskedEntryJson(*entry);
+  auto shown = MaskedEntryText(*entry);
   if (!shown) return ServiceError(shown.error(), request);
   // Version 1 is a row that did not exist before this write.
-  return JsonResponse(entry->version == 1 ? 201 : 200, *shown);
+  return TextResponse(entry->version == 1 ? 201 : 200, std::move(*shown));
 }
 
 HttpResponse DeleteConfig(const ApiContext& context, const HttpRequest& request,

@@ -25,8 +25,9 @@ using AuthedHandler = HttpResponse (*)(const ApiContext& context, const HttpRequ
                                        const PathParams& params, const auth::Principal& principal);
 
 // `handler` behind the exception guard: anything thrown becomes a 500 internal response
-// naming the request id (the exception's text is not used: it may quote input).
-Handler Guarded(Handler handler);
+// naming the request id (the exception's text is not used: it may quote input). While
+// `handler` runs, ServiceError reports 500s to `log` (nullptr: a log on stderr).
+Handler Guarded(AccessLog* log, Handler handler);
 
 // Authenticates "Authorization: Bearer <token>" (401 unauthenticated otherwise, with the
 // one message for missing, malformed, unknown, expired and revoked tokens), records the
@@ -43,7 +44,10 @@ std::optional<HttpResponse> Deny(const auth::Principal& principal, auth::Action 
 HttpResponse JsonResponse(int status, const Json& body);
 HttpResponse NoContent();                           // 204, empty body
 HttpResponse BadRequest(std::string_view message);  // 400 bad_request
-// A service-layer error through the one mapping (server/errors.h).
+// A service-layer error through the one mapping (server/errors.h). A 500 (whose body names
+// only the request id) also writes one event line, "internal error", with the request id,
+// the error's code and its message, to the log of the Guarded handler running on this
+// thread.
 HttpResponse ServiceError(const Error& error, const HttpRequest& request);
 
 // Route groups, registered by RegisterApiRoutes.

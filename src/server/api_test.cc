@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -14,15 +15,19 @@
 #include <optional>
 #include <regex>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "barrier/barrier.h"
+#include "config/json_text.h"
 #include "crypto/key_derivation.h"
 #include "crypto/keyring.h"
+#include "server/access_log.h"
 #include "server/api_internal.h"
+#include "server/errors.h"
 #include "server/openapi_document.h"
 #include "store/sqlite/sqlite_store.h"
 #include "tests/support/subprocess.h"
@@ -224,6 +229,130 @@ TEST_F(ApiTest, ReadyzFollowsTheReadinessCheck) {
   EXPECT_TRUE(not_ready.Message().starts_with("not ready: ")) << not_ready.body;
 }
 
+// A store in front of the real one whose Begin can be made to fail, counting the calls.
+class SwitchableStore final : public store::Store {
+ public:
+  explicit SwitchableStore(store::Store& inner) : inner_(inner) {}
+  Result<std::unique_ptr<store::Txn>> Begin(store::TxnMode mode) override {
+    ++begins;
+    if (failing) return Fail(ErrorCode::kUnavailable, "INJECTED-CANARY: database is locked");
+    return inner_.Begin(mode);
+  }
+  int SchemaVersion() const override { return inner_.SchemaVersion(); }
+  std::string_view BackendName() const override { return inner_.BackendName(); }
+
+  bool failing = false;
+  int begins = 0;
+
+ private:
+  store::Store& inner_;
+};
+
+TEST_F(ApiTest, ReadyzReadsTheDatabaseAtMostOncePerSecond) {
+  SwitchableStore store(*store_);
+  std::ostringstream out;
+  AccessLog access_log(out);
+  Router router;
+  RegisterApiRoutes(router, {.config = config_.get(),
+                             .tokens = tokens_.get(),
+                             .store = &store,
+                             .clock = &clock_,
+                             .ready = [] { return true; },
+                             .log = &access_log});
+  const auto readyz = [&] {
+    HttpRequest request;
+    request.method = "GET";
+    request.path = "/readyz";
+    request.request_id = "req-ready";
+    const Router::Match match = router.Find(request.method, request.path);
+    RequestLog log;
+    return (*match.handler)(request, match.params, log);
+  };
+  EXPECT_EQ(readyz().status, 200);
+  EXPECT_EQ(store.begins, 1);
+
+  store.failing = true;
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(readyz().status, 200);  // the answer is cached
+  EXPECT_EQ(store.begins, 1);
+
+  clock_.AdvanceMicros(1'000'001);
+  const HttpResponse failed = readyz();
+  EXPECT_EQ(failed.status, 503);
+  EXPECT_EQ(store.begins, 2);
+  const json body = json::parse(failed.body);
+  EXPECT_EQ(body["error"]["code"], "unavailable");
+  const std::string message = body["error"]["message"];
+  EXPECT_TRUE(message.starts_with("not ready: ")) << message;
+  EXPECT_NE(message.find("database"), std::string::npos) << message;
+  EXPECT_EQ(message.find("CANARY"), std::string::npos) << message;  // details stay in the log
+
+  store.failing = false;
+  EXPECT_EQ(readyz().status, 503);  // a failure is cached too
+  EXPECT_EQ(store.begins, 2);
+  clock_.AdvanceMicros(1'000'001);
+  EXPECT_EQ(readyz().status, 200);
+  EXPECT_EQ(store.begins, 3);
+
+  // The log has the details, once per change.
+  std::vector<json> lines;
+  std::istringstream in(out.str());
+  for (std::string text; std::getline(in, text);) lines.push_back(json::parse(text));
+  ASSERT_EQ(lines.size(), 2u) << out.str();
+  EXPECT_EQ(lines[0]["level"], "error");
+  EXPECT_EQ(lines[0]["msg"], "readiness check failed");
+  EXPECT_EQ(lines[0]["code"], "unavailable");
+  EXPECT_NE(lines[0]["message"].get<std::string>().find("INJECTED-CANARY"), std::string::npos);
+  EXPECT_EQ(lines[1]["msg"], "readiness check passed again");
+}
+
+TEST_F(ApiTest, OpenApiDocumentsEveryErrorCodeAndTheCommonResponses) {
+  const json document = json::parse(OpenApiDocument());
+  const json& codes = document.at(
+      json::json_pointer("/components/schemas/Error/properties/error/properties/code/enum"));
+  // Every code an error body can carry: the service errors through the one mapping (a 500
+  // always says "internal"), and those the transport and router answer with themselves.
+  std::set<std::string> emitted = {"bad_request",
+                                   "payload_too_large",
+                                   "request_header_fields_too_large",
+                                   "method_not_allowed",
+                                   "not_found",
+                                   "unavailable",
+                                   "internal"};
+  for (const ErrorCode code :
+       {ErrorCode::kInvalidArgument, ErrorCode::kNotFound, ErrorCode::kAlreadyExists,
+        ErrorCode::kConflict, ErrorCode::kIntegrity, ErrorCode::kKeyMismatch, ErrorCode::kCorrupt,
+        ErrorCode::kUnavailable, ErrorCode::kFailedPrecondition, ErrorCode::kUnauthenticated,
+        ErrorCode::kPermissionDenied, ErrorCode::kInternal}) {
+    const HttpResponse response = ErrorResponse(Error(code, "m"), "req");
+    emitted.insert(json::parse(response.body)["error"]["code"].get<std::string>());
+  }
+  for (const std::string& code : emitted) {
+    EXPECT_NE(std::find(codes.begin(), codes.end(), code), codes.end())
+        << "Error.code does not list " << code;
+  }
+  const json& shared = document.at(json::json_pointer("/components/responses"));
+  for (const auto& [path, operations] : document.at("paths").items()) {
+    for (const auto& [method, operation] : operations.items()) {
+      const std::string where = method + " " + path;
+      const json& responses = operation.at("responses");
+      for (const auto& [status, response] : responses.items()) {
+        if (!response.contains("$ref")) continue;
+        const std::string ref = response["$ref"];
+        ASSERT_TRUE(ref.starts_with("#/components/responses/")) << where << ": " << ref;
+        EXPECT_TRUE(shared.contains(ref.substr(ref.rfind('/') + 1))) << where << ": " << ref;
+      }
+      // Anything can fail inside, and a busy server refuses before routing.
+      EXPECT_TRUE(responses.contains("500")) << where;
+      EXPECT_TRUE(responses.contains("503")) << where;
+      // Authenticated routes refuse query parameters they do not take.
+      const bool open = operation.contains("security") && operation["security"].empty();
+      if (!open) {
+        EXPECT_TRUE(responses.contains("400")) << where;
+      }
+    }
+  }
+}
+
 TEST_F(ApiTest, OpenApiDocumentIsServedWithoutAToken) {
   const Reply r = Get("/api/v1/openapi.json", "");
   EXPECT_EQ(r.status, 200);
@@ -317,14 +446,16 @@ TEST_F(ApiTest, BearerSchemeIsCaseInsensitiveAndTheTokenIdIsLogged) {
 
 // ---- Exceptions ---------------------------------------------------------------------------
 
-TEST(GuardedTest, AnExceptionBecomesA500WithoutItsText) {
-  const Handler handler =
-      api_internal::Guarded([](const HttpRequest&, const PathParams&, RequestLog&) -> HttpResponse {
+TEST(GuardedTest, AnExceptionBecomesA500WithoutItsTextAndOneJsonLogLine) {
+  std::ostringstream out;
+  AccessLog access_log(out);
+  const Handler handler = api_internal::Guarded(
+      &access_log, [](const HttpRequest&, const PathParams&, RequestLog&) -> HttpResponse {
         throw std::runtime_error("CANARY-from-what");
       });
   HttpRequest request;
   request.method = "GET";
-  request.path = "/x";
+  request.path = "/x/raw-path-CANARY";
   request.request_id = "req-42";
   RequestLog log;
   const HttpResponse response = handler(request, {}, log);
@@ -333,6 +464,67 @@ TEST(GuardedTest, AnExceptionBecomesA500WithoutItsText) {
   EXPECT_EQ(body["error"]["code"], "internal");
   EXPECT_NE(body["error"]["message"].get<std::string>().find("req-42"), std::string::npos);
   EXPECT_EQ(response.body.find("CANARY"), std::string::npos);
+
+  const std::string text = out.str();
+  ASSERT_EQ(std::count(text.begin(), text.end(), '\n'), 1) << text;
+  const json line = json::parse(text);
+  EXPECT_EQ(line["level"], "error");
+  EXPECT_EQ(line["msg"], "internal error");
+  EXPECT_EQ(line["request_id"], "req-42");
+  EXPECT_EQ(line["code"], "internal");
+  EXPECT_EQ(text.find("CANARY"), std::string::npos) << text;  // neither what() nor the path
+}
+
+TEST_F(ApiTest, A500LogsItsRequestIdCodeAndMessage) {
+  std::ostringstream out;
+  AccessLog access_log(out);
+  Router router;
+  RegisterApiRoutes(router, {.config = config_.get(),
+                             .tokens = tokens_.get(),
+                             .store = store_.get(),
+                             .clock = &clock_,
+                             .ready = [] { return true; },
+                             .log = &access_log});
+  // A sealed value that is not an envelope: only someone writing to the database can do
+  // this, and opening it is an internal error.
+  {
+    auto txn = store_->Begin(store::TxnMode::kWrite);
+    ASSERT_TRUE(txn);
+    store::ConfigRow row;
+    row.key = "broken";
+    row.type = "secret";
+    row.value = "not-an-envelope";
+    row.key_id = "some-key-id";
+    row.created_at = row.updated_at = kStart;
+    row.updated_by = "test";
+    ASSERT_TRUE((*txn)->InsertConfig(row));
+    ASSERT_TRUE((*txn)->Commit());
+  }
+  HttpRequest request;
+  request.method = "GET";
+  request.path = "/api/v1/global/configs/broken/reveal";
+  request.headers["authorization"] = "Bearer " + admin_.text;
+  request.request_id = "req-500";
+  const Router::Match match = router.Find(request.method, request.path);
+  ASSERT_NE(match.handler, nullptr);
+  RequestLog log;
+  const HttpResponse response = (*match.handler)(request, match.params, log);
+  ASSERT_EQ(response.status, 500) << response.body;
+  const std::string public_message = json::parse(response.body)["error"]["message"];
+  EXPECT_NE(public_message.find("req-500"), std::string::npos);
+
+  std::vector<json> errors;
+  std::istringstream in(out.str());
+  for (std::string text; std::getline(in, text);) {
+    const json line = json::parse(text);
+    if (line["level"] == "error") errors.push_back(line);
+  }
+  ASSERT_EQ(errors.size(), 1u) << out.str();
+  EXPECT_EQ(errors[0]["msg"], "internal error");
+  EXPECT_EQ(errors[0]["request_id"], "req-500");
+  EXPECT_NE(errors[0]["code"], "internal");  // the real code, e.g. "corrupt"
+  EXPECT_FALSE(errors[0]["message"].get<std::string>().empty());
+  EXPECT_EQ(out.str().find(admin_.text), std::string::npos);
 }
 
 // ---- whoami -------------------------------------------------------------------------------
@@ -403,7 +595,18 @@ TEST_F(ApiTest, InvalidOrganizationNamesAre422) {
     EXPECT_EQ(r.status, 422) << name;
     EXPECT_EQ(r.Code(), "invalid_argument");
   }
-  EXPECT_EQ(Get("/api/v1/orgs", admin_.text).Json(), json::array());
+  // A name that looks like an org id, such as another organization's, in any letter case.
+  const std::string other = MakeOrg("Other");
+  std::string upper = other;
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (const std::string& name : {other, upper, std::string(kMissingOrg)}) {
+    const Reply r = Post("/api/v1/orgs", admin_.text, {{"name", name}});
+    EXPECT_EQ(r.status, 422) << name;
+    EXPECT_EQ(r.Code(), "invalid_argument");
+    EXPECT_NE(r.Message().find("has the form of an organization id"), std::string::npos)
+        << r.Message();
+  }
+  EXPECT_EQ(Get("/api/v1/orgs", admin_.text).Json().size(), 1u);
 }
 
 TEST_F(ApiTest, DeletingAnOrganizationRevokesItsTokens) {
@@ -605,7 +808,8 @@ TEST_F(ApiTest, ValueConversionForEveryType) {
   };
   int row = 0;
   for (const auto& c : table) {
-    const std::string key = "k" + std::to_string(row++);
+    std::string key = "k";  // appended, not `"k" + ...`: GCC 12 -O3 misreports that (-Wrestrict)
+    key += std::to_string(row++);
     const std::string what = c.type + " <- " + c.sent.dump() + " (" + key + ")";
     const Reply put = Put(base + key, admin_.text, {{"type", c.type}, {"value", c.sent}});
     ASSERT_EQ(put.status, c.status) << what << ": " << put.body;
@@ -629,20 +833,94 @@ TEST_F(ApiTest, ValueConversionForEveryType) {
 
 TEST_F(ApiTest, JsonValuesNestUpToTheLimit) {
   const std::string target = "/api/v1/global/configs/deep";
-  // The body object is one level, so a value of 63 nested arrays is 64 in all.
+  // A value may nest 64 levels, as the config model allows; the body object around it is one
+  // more. A deeper value is refused by the body parser, whatever its depth: 400.
   auto nested = [](int depth) { return std::string(depth, '[') + std::string(depth, ']'); };
   const Reply ok =
-      Send("PUT", target, admin_.text, R"({"type":"json","value":)" + nested(63) + "}");
-  EXPECT_EQ(ok.status, 201) << ok.body;
-  const Reply too_deep =
       Send("PUT", target, admin_.text, R"({"type":"json","value":)" + nested(64) + "}");
-  EXPECT_EQ(too_deep.status, 400) << too_deep.body;
-  EXPECT_EQ(too_deep.Code(), "bad_request");
-  EXPECT_NE(too_deep.Message().find("64"), std::string::npos) << too_deep.Message();
-  const Reply hostile =
-      Send("PUT", target, admin_.text, R"({"type":"json","value":)" + nested(100'000) + "}");
-  EXPECT_EQ(hostile.status, 400);
+  EXPECT_EQ(ok.status, 201) << ok.body;
+  EXPECT_EQ(Get(target + "/reveal", admin_.text).Json()["value"], json::parse(nested(64)));
+  for (const int depth : {65, 100'000}) {
+    const Reply too_deep =
+        Send("PUT", target, admin_.text, R"({"type":"json","value":)" + nested(depth) + "}");
+    EXPECT_EQ(too_deep.status, 400) << depth << ": " << too_deep.body;
+    EXPECT_EQ(too_deep.Code(), "bad_request");
+    EXPECT_EQ(too_deep.Message(),
+              "the request body nests deeper than 65 levels (the object and a value of at most "
+              "64)");
+  }
   EXPECT_EQ(Get(target, admin_.text).Json()["version"], 1);
+}
+
+// The exact text of the top-level member `name` of the JSON object `text`.
+std::string MemberText(const std::string& text, const std::string& name) {
+  const auto member = config::json_text::Member(text, name);
+  return member ? std::string(*member) : "<no member '" + name + "' in " + text + ">";
+}
+
+TEST_F(ApiTest, JsonValuesAreStoredAndShownExactlyAsSent) {
+  const std::string org = MakeOrg("Acme");
+  const std::string target = "/api/v1/orgs/" + org + "/configs/doc";
+  // What a parse and re-serialisation would change: a 30-digit integer (a double), 1e400
+  // (out of a double's range), member order (sorted), escapes, a trailing zero, spacing.
+  const std::string value =
+      R"({"z": 123456789012345678901234567890, "a": [1e400, -0.0, 2.50], "é": "é\/"})";
+  const Reply put = Send("PUT", target, admin_.text,
+                         R"({ "type" : "json", "value" : )" + value + R"( , "description":"d"})");
+  ASSERT_EQ(put.status, 201) << put.body;
+  EXPECT_EQ(MemberText(put.body, "value"), value);
+  EXPECT_EQ(MemberText(put.body, "description"), "\"d\"");
+  EXPECT_EQ(MemberText(Get(target, admin_.text).body, "value"), value);
+  EXPECT_EQ(MemberText(Get(target + "/reveal", admin_.text).body, "value"), value);
+  const Reply listed = Get("/api/v1/orgs/" + org + "/configs", admin_.text);
+  ASSERT_EQ(listed.status, 200);
+  const auto entries = config::json_text::Elements(listed.body);
+  ASSERT_EQ(entries.size(), 1u) << listed.body;
+  EXPECT_EQ(MemberText(std::string(entries[0]), "value"), value);
+  // Every response is still valid JSON (which 1e400 is, though no double holds it), with the
+  // other fields as before.
+  for (const Reply& r : {put, listed}) {
+    EXPECT_FALSE(config::json_text::Check(r.body).has_value()) << r.body;
+  }
+  EXPECT_EQ(MemberText(put.body, "key"), "\"doc\"");
+  EXPECT_EQ(MemberText(put.body, "type"), "\"json\"");
+  EXPECT_EQ(MemberText(put.body, "version"), "1");
+  EXPECT_EQ(MemberText(std::string(entries[0]), "key"), "\"doc\"");
+
+  // Scalars too, and a number out of a double's range for a type that needs a number.
+  const Reply big = Send("PUT", "/api/v1/global/configs/big", admin_.text,
+                         R"({"type":"json","value":-123456789012345678901234567890.5e-3})");
+  ASSERT_EQ(big.status, 201) << big.body;
+  EXPECT_EQ(MemberText(big.body, "value"), "-123456789012345678901234567890.5e-3");
+  for (const std::string type : {"int", "string", "bool", "secret"}) {
+    const Reply refused = Send("PUT", "/api/v1/global/configs/huge", admin_.text,
+                               R"({"type":")" + type + R"(","value":1e400})");
+    EXPECT_EQ(refused.status, 422) << type << ": " << refused.body;
+    EXPECT_EQ(refused.Code(), "invalid_argument");
+    EXPECT_NE(refused.Message().find("config 'huge' has type " + type +
+                                     " but its value is a number out of range"),
+              std::string::npos)
+        << refused.Message();
+  }
+  const Reply long_int = Send("PUT", "/api/v1/global/configs/huge", admin_.text,
+                              R"({"type":"int","value":123456789012345678901234567890})");
+  EXPECT_EQ(long_int.status, 422) << long_int.body;
+  EXPECT_EQ(long_int.Message(),
+            "config 'huge' has type int but its value is outside the signed 64-bit range");
+  // The other members of the body are still parsed strictly.
+  const Reply bad_version =
+      Send("PUT", target, admin_.text, R"({"type":"json","value":1,"expected_version":1e400})");
+  EXPECT_EQ(bad_version.status, 400) << bad_version.body;
+  EXPECT_EQ(bad_version.Message(),
+            "field 'expected_version' of the request body holds a number out of range");
+  const Reply dup_inside =
+      Send("PUT", target, admin_.text, R"({"type":"json","value":{"n":1e400,"n":2}})");
+  EXPECT_EQ(dup_inside.status, 400) << dup_inside.body;
+  EXPECT_EQ(dup_inside.Message(), "the request body has the key 'n' twice in one object");
+  const Reply dup_value =
+      Send("PUT", target, admin_.text, R"({"type":"json","value":1,"\u0076alue":2})");
+  EXPECT_EQ(dup_value.status, 400) << dup_value.body;
+  EXPECT_EQ(MemberText(Get(target, admin_.text).body, "version"), "1");
 }
 
 TEST_F(ApiTest, ValueAndDescriptionLimitsAre422) {
@@ -698,7 +976,7 @@ TEST_F(ApiTest, MalformedConfigBodiesAre400AndNameTheProblem) {
       {R"({"type":"int","value":5,})", "not valid JSON"},
       {R"({"type":"int","value":05})", "not valid JSON"},
       {R"({"type":"int","value":NaN})", "not valid JSON"},
-      {R"({"type":"int","value":1e999})", "not valid JSON"},
+      {R"({"type":"int","value":1e999,"expected_version":1e999})", "out of range"},
       {R"({"type":"int","value":5} // comment)", "not valid JSON"},
       {R"({"type":7,"value":5})", "'type'"},
       {R"({"type":null,"value":5})", "'type'"},
@@ -1146,6 +1424,27 @@ TEST_F(ApiTest, OrgAdminsManageTheirOwnOrganizationsTokensOnly) {
     EXPECT_EQ(Send("POST", "/api/v1/tokens", t.text, "{").status, 403);
     EXPECT_EQ(Delete("/api/v1/tokens/" + t.id, t.text).status, 403);
   }
+}
+
+TEST_F(ApiTest, AnExpiringTokenCannotCreateATokenThatOutlivesIt) {
+  const std::string org = MakeOrg("Acme");
+  auto created = tokens_->Create(
+      {.name = "temp-admin", .role = auth::Role::kAdmin, .org_id = org, .ttl_seconds = 3600},
+      nullptr);
+  ASSERT_TRUE(created) << created.error().ToString();
+  const std::string admin(created->token.view());
+  for (const json& body :
+       {json{{"role", "reader"}}, json{{"role", "reader"}, {"ttl_seconds", 3601}}}) {
+    const Reply r = Post("/api/v1/tokens", admin, body);
+    EXPECT_EQ(r.status, 422) << body.dump() << ": " << r.body;
+    EXPECT_EQ(r.Code(), "invalid_argument");
+    EXPECT_EQ(r.Message(),
+              "a token cannot outlive the token that creates it (expires at "
+              "2025-11-29T15:12:08Z); ask for ttl_seconds of at most 3600");
+  }
+  const Reply ok = Post("/api/v1/tokens", admin, {{"role", "reader"}, {"ttl_seconds", 3600}});
+  ASSERT_EQ(ok.status, 201) << ok.body;
+  EXPECT_EQ(ok.Json()["expires_at"], "2025-11-29T15:12:08.123456Z");
 }
 
 }  // namespace

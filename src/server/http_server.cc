@@ -19,6 +19,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <exception>
+#include <functional>
 #include <future>
 #include <map>
 #include <mutex>
@@ -50,8 +51,14 @@ constexpr std::size_t kReadChunk = 4096;
 constexpr std::chrono::milliseconds kLingerTime{2000};
 constexpr std::size_t kLingerBytes = 4 << 20;
 // A failing accept() (e.g. out of file descriptors) is retried after this pause instead of
-// spinning.
-constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
+// spinning: the listening socket stays readable while the backlog holds connections.
+constexpr std::chrono::milliseconds kAcceptRetryDelay{50};
+// The TLS 1.2 cipher suites: forward-secret key exchange (ECDHE) with an AEAD cipher only, in
+// the server's order of preference. TLS 1.3 keeps OpenSSL's defaults (all of them are).
+constexpr const char* kTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 
 std::string NewRequestId() {
   std::array<std::uint8_t, 8> bytes{};
@@ -100,8 +107,9 @@ std::string_view Sv(beast::string_view s) { return {s.data(), s.size()}; }
 class SessionBase {
  public:
   virtual ~SessionBase() = default;
-  // Called (from any thread) when the server stops: finish the request in flight, if any,
-  // then close. Idle connections close at once.
+  // Called (from any thread) when the server stops: finish the dispatched request, if any,
+  // then close. Every other connection (idle, in its TLS handshake, sending its headers or
+  // body) closes at once.
   virtual void Shutdown() = 0;
 };
 
@@ -116,6 +124,22 @@ struct ServerShared {
   std::condition_variable cv;
   std::map<std::uint64_t, std::weak_ptr<SessionBase>> sessions;  // guarded by mu
   std::uint64_t next_session_id = 0;                             // guarded by mu
+
+  // Session objects alive, counted from construction (before the TLS handshake) to
+  // destruction: what max_connections caps.
+  std::atomic<std::size_t> connections{0};
+  // The part of max_inflight_body_bytes that sessions hold.
+  std::atomic<std::size_t> body_bytes_in_flight{0};
+
+  // Takes `bytes` of the body budget; false (and nothing taken) when they do not fit.
+  bool ReserveBodyBytes(std::size_t bytes) {
+    std::size_t taken = body_bytes_in_flight.load();
+    do {
+      if (bytes > options.max_inflight_body_bytes - taken) return false;
+    } while (!body_bytes_in_flight.compare_exchange_weak(taken, taken + bytes));
+    return true;
+  }
+  void ReleaseBodyBytes(std::size_t bytes) { body_bytes_in_flight.fetch_sub(bytes); }
 
   void LogError(std::string_view msg, std::initializer_list<LogField> fields = {}) const {
     if (options.log != nullptr) options.log->Error(msg, fields);
@@ -133,9 +157,13 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   Session(std::shared_ptr<ServerShared> shared, std::string client, StreamArgs&&... args)
       : shared_(std::move(shared)),
         stream_(std::forward<StreamArgs>(args)...),
-        client_(std::move(client)) {}
+        client_(std::move(client)) {
+    shared_->connections.fetch_add(1);
+  }
 
   ~Session() override {
+    ReleaseBodyBudget();
+    shared_->connections.fetch_sub(1);
     std::lock_guard lock(shared_->mu);
     shared_->sessions.erase(id_);
     shared_->cv.notify_all();
@@ -155,8 +183,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   void Shutdown() override {
     net::post(stream_.get_executor(), [self = this->shared_from_this()] {
       self->shutdown_ = true;
-      if (self->phase_ == Phase::kHandshake || self->phase_ == Phase::kIdle ||
-          self->phase_ == Phase::kLingering) {
+      // Only a dispatched request (its handler running, or its response being written) is
+      // let finish. A client still sending headers or a body could take up to body_timeout
+      // and is not owed an answer: its pending read is cancelled and the connection closes.
+      if (self->phase_ != Phase::kDispatching && self->phase_ != Phase::kWriting) {
         beast::get_lowest_layer(self->stream_).cancel();
       }
     });
@@ -191,6 +221,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     parser_->body_limit(options().max_body_bytes);
     parser_->header_limit(
         static_cast<std::uint32_t>(std::min<std::size_t>(options().max_header_bytes, UINT32_MAX)));
+    parser_->on_chunk_header(on_chunk_header_);
     if (buffer_.size() > 0) return ReadHeader();  // pipelined request already buffered
     phase_ = Phase::kIdle;
     lowest().expires_after(first_request_ ? options().header_timeout : options().idle_timeout);
@@ -208,6 +239,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     entry_ = RequestLogEntry{};
     entry_.request_id = NewRequestId();
     entry_.client_address = client_;
+    over_budget_ = false;
     lowest().expires_after(options().header_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
@@ -221,6 +253,13 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     if (ec) return OnReadError(ec);
     const auto& request = parser_->get();
     if (parser_->is_done()) return Dispatch();
+    if (shutdown_) return Close();
+    // The body's declared size is charged to the budget before any of it is read (and
+    // before "100 Continue" invites it): Beast reserves a Content-Length body's whole size
+    // up front. A chunked body is charged chunk by chunk, in OnChunkHeader.
+    if (const auto length = parser_->content_length(); length && !ReserveBodyBudget(*length)) {
+      return RefuseBusy();
+    }
     const auto expect = request[http::field::expect];
     if (beast::iequals(expect, "100-continue")) {
       continue_.emplace(http::status::continue_, request.version());
@@ -237,6 +276,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   }
 
   void ReadBody() {
+    if (shutdown_) return Close();
     lowest().expires_after(options().body_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
@@ -245,7 +285,37 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
                      });
   }
 
+  // Called by the parser for each chunk header of a chunked body (after it checked the chunk
+  // against body_limit): charges the chunk to the body budget, or fails the read.
+  void OnChunkHeader(std::uint64_t size, beast::string_view, beast::error_code& ec) {
+    if (size > SIZE_MAX || !ReserveBodyBudget(static_cast<std::size_t>(size))) {
+      over_budget_ = true;
+      ec = net::error::no_buffer_space;
+    }
+  }
+
+  bool ReserveBodyBudget(std::size_t bytes) {
+    if (!shared_->ReserveBodyBytes(bytes)) return false;
+    body_reserved_ += bytes;
+    return true;
+  }
+
+  void ReleaseBodyBudget() {
+    if (body_reserved_ == 0) return;
+    shared_->ReleaseBodyBytes(body_reserved_);
+    body_reserved_ = 0;
+  }
+
+  void RefuseBusy() {
+    NameRefusedRoute();
+    HttpResponse response = ErrorResponse(
+        503, "unavailable", "server busy: too many request bodies in flight; retry later");
+    response.headers.emplace_back("Retry-After", "1");
+    RespondAndClose(std::move(response));
+  }
+
   void OnReadError(beast::error_code ec) {
+    if (over_budget_) return RefuseBusy();
     if (ec == http::error::body_limit) {
       NameRefusedRoute();
       return RespondAndClose(ErrorResponse(413, "payload_too_large",
@@ -329,6 +399,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     // handler is done with it.
     for (auto& [name, value] : request.headers) crypto::SecureWipe(value.data(), value.size());
     crypto::SecureWipe(request.body.data(), request.body.size());
+    request.body = std::string();  // the memory the budget was charged for
+    ReleaseBodyBudget();
     entry_.token_id = std::move(request_log.token_id);
 
     const bool keep = keep_alive && !shutdown_ && !shared_->stopping.load();
@@ -338,6 +410,7 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   void RespondAndClose(HttpResponse response) {
     const unsigned version = parser_ ? parser_->get().version() : 11;
     WipeRawRequest();
+    ReleaseBodyBudget();
     Respond(std::move(response), version, /*keep_alive=*/false, /*head=*/false);
   }
 
@@ -445,6 +518,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
 
   void Close() {
     phase_ = Phase::kClosed;
+    WipeRawRequest();  // a partly read request
+    ReleaseBodyBudget();
     beast::error_code ignored;
     lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
     lowest().close();
@@ -456,6 +531,11 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   std::uint64_t id_ = 0;
 
   beast::flat_buffer buffer_;
+  // Before parser_, which refers to it.
+  std::function<void(std::uint64_t, beast::string_view, beast::error_code&)> on_chunk_header_ =
+      [this](std::uint64_t size, beast::string_view extensions, beast::error_code& ec) {
+        OnChunkHeader(size, extensions, ec);
+      };
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::empty_body>> continue_;
   http::response<http::string_body> response_;
@@ -466,6 +546,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   bool first_request_ = true;
   bool shutdown_ = false;
   bool close_after_write_ = false;
+  bool over_budget_ = false;       // this request's body did not fit the budget
+  std::size_t body_reserved_ = 0;  // of the body budget, held by this request
   std::array<char, kReadChunk> drain_buffer_{};
   std::size_t drained_ = 0;
 };
@@ -562,6 +644,7 @@ class HttpServer::Impl {
     std::lock_guard lock(shared_->mu);
     return shared_->sessions.size();
   }
+  std::size_t inflight_body_bytes() const { return shared_->body_bytes_in_flight.load(); }
 
  private:
   Status LoadTls(const std::string& cert_file, const std::string& key_file) {
@@ -575,6 +658,15 @@ class HttpServer::Impl {
                     ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
                     ssl::context::single_dh_use | ssl::context::no_compression);
     SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+    if (SSL_CTX_set_cipher_list(ctx.native_handle(), kTls12Ciphers) != 1) {
+      tls_ctx_.reset();
+      return Fail(ErrorCode::kFailedPrecondition,
+                  "this OpenSSL supports none of the TLS 1.2 cipher suites Bifrost allows");
+    }
+    // Our order, not the client's, picks the cipher; no TLS compression (CRIME); no
+    // renegotiation (a client-initiated one costs the server a handshake per request).
+    SSL_CTX_set_options(ctx.native_handle(), SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                                 SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
     beast::error_code ec;
     ctx.use_certificate_chain_file(cert_file, ec);
     if (ec) {
@@ -660,12 +752,33 @@ class HttpServer::Impl {
         net::make_strand(ioc()), [this](beast::error_code ec, tcp::socket socket) {
           if (ec == net::error::operation_aborted || !acceptor().is_open()) return;
           if (ec) {
-            shared_->LogError("accept failed", {{"error", std::string_view(ec.message())}});
+            // Out of file descriptors (EMFILE/ENFILE) is the usual cause, and it lasts: pause
+            // instead of spinning on the still-readable listener, and keep the log readable.
+            std::int64_t suppressed = 0;
+            if (accept_log_throttle_.Allow(SteadyClock::now(), &suppressed)) {
+              shared_->LogError(
+                  "accept failed; retrying shortly",
+                  {{"error", std::string_view(ec.message())}, {"suppressed", suppressed}});
+            }
             loop_->retry_timer.expires_after(kAcceptRetryDelay);
             loop_->retry_timer.async_wait([this](beast::error_code wait_ec) {
               if (!wait_ec && acceptor().is_open()) Accept();
             });
             return;
+          }
+          if (shared_->connections.load() >= shared_->options.max_connections) {
+            // Closed at once: a connection beyond the cap costs an fd for no longer than this.
+            beast::error_code ignored;
+            socket.close(ignored);
+            std::int64_t suppressed = 0;
+            if (shared_->options.log != nullptr &&
+                cap_log_throttle_.Allow(SteadyClock::now(), &suppressed)) {
+              shared_->options.log->Warn(
+                  "connection limit reached; closing new connections",
+                  {{"max_connections", static_cast<std::int64_t>(shared_->options.max_connections)},
+                   {"suppressed", suppressed}});
+            }
+            return Accept();
           }
           StartSession(std::move(socket));
           Accept();
@@ -712,6 +825,8 @@ class HttpServer::Impl {
   std::vector<std::thread> threads_;
   std::uint16_t port_ = 0;
   std::string bound_host_;
+  LogThrottle accept_log_throttle_;
+  LogThrottle cap_log_throttle_;
 
   std::mutex state_mu_;
   bool started_ = false;
@@ -784,6 +899,15 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Create(HttpServerOptions options
   if (options.max_header_bytes < 1024) {
     return Fail(ErrorCode::kInvalidArgument, "the maximum header size must be at least 1024");
   }
+  if (options.max_connections == 0) {
+    return Fail(ErrorCode::kInvalidArgument, "the connection limit must be positive");
+  }
+  if (options.max_inflight_body_bytes < options.max_body_bytes) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "the in-flight body budget (" + std::to_string(options.max_inflight_body_bytes) +
+                    " bytes) must be at least the maximum body size (" +
+                    std::to_string(options.max_body_bytes) + " bytes)");
+  }
   for (const auto timeout : {options.header_timeout, options.idle_timeout, options.body_timeout,
                              options.write_timeout}) {
     if (timeout.count() <= 0) {
@@ -804,5 +928,6 @@ std::uint16_t HttpServer::port() const { return impl_->port(); }
 const std::string& HttpServer::bound_host() const { return impl_->bound_host(); }
 bool HttpServer::tls() const { return impl_->tls(); }
 std::size_t HttpServer::open_connections() const { return impl_->open_connections(); }
+std::size_t HttpServer::inflight_body_bytes() const { return impl_->inflight_body_bytes(); }
 
 }  // namespace bifrost::server

@@ -9,6 +9,9 @@
 //   - writes one access-log line (server/access_log.h).
 //
 // Limits, so a slow or hostile client cannot hold resources:
+//   - at most max_connections connections are open at once (TLS handshakes in progress
+//     count); a connection beyond that is accepted and closed at once, with a warning in
+//     the log at most once a second;
 //   - a request's headers must arrive within header_timeout of its first byte (a new
 //     connection must send its first byte within header_timeout too, after the TLS
 //     handshake, which has the same bound); too slow: the connection is closed;
@@ -16,7 +19,15 @@
 //   - the body must arrive within body_timeout, a response be written within write_timeout;
 //   - a body above max_body_bytes (by Content-Length, or while reading a chunked body) gets
 //     413 payload_too_large without the dispatcher being called, and the connection is
-//     closed; headers above max_header_bytes get 431; malformed HTTP gets 400; both close.
+//     closed; headers above max_header_bytes get 431; malformed HTTP gets 400; all close;
+//   - bodies are buffered whole before the dispatcher (which authenticates) runs, so all
+//     bodies being received or handled at once share one budget, max_inflight_body_bytes,
+//     charged with a body's declared size (Content-Length, or each chunk's size as it is
+//     announced) before its bytes are read, and released when its request is done. A body
+//     that does not fit gets 503 unavailable ("server busy", Retry-After: 1) and the
+//     connection is closed;
+//   - when accept() fails (typically out of file descriptors: EMFILE/ENFILE) the server
+//     waits briefly before accepting again, logging at most one line a second.
 //
 // The dispatcher runs on a pool thread and may block (it does database work). An exception
 // escaping it becomes a 500 (nothing about the exception reaches the client or the log: its
@@ -55,11 +66,15 @@ struct HttpServerOptions {
   int threads = 4;                     // the pool; at least 1
   std::size_t max_body_bytes = 1 << 20;
   std::size_t max_header_bytes = 16 * 1024;
+  // Connections open at once, TLS handshakes included; at least 1.
+  std::size_t max_connections = 1024;
+  // Request bodies in flight at once, by declared size; at least max_body_bytes.
+  std::size_t max_inflight_body_bytes = std::size_t{64} << 20;
   std::chrono::milliseconds header_timeout{10'000};
   std::chrono::milliseconds idle_timeout{60'000};
-  std::chrono::milliseconds body_timeout{60'000};
+  std::chrono::milliseconds body_timeout{30'000};
   std::chrono::milliseconds write_timeout{60'000};
-  // How long Stop() lets in-flight requests finish before cutting connections.
+  // How long Stop() lets dispatched requests finish before cutting connections.
   std::chrono::milliseconds shutdown_grace{10'000};
   AccessLog* log = nullptr;  // request and error lines; nullptr: no logging. Must outlive.
   RouteNamer route_namer;    // optional; without it the access log's route is null
@@ -90,10 +105,11 @@ class HttpServer {
   // Starts the pool and begins accepting. Once only.
   void Start();
 
-  // Graceful shutdown: stops accepting, closes idle connections, lets requests in flight
-  // finish (their responses carry "Connection: close") for up to shutdown_grace, then stops
-  // the pool and closes what is left. Returns when every pool thread has exited.
-  // Idempotent.
+  // Graceful shutdown: stops accepting, closes every connection that has no request
+  // dispatched (idle ones, and those still in their TLS handshake or sending headers or a
+  // body), lets dispatched requests finish (their responses carry "Connection: close") for
+  // up to shutdown_grace, then stops the pool and closes what is left. Returns when every
+  // pool thread has exited. Idempotent.
   void Stop();
 
   std::uint16_t port() const;             // the bound port (the real one when 0 was asked)
@@ -102,6 +118,8 @@ class HttpServer {
 
   // Connections open right now (for tests and diagnostics).
   std::size_t open_connections() const;
+  // Bytes of the in-flight body budget taken right now (for tests and diagnostics).
+  std::size_t inflight_body_bytes() const;
 
   class Impl;
 

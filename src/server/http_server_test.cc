@@ -1,8 +1,16 @@
 #include "server/http_server.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <future>
 #include <mutex>
@@ -42,6 +50,54 @@ class Gate {
   std::mutex mu_;
   std::condition_variable cv_;
   bool open_ = false;
+};
+
+// Polls `condition` until it holds; false if it still does not after 20 s (a broken server
+// fails the test instead of hanging it; no test asserts on how long it took).
+template <typename Condition>
+bool Eventually(Condition condition) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+// An ostream for an AccessLog whose text a test may read while server threads write.
+class SharedLogStream {
+ public:
+  std::ostream& stream() { return stream_; }
+  std::string Text() {
+    std::lock_guard lock(buf_.mu);
+    return buf_.text;
+  }
+  std::vector<nlohmann::json> Lines() {
+    std::vector<nlohmann::json> lines;
+    std::istringstream in(Text());
+    for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+    return lines;
+  }
+
+ private:
+  struct Buffer : std::streambuf {
+    int_type overflow(int_type c) override {
+      if (c != traits_type::eof()) {
+        std::lock_guard lock(mu);
+        text.push_back(static_cast<char>(c));
+      }
+      return c;
+    }
+    std::streamsize xsputn(const char* data, std::streamsize n) override {
+      std::lock_guard lock(mu);
+      text.append(data, static_cast<std::size_t>(n));
+      return n;
+    }
+    std::mutex mu;
+    std::string text;
+  };
+  Buffer buf_;
+  std::ostream stream_{&buf_};
 };
 
 // Echoes what the server parsed, as JSON, so tests can check it.
@@ -92,6 +148,8 @@ class HttpServerTest : public ::testing::Test {
 
   std::ostringstream log_stream_;
   AccessLog log_{log_stream_};
+  SharedLogStream shared_log_;  // for tests that read the log while the server runs
+  AccessLog shared_access_log_{shared_log_.stream()};
   std::atomic<int> dispatched_{0};
   std::unique_ptr<HttpServer> server_;
 };
@@ -384,6 +442,234 @@ TEST_F(HttpServerTest, StopLetsARequestInFlightFinishAndClosesIdleConnections) {
   server_->Stop();  // idempotent
 }
 
+TEST_F(HttpServerTest, StopClosesConnectionsThatHaveNotSentAWholeRequest) {
+  // Only dispatched requests get the grace period: a client that sends half a body (or half
+  // its headers) and then nothing must not hold up a shutdown until the grace period ends.
+  auto options = Options();
+  options.shutdown_grace = std::chrono::seconds(60);
+  options.header_timeout = std::chrono::seconds(60);
+  options.body_timeout = std::chrono::seconds(60);
+  Start(std::move(options), [this](HttpRequest& request, RequestLog& log) {
+    ++dispatched_;
+    return Echo(request, log);
+  });
+  std::future<void> stopped;
+  {
+    TestConnection half_body(server_->port());
+    half_body.SendRaw(
+        "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n");
+    ASSERT_EQ(half_body.ReadInterim().result_int(), 100);  // the server now reads the body
+    half_body.SendRaw("ten bytes.");
+    TestConnection half_headers(server_->port());
+    half_headers.SendRaw("GET / HTTP/1.1\r\nHost: x\r\n");
+
+    stopped = std::async(std::launch::async, [this] { server_->Stop(); });
+    // Generous: the point is "not the 60 s grace period", not a timing.
+    const bool prompt = stopped.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+    EXPECT_TRUE(prompt) << "Stop() waited for connections that never sent a whole request";
+    if (prompt) {
+      EXPECT_TRUE(half_body.WaitForClose());
+      EXPECT_TRUE(half_headers.WaitForClose());
+    }
+  }  // closing the connections lets a Stop() that waited for them finish
+  stopped.get();
+  EXPECT_EQ(dispatched_.load(), 0);
+  EXPECT_EQ(server_->open_connections(), 0u);
+}
+
+TEST_F(HttpServerTest, ConnectionsBeyondTheCapAreClosedAtOnce) {
+  auto options = Options();
+  options.max_connections = 2;
+  Start(std::move(options), [this](HttpRequest& request, RequestLog& log) {
+    ++dispatched_;
+    return Echo(request, log);
+  });
+  auto first = std::make_unique<TestConnection>(server_->port());
+  TestConnection second(server_->port());
+  ASSERT_EQ(first->Request("GET", "/a").result_int(), 200);
+  ASSERT_EQ(second.Request("GET", "/b").result_int(), 200);
+  for (int i = 0; i < 3; ++i) {
+    TestConnection over(server_->port(), "", std::chrono::seconds(5));
+    EXPECT_TRUE(over.WaitForClose());
+  }
+  EXPECT_EQ(dispatched_.load(), 2);
+  // A connection that ends frees its place.
+  first.reset();
+  ASSERT_TRUE(Eventually([&] { return server_->open_connections() < 2; }));
+  TestConnection third(server_->port(), "", std::chrono::seconds(5));
+  EXPECT_EQ(third.Request("GET", "/c").result_int(), 200);
+
+  // One warning for the three refusals (at most one a second).
+  int warnings = 0;
+  for (const auto& line : StopAndReadLog()) {
+    if (line["msg"] != "connection limit reached; closing new connections") continue;
+    ++warnings;
+    EXPECT_EQ(line["level"], "warn");
+    EXPECT_EQ(line["max_connections"], 2);
+  }
+  EXPECT_GE(warnings, 1);
+  EXPECT_LE(warnings, 3);
+}
+
+TEST_F(HttpServerTest, BodiesBeyondTheInFlightBudgetGet503) {
+  auto options = Options();
+  options.max_body_bytes = 1000;
+  options.max_inflight_body_bytes = 1000;
+  Start(std::move(options), [this](HttpRequest& request, RequestLog& log) {
+    ++dispatched_;
+    return Echo(request, log);
+  });
+  // 800 bytes are charged when the headers arrive, before any of the body.
+  TestConnection holder(server_->port());
+  holder.SendRaw(
+      "POST /hold HTTP/1.1\r\nHost: x\r\nContent-Length: 800\r\nExpect: 100-continue\r\n\r\n");
+  ASSERT_EQ(holder.ReadInterim().result_int(), 100);
+  EXPECT_EQ(server_->inflight_body_bytes(), 800u);
+  {
+    TestConnection refused(server_->port(), "", std::chrono::seconds(5));
+    refused.SendRaw("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 300\r\n\r\n" +
+                    std::string(300, 'b'));
+    const TestResponse response = refused.Read();
+    EXPECT_EQ(response.result_int(), 503);
+    EXPECT_EQ(nlohmann::json::parse(response.body())["error"]["code"], "unavailable");
+    EXPECT_EQ(Str(response["Retry-After"]), "1");
+    EXPECT_FALSE(response.keep_alive());
+    EXPECT_TRUE(refused.WaitForClose());
+  }
+  {
+    // Chunked: refused when the chunks announced so far (100 + 300) do not fit.
+    TestConnection refused(server_->port(), "", std::chrono::seconds(5));
+    refused.SendRaw("POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n64\r\n" +
+                    std::string(100, 'c') + "\r\n12c\r\n" + std::string(300, 'c') +
+                    "\r\n0\r\n\r\n");
+    const TestResponse response = refused.Read();
+    EXPECT_EQ(response.result_int(), 503);
+    EXPECT_TRUE(refused.WaitForClose());
+  }
+  {
+    // What is left fits.
+    TestConnection fits(server_->port());
+    EXPECT_EQ(fits.Request("POST", "/x", std::string(200, 'd')).result_int(), 200);
+  }
+  holder.SendRaw(std::string(800, 'e'));
+  const TestResponse held = holder.Read();
+  EXPECT_EQ(held.result_int(), 200);
+  EXPECT_EQ(nlohmann::json::parse(held.body())["body"], std::string(800, 'e'));
+  EXPECT_EQ(server_->inflight_body_bytes(), 0u);  // given back once answered
+  EXPECT_EQ(holder.Request("POST", "/x", std::string(1000, 'f')).result_int(), 200);
+  EXPECT_EQ(dispatched_.load(), 3);
+}
+
+TEST_F(HttpServerTest, AStalledBodyIsCutOffAtTheBodyTimeoutAndGivesBackItsBudget) {
+  auto options = Options();
+  options.max_body_bytes = 1000;
+  options.max_inflight_body_bytes = 1000;
+  options.body_timeout = std::chrono::milliseconds(200);
+  Start(std::move(options), [this](HttpRequest& request, RequestLog& log) {
+    ++dispatched_;
+    return Echo(request, log);
+  });
+  {
+    TestConnection stalled(server_->port());
+    stalled.SendRaw("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nthe start");
+    EXPECT_TRUE(stalled.WaitForClose());
+  }
+  // The timer closes the socket, then the session gives the budget back.
+  EXPECT_TRUE(Eventually([&] { return server_->inflight_body_bytes() == 0; }));
+  TestConnection next(server_->port());
+  EXPECT_EQ(next.Request("POST", "/x", std::string(1000, 'a')).result_int(), 200);
+  EXPECT_EQ(dispatched_.load(), 1);
+}
+
+// Lowers this process's open-file limit for the life of the object.
+class FileLimit {
+ public:
+  explicit FileLimit(rlim_t soft) {
+    ::getrlimit(RLIMIT_NOFILE, &saved_);
+    rlimit lowered = saved_;
+    lowered.rlim_cur = soft;
+    ok_ = ::setrlimit(RLIMIT_NOFILE, &lowered) == 0;
+  }
+  ~FileLimit() { ::setrlimit(RLIMIT_NOFILE, &saved_); }
+  bool ok() const { return ok_; }
+
+ private:
+  rlimit saved_{};
+  bool ok_ = false;
+};
+
+int HighestOpenFd() {
+  int highest = 2;
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return 1024;
+  while (const dirent* entry = ::readdir(dir)) {
+    highest = std::max(highest, std::atoi(entry->d_name));
+  }
+  ::closedir(dir);
+  return highest;
+}
+
+TEST_F(HttpServerTest, AcceptOutOfDescriptorsIsRetriedAndLoggedAtMostOncePerSecond) {
+  auto& shared_log = shared_log_;
+  auto options = Options();
+  options.log = &shared_access_log_;
+  Start(std::move(options), Echo);
+
+  // Use up every descriptor but one, then connect with that one: the connection waits in the
+  // listen backlog and every accept() fails with EMFILE.
+  std::vector<int> fillers;
+  int client = -1;
+  {
+    FileLimit limit(static_cast<rlim_t>(HighestOpenFd() + 1 + 32));
+    ASSERT_TRUE(limit.ok());
+    for (int fd; (fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) fillers.push_back(fd);
+    ASSERT_EQ(errno, EMFILE);
+    ASSERT_FALSE(fillers.empty());
+    ::close(fillers.back());
+    fillers.pop_back();
+    client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(client, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(server_->port());
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(client, reinterpret_cast<const sockaddr*>(&address), sizeof(address)), 0);
+
+    // Failures keep coming every retry; the log gets one line a second that counts the
+    // swallowed ones. (Without the throttle no line ever has "suppressed".)
+    const auto throttled_line = [&] {
+      for (const auto& line : shared_log.Lines()) {
+        if (line["msg"] == "accept failed; retrying shortly" && line.value("suppressed", 0) > 0) {
+          return true;
+        }
+      }
+      return false;
+    };
+    EXPECT_TRUE(Eventually(throttled_line)) << shared_log.Text();
+    for (const int fd : fillers) ::close(fd);
+    fillers.clear();
+  }
+  // With descriptors back, the waiting connection is accepted and served.
+  const std::string request = "GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  ASSERT_EQ(::send(client, request.data(), request.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(request.size()));
+  timeval tv{};
+  tv.tv_sec = 20;
+  ::setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  std::string response;
+  char buffer[4096];
+  for (ssize_t n; (n = ::recv(client, buffer, sizeof(buffer), 0)) > 0;) {
+    response.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(client);
+  EXPECT_TRUE(response.starts_with("HTTP/1.1 200")) << response;
+  for (const auto& line : shared_log.Lines()) {
+    if (line["msg"] != "accept failed; retrying shortly") continue;
+    EXPECT_EQ(line["level"], "error");
+    EXPECT_TRUE(line.contains("error"));
+  }
+}
+
 TEST_F(HttpServerTest, AccessLogHasOneLinePerRequestAndNoSecrets) {
   auto options = Options();
   options.route_namer = [](const HttpRequest& request) {
@@ -452,6 +738,12 @@ TEST(HttpServerOptionsTest, BadOptionsAreRefused) {
   };
   EXPECT_FALSE(HttpServer::Create(with([](auto& o) { o.threads = 0; }), echo));
   EXPECT_FALSE(HttpServer::Create(with([](auto& o) { o.max_body_bytes = 0; }), echo));
+  EXPECT_FALSE(HttpServer::Create(with([](auto& o) { o.max_connections = 0; }), echo));
+  EXPECT_FALSE(HttpServer::Create(with([](auto& o) {
+                                    o.max_body_bytes = 2000;
+                                    o.max_inflight_body_bytes = 1999;
+                                  }),
+                                  echo));
   EXPECT_FALSE(HttpServer::Create(with([](auto& o) { o.listen = "127.0.0.1"; }), echo));
   EXPECT_FALSE(HttpServer::Create(with([](auto& o) { o.listen = "127.0.0.1:99999"; }), echo));
   EXPECT_FALSE(HttpServer::Create(with([](auto& o) { o.tls_cert_file = "/nonexistent"; }), echo));
@@ -461,6 +753,14 @@ TEST(HttpServerOptionsTest, BadOptionsAreRefused) {
                                   }),
                                   echo));
   EXPECT_FALSE(HttpServer::Create(HttpServerOptions{}, Dispatcher()));
+}
+
+TEST(HttpServerOptionsTest, DefaultsBoundConnectionsBodiesAndSlowClients) {
+  const HttpServerOptions options;
+  EXPECT_EQ(options.max_connections, 1024u);
+  EXPECT_EQ(options.max_inflight_body_bytes, std::size_t{64} << 20);
+  EXPECT_LE(options.body_timeout, std::chrono::seconds(30));
+  EXPECT_LE(options.header_timeout, std::chrono::seconds(30));
 }
 
 TEST(HttpServerOptionsTest, ABoundPortCannotBeBoundTwice) {
@@ -546,6 +846,66 @@ TEST_F(HttpServerTlsTest, PlainHttpOnTheTlsPortGetsNothing) {
   EXPECT_EQ(dispatched_.load(), 0);
 }
 
+// The cipher name a TLS 1.2 client offering only `ciphers` negotiates, or "" when the
+// handshake fails.
+std::string NegotiatedTls12Cipher(std::uint16_t port, const char* ciphers) {
+  namespace net = boost::asio;
+  net::io_context ioc;
+  net::ip::tcp::socket socket(ioc);
+  socket.connect({net::ip::make_address("127.0.0.1"), port});
+  timeval tv{};
+  tv.tv_sec = 20;
+  ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  net::ssl::context ctx(net::ssl::context::tls_client);
+  SSL_CTX_set_max_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+  if (SSL_CTX_set_cipher_list(ctx.native_handle(), ciphers) != 1) {
+    ADD_FAILURE() << "this OpenSSL cannot offer " << ciphers;
+    return "";
+  }
+  ctx.set_verify_mode(net::ssl::verify_none);
+  net::ssl::stream<net::ip::tcp::socket&> tls(socket, ctx);
+  boost::system::error_code ec;
+  tls.handshake(net::ssl::stream_base::client, ec);
+  if (ec) return "";
+  return SSL_get_cipher_name(tls.native_handle());
+}
+
+TEST_F(HttpServerTlsTest, Tls12OffersOnlyForwardSecretAeadCiphersInTheServersOrder) {
+  auto options = Options();
+  options.tls_cert_file = cert_;
+  options.tls_key_file = key_;
+  Start(std::move(options), Echo);
+  EXPECT_EQ(NegotiatedTls12Cipher(server_->port(), "AES128-SHA"), "");            // RSA kx, CBC
+  EXPECT_EQ(NegotiatedTls12Cipher(server_->port(), "AES256-GCM-SHA384"), "");     // no ECDHE
+  EXPECT_EQ(NegotiatedTls12Cipher(server_->port(), "ECDHE-RSA-AES128-SHA"), "");  // CBC
+  EXPECT_EQ(NegotiatedTls12Cipher(server_->port(), "ECDHE-RSA-AES256-GCM-SHA384"),
+            "ECDHE-RSA-AES256-GCM-SHA384");
+  // The server's preference wins over the client's order.
+  EXPECT_EQ(NegotiatedTls12Cipher(server_->port(),
+                                  "ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256"),
+            "ECDHE-RSA-AES128-GCM-SHA256");
+  // TLS 1.3 keeps OpenSSL's defaults.
+  TestConnection connection(server_->port(), cert_);
+  EXPECT_EQ(connection.Request("GET", "/x").result_int(), 200);
+}
+
+TEST_F(HttpServerTlsTest, TlsHandshakesInProgressCountTowardsTheConnectionCap) {
+  auto options = Options();
+  options.tls_cert_file = cert_;
+  options.tls_key_file = key_;
+  options.max_connections = 1;
+  Start(std::move(options), Echo);
+  {
+    TestConnection no_handshake(server_->port());  // plain TCP: never says ClientHello
+    ASSERT_TRUE(Eventually([&] { return server_->open_connections() == 1; }));
+    EXPECT_THROW(TestConnection refused(server_->port(), cert_, std::chrono::seconds(5)),
+                 boost::system::system_error);
+  }
+  ASSERT_TRUE(Eventually([&] { return server_->open_connections() == 0; }));
+  TestConnection connection(server_->port(), cert_);
+  EXPECT_EQ(connection.Request("GET", "/x").result_int(), 200);
+}
+
 TEST_F(HttpServerTlsTest, ACertificateWithoutItsKeyIsRefused) {
   auto options = Options();
   options.tls_cert_file = cert_;
@@ -554,6 +914,25 @@ TEST_F(HttpServerTlsTest, ACertificateWithoutItsKeyIsRefused) {
   ASSERT_FALSE(server);
   EXPECT_NE(server.error().message().find("TLS private key"), std::string::npos)
       << server.error().message();
+}
+
+TEST(LogThrottleTest, OneLinePerIntervalThatCountsTheSwallowedEvents) {
+  using std::chrono::milliseconds;
+  LogThrottle throttle(std::chrono::seconds(1));
+  const LogThrottle::TimePoint start{};
+  std::int64_t suppressed = -1;
+  EXPECT_TRUE(throttle.Allow(start, &suppressed));
+  EXPECT_EQ(suppressed, 0);
+  for (int i = 1; i < 20; ++i) {
+    EXPECT_FALSE(throttle.Allow(start + milliseconds(50 * i), &suppressed)) << i;
+  }
+  EXPECT_TRUE(throttle.Allow(start + milliseconds(1000), &suppressed));
+  EXPECT_EQ(suppressed, 19);
+  EXPECT_FALSE(throttle.Allow(start + milliseconds(1500), &suppressed));
+  EXPECT_TRUE(throttle.Allow(start + milliseconds(9000), &suppressed));
+  EXPECT_EQ(suppressed, 1);
+  EXPECT_TRUE(throttle.Allow(start + milliseconds(10'000), &suppressed));
+  EXPECT_EQ(suppressed, 0);
 }
 
 TEST(AccessLogTest, EventLinesAreJsonWithLevelAndMessage) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/text.h"
+#include "config/json_text.h"
 #include "crypto/secure_buffer.h"
 
 namespace bifrost::server::json_io {
@@ -183,15 +184,28 @@ std::expected<Json, std::string> Parse(std::string_view text, const ParseOptions
   return builder.TakeDocument();
 }
 
-}  // namespace
-
-std::expected<Json, std::string> ParseJson(std::string_view text, const ParseOptions& options) {
-  auto document = Parse(text, options);
-  if (!document) return std::unexpected("the JSON document " + document.error());
-  return document;
+// What a valid JSON text that is not an object is, from its first byte.
+std::string_view KindOfText(std::string_view text) {
+  switch (text.empty() ? '\0' : text.front()) {
+    case '[':
+      return "an array";
+    case '"':
+      return "a string";
+    case 't':
+    case 'f':
+      return "a boolean";
+    case 'n':
+      return "null";
+    default:
+      return "a number";
+  }
 }
 
-std::expected<Json, std::string> ParseObjectBody(const HttpRequest& request) {
+// ParseObjectBody and ParseObjectBodyKeeping. The whole body is checked as text first (syntax,
+// depth, duplicate keys), which needs no number to fit a double; then each member but the
+// kept one is parsed on its own, wiping strings as ParseJson does.
+std::expected<ObjectBody, std::string> ParseBody(const HttpRequest& request,
+                                                 std::optional<std::string_view> kept) {
   if (request.body.empty()) {
     return std::unexpected(std::string("the request body is empty; a JSON object is required"));
   }
@@ -202,13 +216,64 @@ std::expected<Json, std::string> ParseObjectBody(const HttpRequest& request) {
   if (!IsValidUtf8(request.body)) {
     return std::unexpected(std::string("the request body is not valid UTF-8"));
   }
-  auto document = Parse(request.body, {});
-  if (!document) return std::unexpected("the request body " + document.error());
-  if (!document->is_object()) {
-    return std::unexpected("the request body is " + std::string(KindName(*document)) +
+  if (const auto error = config::json_text::Check(
+          request.body, {.max_depth = kMaxBodyDepth, .reject_duplicate_keys = true})) {
+    switch (error->kind) {
+      case config::json_text::CheckError::Kind::kTooDeep:
+        return std::unexpected(
+            "the request body nests deeper than " + std::to_string(kMaxBodyDepth) +
+            " levels (the object and a value of at most " + std::to_string(kMaxJsonDepth) + ")");
+      case config::json_text::CheckError::Kind::kDuplicateKey:
+        return std::unexpected("the request body has the key " + QuoteForMessage(error->key) +
+                               " twice in one object");
+      case config::json_text::CheckError::Kind::kSyntax:
+        break;
+    }
+    // Counted from 1, as the parser counts: one past the end for a body that stops early.
+    return std::unexpected("the request body is not valid JSON (error at byte " +
+                           std::to_string(error->offset + 1) + ")");
+  }
+  const std::string_view text = config::json_text::Trim(request.body);
+  if (text.front() != '{') {
+    return std::unexpected("the request body is " + std::string(KindOfText(text)) +
                            "; a JSON object is required");
   }
+  ObjectBody body{.document = Json::object(), .kept = std::nullopt};
+  for (const auto& [name, value_text] : config::json_text::Members(text)) {
+    if (kept && name == *kept) {
+      body.kept = value_text;
+      body.document[name] = nullptr;
+      continue;
+    }
+    auto value = Parse(value_text, {.max_depth = kMaxJsonDepth, .reject_duplicate_keys = true});
+    if (!value) {
+      // The text is valid JSON, so the parser refused a number no double can hold (1e400).
+      WipeStrings(body.document);
+      return std::unexpected("field " + QuoteForMessage(name) +
+                             " of the request body holds a number out of range");
+    }
+    body.document[name] = std::move(*value);
+  }
+  return body;
+}
+
+}  // namespace
+
+std::expected<Json, std::string> ParseJson(std::string_view text, const ParseOptions& options) {
+  auto document = Parse(text, options);
+  if (!document) return std::unexpected("the JSON document " + document.error());
   return document;
+}
+
+std::expected<ObjectBody, std::string> ParseObjectBodyKeeping(const HttpRequest& request,
+                                                              std::string_view member) {
+  return ParseBody(request, member);
+}
+
+std::expected<Json, std::string> ParseObjectBody(const HttpRequest& request) {
+  auto body = ParseBody(request, std::nullopt);
+  if (!body) return std::unexpected(std::move(body.error()));
+  return std::move(body->document);
 }
 
 std::optional<std::string> FindUnknownField(const Json& object,
@@ -340,6 +405,14 @@ std::optional<std::string> DumpWithStringField(const Json& document, std::string
   out.push_back('"');
   out.append(skeleton, value_at + 4);
   return out;
+}
+
+std::optional<std::string> DumpWithRawField(const Json& document, std::string_view field,
+                                            std::string_view json_text) {
+  if (!document.is_object()) return std::nullopt;
+  if (config::json_text::Check(json_text, {.max_depth = kMaxJsonDepth})) return std::nullopt;
+  return config::json_text::ReplaceNullMember(Dump(document), field,
+                                              config::json_text::Trim(json_text));
 }
 
 void WipeStrings(Json& value) {

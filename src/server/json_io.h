@@ -16,15 +16,19 @@
 #include <string_view>
 
 #include "common/clock.h"
+#include "config/config_types.h"
 #include "server/http_types.h"
 
 namespace bifrost::server::json_io {
 
 using Json = nlohmann::json;
 
-// Nesting limit for request bodies and stored JSON values: deep enough for any real
-// document, shallow enough that no later recursive walk of it can exhaust the stack.
-inline constexpr std::size_t kMaxJsonDepth = 64;
+// Nesting limit for JSON values (the config model's): deep enough for any real document,
+// shallow enough that no later recursive walk of it can exhaust the stack.
+inline constexpr std::size_t kMaxJsonDepth = config::kMaxJsonDepth;
+// A request body is one object around such values, so it may nest one level more: a json
+// config value of exactly kMaxJsonDepth levels is accepted, one level more is a 400.
+inline constexpr std::size_t kMaxBodyDepth = kMaxJsonDepth + 1;
 
 struct ParseOptions {
   std::size_t max_depth = kMaxJsonDepth;
@@ -41,9 +45,21 @@ struct ParseOptions {
 std::expected<Json, std::string> ParseJson(std::string_view text, const ParseOptions& options = {});
 
 // The body of a request that must carry a JSON object: Content-Type application/json
-// (parameters allowed; a charset must be utf-8), a non-empty body, valid UTF-8, valid JSON,
-// an object at the top. The message is for a 400 bad_request.
+// (parameters allowed; a charset must be utf-8), a non-empty body, valid UTF-8, valid JSON
+// nesting at most kMaxBodyDepth levels, no duplicate key in any object, an object at the top.
+// The message is for a 400 bad_request.
 std::expected<Json, std::string> ParseObjectBody(const HttpRequest& request);
+
+// A request body as ParseObjectBody reads it, with one top-level member kept as the exact
+// text the client sent: a json config value is stored as sent, never parsed into doubles and
+// serialised again (which turns 123456789012345678901234567890 into 1.2345678901234568e+29,
+// re-orders members and refuses 1e400).
+struct ObjectBody {
+  Json document;                         // the kept member, when present, is null here
+  std::optional<std::string_view> kept;  // its text, a view into request.body; nullopt if absent
+};
+std::expected<ObjectBody, std::string> ParseObjectBodyKeeping(const HttpRequest& request,
+                                                              std::string_view member);
 
 // A message naming the first member of `object` not in `allowed`, or nullopt.
 std::optional<std::string> FindUnknownField(const Json& object,
@@ -73,6 +89,13 @@ std::string Dump(const Json& value);
 // `field` is not a null member of `document` or `text` is not valid UTF-8.
 std::optional<std::string> DumpWithStringField(const Json& document, std::string_view field,
                                                std::string_view text);
+
+// The compact JSON of `document` (an object whose top-level member `field` is null) with
+// that member replaced by `json_text`, verbatim but for surrounding whitespace. nullopt when
+// `field` is not a null member of `document` or `json_text` is not one JSON document nesting
+// at most kMaxJsonDepth levels (so the response stays valid JSON whatever was stored).
+std::optional<std::string> DumpWithRawField(const Json& document, std::string_view field,
+                                            std::string_view json_text);
 
 // Overwrites the characters of every string in `value` (best effort for plaintext that had
 // to pass through a JSON document, such as a revealed secret).

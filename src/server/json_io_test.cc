@@ -116,6 +116,73 @@ TEST(ParseObjectBodyTest, NeedsAJsonObjectWithAJsonContentType) {
   EXPECT_FALSE(ParseObjectBody(request));
 }
 
+HttpRequest JsonRequest(std::string body) {
+  HttpRequest request;
+  request.headers["content-type"] = "application/json";
+  request.body = std::move(body);
+  return request;
+}
+
+TEST(ParseObjectBodyTest, NestsOneLevelMoreThanAValue) {
+  // The body object plus a value of kMaxJsonDepth levels.
+  const std::string deepest = std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']');
+  EXPECT_TRUE(ParseObjectBody(JsonRequest(R"({"v":)" + deepest + "}")));
+  const auto refused = ParseObjectBody(JsonRequest(R"({"v":[)" + deepest + "]}"));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error(),
+            "the request body nests deeper than 65 levels (the object and a value of at most 64)");
+}
+
+TEST(ParseObjectBodyTest, RefusesDuplicateKeysAndBadJsonWithoutQuotingIt) {
+  EXPECT_EQ(ParseObjectBody(JsonRequest(R"({"x":{"a":1,"b":2,"a":3}})")).error(),
+            "the request body has the key 'a' twice in one object");
+  EXPECT_EQ(ParseObjectBody(JsonRequest(R"({"k":"hunter2)")).error(),
+            "the request body is not valid JSON (error at byte 14)");
+  EXPECT_EQ(ParseObjectBody(JsonRequest(R"("hunter2")")).error(),
+            "the request body is a string; a JSON object is required");
+  EXPECT_EQ(ParseObjectBody(JsonRequest("1e400")).error(),
+            "the request body is a number; a JSON object is required");
+}
+
+TEST(ParseObjectBodyKeepingTest, KeepsTheMemberAsTheExactTextSent) {
+  const std::string value = R"({ "z" : 123456789012345678901234567890, "a" : [1e400] })";
+  const HttpRequest request =
+      JsonRequest(R"( {"type": "json", "value" : )" + value + R"(, "n": 5} )");
+  const auto body = ParseObjectBodyKeeping(request, "value");
+  ASSERT_TRUE(body) << body.error();
+  ASSERT_TRUE(body->kept.has_value());
+  EXPECT_EQ(*body->kept, value);
+  EXPECT_EQ(body->document, Json({{"type", "json"}, {"value", nullptr}, {"n", 5}}));
+  // Absent: nullopt, and the document has no such member.
+  const auto without = ParseObjectBodyKeeping(JsonRequest(R"({"type":"json"})"), "value");
+  ASSERT_TRUE(without);
+  EXPECT_FALSE(without->kept.has_value());
+  EXPECT_FALSE(without->document.contains("value"));
+  // The other members are parsed as ParseObjectBody parses them; 1e400 is no double.
+  EXPECT_EQ(ParseObjectBodyKeeping(JsonRequest(R"({"value":1,"n":1e400})"), "value").error(),
+            "field 'n' of the request body holds a number out of range");
+  EXPECT_EQ(ParseObjectBody(JsonRequest(R"({"value":1e400})")).error(),
+            "field 'value' of the request body holds a number out of range");
+}
+
+TEST(DumpWithRawFieldTest, SplicesCheckedJsonVerbatim) {
+  const Json skeleton = {{"key", "k"}, {"value", nullptr}, {"z", "\"value\":null"}};
+  EXPECT_EQ(
+      DumpWithRawField(skeleton, "value", R"( {"b":1e400,"a":123456789012345678901234567890} )"),
+      R"({"key":"k","value":{"b":1e400,"a":123456789012345678901234567890},)"
+      R"("z":"\"value\":null"})");
+  EXPECT_EQ(DumpWithRawField(skeleton, "value", "\"s\""),
+            R"({"key":"k","value":"s","z":"\"value\":null"})");
+  // Never anything that would make the response invalid JSON.
+  for (const std::string& bad : std::vector<std::string>{
+           "", "{", "1 2", "\"\xff\"", R"(","x":")",
+           std::string(kMaxJsonDepth + 1, '[') + std::string(kMaxJsonDepth + 1, ']')}) {
+    EXPECT_EQ(DumpWithRawField(skeleton, "value", bad), std::nullopt) << bad;
+  }
+  EXPECT_EQ(DumpWithRawField(Json{{"value", 1}}, "value", "2"), std::nullopt);
+  EXPECT_EQ(DumpWithRawField(Json{{"other", nullptr}}, "value", "2"), std::nullopt);
+}
+
 TEST(DumpWithStringFieldTest, WritesWhatDumpWouldWrite) {
   const Json skeleton = {{"key", "k"}, {"value", nullptr}, {"z", "\"value\":null"}, {"n", 1}};
   for (const std::string& text : std::vector<std::string>{

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -49,6 +50,12 @@ constexpr std::string_view kDevKeyFileName = "secret-key";
 constexpr std::string_view kInitialAdminName = "initial-admin";
 // A key file larger than this is certainly not a key (and not read whole into memory).
 constexpr std::size_t kMaxKeyFileBytes = 64 * 1024;
+// File descriptors the server needs besides one per connection: the database and its
+// journal, the listener, the event loop, stdio, a TLS library that opens files.
+constexpr rlim_t kReservedFds = 64;
+// The in-flight body budget (HttpServerOptions::max_inflight_body_bytes), unless one body
+// may be larger.
+constexpr std::size_t kInflightBodyBudget = std::size_t{64} << 20;
 
 // Every start-up failure: one line on stderr, exit code 1.
 int StartupFailure(std::string_view reason) {
@@ -260,6 +267,30 @@ void PrintDevWarning(const std::string& data_dir, const std::string& key_source)
   std::fflush(stderr);
 }
 
+// Raises the soft open-file limit (up to the hard one) so that max_connections connections
+// fit, as servers and the Go runtime do: a cap the descriptors cannot hold would let
+// accept() fail with EMFILE before the cap is reached. Logs what it could not do.
+void FitOpenFileLimit(std::size_t max_connections, AccessLog& log) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  const rlim_t needed = static_cast<rlim_t>(max_connections) + kReservedFds;
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < needed) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max == RLIM_INFINITY ? needed : std::min(needed, limit.rlim_max);
+    if (raised.rlim_cur > limit.rlim_cur && ::setrlimit(RLIMIT_NOFILE, &raised) == 0) {
+      limit = raised;
+    }
+  }
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < needed) {
+    log.Warn(
+        "the open-file limit is below --max-connections plus a reserve; connections beyond "
+        "it will fail to be accepted (raise `ulimit -n` or lower --max-connections)",
+        {{"open_file_limit", static_cast<std::int64_t>(limit.rlim_cur)},
+         {"max_connections", static_cast<std::int64_t>(max_connections)},
+         {"reserve", static_cast<std::int64_t>(kReservedFds)}});
+  }
+}
+
 std::string UrlHost(const std::string& host) {
   return host.find(':') != std::string::npos ? "[" + host + "]" : host;
 }
@@ -298,7 +329,8 @@ int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypt
                                        .tokens = &tokens,
                                        .store = &store,
                                        .clock = &clock,
-                                       .ready = [&ready] { return ready.load(); }});
+                                       .ready = [&ready] { return ready.load(); },
+                                       .log = &log});
 
   // Signals are caught from here on, before the address is announced: a supervisor that
   // sends SIGTERM as soon as it reads the "listening" line gets a graceful stop.
@@ -311,10 +343,13 @@ int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypt
   server_options.tls_key_file = options.tls_key;
   server_options.threads = options.threads;
   server_options.max_body_bytes = options.max_body_bytes;
+  server_options.max_connections = options.max_connections;
+  server_options.max_inflight_body_bytes = std::max(kInflightBodyBudget, options.max_body_bytes);
   server_options.header_timeout = std::chrono::milliseconds(options.header_timeout_ms);
   server_options.idle_timeout = std::chrono::milliseconds(options.idle_timeout_ms);
   server_options.log = &log;
   server_options.route_namer = MakeRouteNamer(router);
+  FitOpenFileLimit(options.max_connections, log);
   auto server = HttpServer::Create(std::move(server_options), MakeRouterDispatcher(router));
   if (!server) return StartupFailure(server.error().message());
 
@@ -328,6 +363,7 @@ int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypt
   std::fflush(stdout);
   log.Info("listening", {{"address", std::string_view(url)},
                          {"threads", static_cast<std::int64_t>(options.threads)},
+                         {"max_connections", static_cast<std::int64_t>(options.max_connections)},
                          {"dev", options.dev},
                          {"backend", store.BackendName()}});
   if (!tls && !IsLoopbackHost(listen_host)) {
@@ -377,6 +413,7 @@ int RunServe(const ServeOptions& options) {
                           std::to_string(options.threads));
   }
   if (options.max_body_bytes == 0) return StartupFailure("--max-body-bytes must be positive");
+  if (options.max_connections == 0) return StartupFailure("--max-connections must be positive");
   if (options.header_timeout_ms <= 0 || options.idle_timeout_ms <= 0) {
     return StartupFailure("timeouts must be positive");
   }

@@ -17,8 +17,12 @@ struct ServeOptions {
   bool dev = false;                       // --dev
   int threads = 4;                        // --threads / BIFROST_THREADS
   std::size_t max_body_bytes = 1 << 20;   // --max-body-bytes (413 above it)
-  int header_timeout_ms = 10'000;         // a request's headers must arrive within this
-  int idle_timeout_ms = 60'000;           // a keep-alive connection idle this long is closed
+  // --max-connections / BIFROST_MAX_CONNECTIONS: connections open at once (TLS handshakes
+  // included); more are accepted and closed at once. The open-file limit is raised to fit
+  // it when the hard limit allows, with a warning when it does not.
+  std::size_t max_connections = 1024;
+  int header_timeout_ms = 10'000;  // a request's headers must arrive within this
+  int idle_timeout_ms = 60'000;    // a keep-alive connection idle this long is closed
 };
 
 // Runs the server until SIGTERM/SIGINT. Prints "listening on http(s)://HOST:PORT" on stdout

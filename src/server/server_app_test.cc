@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -178,6 +179,11 @@ TEST_F(ServerAppTest, ServeRefusesBadStarts) {
                        "no data directory: give --data DIR (or set BIFROST_DATA)");
 
   SetKey(kKey);
+  ExpectOneLineFailure(
+      Capture([&] { return RunServe({.data_dir = Data(), .max_connections = 0}); }),
+      "--max-connections must be positive");
+
+  SetKey(kKey);
   const Output taken = Capture([&] { return RunServe({.data_dir = Data(), .listen = "nope"}); });
   EXPECT_EQ(taken.exit_code, 1);
   EXPECT_TRUE(taken.err.starts_with("bifrost: listen address 'nope'")) << taken.err;
@@ -305,6 +311,48 @@ TEST_F(ServerAppTest, DevModeInitializesOnceServesAndStopsOnSigterm) {
     EXPECT_EQ(again.Stop(), 0);
   }
   ::testing::internal::GetCapturedStderr();
+}
+
+TEST_F(ServerAppTest, ServeCapsConnectionsAndRaisesTheOpenFileLimitToFitTheCap) {
+  ClearKey();
+  ::testing::internal::CaptureStderr();
+  {
+    BackgroundServe serve(
+        {.data_dir = Data(), .listen = "127.0.0.1:0", .dev = true, .max_connections = 1});
+    ASSERT_TRUE(serve.listening()) << ::testing::internal::GetCapturedStderr();
+    TestConnection held(serve.port());
+    EXPECT_EQ(held.Request("GET", "/healthz").result_int(), 200);
+    TestConnection over(serve.port(), "", std::chrono::seconds(5));
+    EXPECT_TRUE(over.WaitForClose());
+    EXPECT_EQ(serve.Stop(), 0);
+  }
+  std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("\"max_connections\":1"), std::string::npos) << err;
+
+  // A soft open-file limit too low for the cap is raised, as far as the hard limit allows.
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit lowered = saved;
+  lowered.rlim_cur = std::min<rlim_t>(saved.rlim_cur, 256);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &lowered), 0);
+  ::testing::internal::CaptureStderr();
+  rlimit during{};
+  {
+    BackgroundServe serve(
+        {.data_dir = Data(), .listen = "127.0.0.1:0", .dev = true, .max_connections = 2000});
+    EXPECT_TRUE(serve.listening());
+    ::getrlimit(RLIMIT_NOFILE, &during);
+    EXPECT_EQ(serve.Stop(), 0);
+  }
+  err = ::testing::internal::GetCapturedStderr();
+  ::setrlimit(RLIMIT_NOFILE, &saved);
+  if (saved.rlim_max == RLIM_INFINITY || saved.rlim_max >= 2000 + 64) {
+    EXPECT_GE(during.rlim_cur, rlim_t{2000 + 64});
+    EXPECT_EQ(err.find("open-file limit"), std::string::npos) << err;
+  } else {
+    EXPECT_EQ(during.rlim_cur, saved.rlim_max);
+    EXPECT_NE(err.find("open-file limit"), std::string::npos) << err;
+  }
 }
 
 TEST_F(ServerAppTest, ServeAfterInitWithAKeyFile) {
