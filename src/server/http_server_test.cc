@@ -73,9 +73,15 @@ class SharedLogStream {
     return buf_.text;
   }
   std::vector<nlohmann::json> Lines() {
+    // Split by hand rather than through an istringstream: this also runs while the process is
+    // out of file descriptors, where UBSan's vptr check trips inside the stream's constructor.
     std::vector<nlohmann::json> lines;
-    std::istringstream in(Text());
-    for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+    const std::string text = Text();
+    for (std::size_t start = 0; start < text.size();) {
+      const std::size_t end = std::min(text.find('\n', start), text.size());
+      if (end > start) lines.push_back(nlohmann::json::parse(text.substr(start, end - start)));
+      start = end + 1;
+    }
     return lines;
   }
 
