@@ -50,10 +50,10 @@ cat >"$work/auth.lua" <<'LUA'
 wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")
 LUA
 
-run() {  # name path
+run() {  # slug label path
   BENCH_TOKEN="$member" wrk -t"$wrk_threads" -c"$connections" -d"$duration" --latency \
-    -s "$work/auth.lua" "$addr$2" >"$work/$1.txt"
-  python3 - "$1" "$work/$1.txt" <<'PY'
+    -s "$work/auth.lua" "$addr$3" >"$work/$1.txt"
+  python3 - "$2" "$work/$1.txt" <<'PY'
 import re, sys
 name, text = sys.argv[1], open(sys.argv[2]).read()
 def ms(v):
@@ -73,5 +73,5 @@ echo "wrk ${duration}, ${connections} keep-alive connections, ${wrk_threads} wrk
 echo
 echo "| request (member token) | requests/s | p50 ms | p99 ms | non-2xx |"
 echo "|---|---:|---:|---:|---:|"
-run "reveal one secret (GET .../configs/key_7/reveal)" "/api/v1/orgs/$org/configs/key_7/reveal"
-run "list 20 entries (GET .../configs)" "/api/v1/orgs/$org/configs"
+run reveal "reveal one secret (GET .../configs/key_7/reveal)" "/api/v1/orgs/$org/configs/key_7/reveal"
+run list "list 20 entries (GET .../configs)" "/api/v1/orgs/$org/configs"
