@@ -44,25 +44,9 @@ std::string Subject(std::string_view key, ConfigType type) {
 }
 
 std::string_view KindOf(const Json& value) {
-  switch (value.type()) {
-    case Json::value_t::null:
-      return "null";
-    case Json::value_t::object:
-      return "an object";
-    case Json::value_t::array:
-      return "an array";
-    case Json::value_t::string:
-      return "a string";
-    case Json::value_t::boolean:
-      return "a boolean";
-    case Json::value_t::number_float:
-      return "a number with a fraction or exponent";
-    case Json::value_t::number_integer:
-    case Json::value_t::number_unsigned:
-      return "a number";
-    default:
-      return "an unsupported JSON value";
-  }
+  // Fractions matter for an int: say so; everything else is json_io's wording.
+  if (value.is_number_float()) return "a number with a fraction or exponent";
+  return json_io::KindName(value);
 }
 
 // Overwrites the strings of a JSON document when the handler is done with it: a secret's

@@ -145,26 +145,6 @@ bool IsJsonContentType(std::string_view header) {
   return true;
 }
 
-std::string_view KindName(const Json& value) {
-  switch (value.type()) {
-    case Json::value_t::null:
-      return "null";
-    case Json::value_t::object:
-      return "an object";
-    case Json::value_t::array:
-      return "an array";
-    case Json::value_t::string:
-      return "a string";
-    case Json::value_t::boolean:
-      return "a boolean";
-    case Json::value_t::number_integer:
-    case Json::value_t::number_unsigned:
-    case Json::value_t::number_float:
-      return "a number";
-    default:
-      return "an unsupported JSON value";
-  }
-}
 
 // Parses `text`; on failure, what is wrong with it as a predicate ("is not valid JSON ...").
 std::expected<Json, std::string> Parse(std::string_view text, const ParseOptions& options) {
@@ -258,6 +238,27 @@ std::expected<ObjectBody, std::string> ParseBody(const HttpRequest& request,
 }
 
 }  // namespace
+
+std::string_view KindName(const Json& value) {
+  switch (value.type()) {
+    case Json::value_t::null:
+      return "null";
+    case Json::value_t::object:
+      return "an object";
+    case Json::value_t::array:
+      return "an array";
+    case Json::value_t::string:
+      return "a string";
+    case Json::value_t::boolean:
+      return "a boolean";
+    case Json::value_t::number_integer:
+    case Json::value_t::number_unsigned:
+    case Json::value_t::number_float:
+      return "a number";
+    default:
+      return "an unsupported JSON value";
+  }
+}
 
 std::expected<Json, std::string> ParseJson(std::string_view text, const ParseOptions& options) {
   auto document = Parse(text, options);

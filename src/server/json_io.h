@@ -101,4 +101,8 @@ std::optional<std::string> DumpWithRawField(const Json& document, std::string_vi
 // to pass through a JSON document, such as a revealed secret).
 void WipeStrings(Json& value);
 
+// "null", "an object", "an array", "a string", "a boolean" or "a number": the kind of a
+// JSON value, for error messages that must not quote the value itself.
+std::string_view KindName(const Json& value);
+
 }  // namespace bifrost::server::json_io
