@@ -20,37 +20,10 @@
 #include "crypto/hash.h"
 #include "store/sqlite/sqlite_store.h"
 #include "tests/support/subprocess.h"
+#include "tests/support/status_matchers.h"
 
 namespace bifrost::auth {
 namespace {
-
-#define AUTH_TEST_CONCAT_INNER_(a, b) a##b
-#define AUTH_TEST_CONCAT_(a, b) AUTH_TEST_CONCAT_INNER_(a, b)
-
-#define ASSERT_OK(expr)                                                   \
-  do {                                                                    \
-    const auto& bifrost_s_ = (expr);                                      \
-    ASSERT_TRUE(bifrost_s_.has_value()) << bifrost_s_.error().ToString(); \
-  } while (0)
-
-#define ASSERT_OK_AND_ASSIGN(lhs, expr) \
-  ASSERT_OK_AND_ASSIGN_IMPL_(AUTH_TEST_CONCAT_(bifrost_r_, __LINE__), lhs, expr)
-#define ASSERT_OK_AND_ASSIGN_IMPL_(tmp, lhs, expr)        \
-  auto tmp = (expr);                                      \
-  ASSERT_TRUE(tmp.has_value()) << tmp.error().ToString(); \
-  lhs = std::move(*tmp)
-
-// Expects a failed Status/Result with `expected_code`.
-#define EXPECT_ERROR_CODE(expr, expected_code)                                           \
-  do {                                                                                   \
-    const auto& bifrost_e_ = (expr);                                                     \
-    if (bifrost_e_.has_value()) {                                                        \
-      ADD_FAILURE() << #expr << " succeeded, expected " << ErrorCodeName(expected_code); \
-    } else {                                                                             \
-      EXPECT_EQ(ErrorCodeName(bifrost_e_.error().code()), ErrorCodeName(expected_code))  \
-          << bifrost_e_.error().ToString();                                              \
-    }                                                                                    \
-  } while (0)
 
 constexpr UnixMicros kT0 = 1'700'000'000'000'000;
 constexpr UnixMicros kSecond = 1'000'000;

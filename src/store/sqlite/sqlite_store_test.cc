@@ -19,24 +19,10 @@
 
 #include "common/clock.h"
 #include "tests/store_conformance.h"
+#include "tests/support/status_matchers.h"
 
 namespace bifrost::store {
 namespace {
-
-#define ASSERT_OK(expr)                                                   \
-  do {                                                                    \
-    const auto& bifrost_s_ = (expr);                                      \
-    ASSERT_TRUE(bifrost_s_.has_value()) << bifrost_s_.error().ToString(); \
-  } while (0)
-
-#define SQLITE_TEST_CONCAT_INNER_(a, b) a##b
-#define SQLITE_TEST_CONCAT_(a, b) SQLITE_TEST_CONCAT_INNER_(a, b)
-#define ASSERT_OK_AND_ASSIGN(lhs, expr) \
-  ASSERT_OK_AND_ASSIGN_IMPL_(SQLITE_TEST_CONCAT_(bifrost_r_, __LINE__), lhs, expr)
-#define ASSERT_OK_AND_ASSIGN_IMPL_(tmp, lhs, expr)        \
-  auto tmp = (expr);                                      \
-  ASSERT_TRUE(tmp.has_value()) << tmp.error().ToString(); \
-  lhs = std::move(*tmp)
 
 // ---- The conformance suite, against SQLite
 
