@@ -2,12 +2,18 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 
 namespace bifrost {
+
+// The length of the well-formed UTF-8 sequence at the start of `s` (1 for ASCII), or 0 if
+// `s` is empty or starts with an ill-formed one (overlong form, surrogate, above U+10FFFF,
+// truncated).
+std::size_t Utf8SequenceLength(std::string_view s);
 
 // True if `s` is well-formed UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF).
 bool IsValidUtf8(std::string_view s);

@@ -2,6 +2,8 @@
 
 #include <set>
 
+#include "common/text.h"
+
 namespace bifrost::config::json_text {
 namespace {
 
@@ -30,36 +32,6 @@ std::optional<std::uint32_t> Hex4(std::string_view text, std::size_t i) {
     value = value * 16 + static_cast<std::uint32_t>(digit);
   }
   return value;
-}
-
-// The length of the well-formed UTF-8 sequence at text[i] (no overlong forms, no
-// surrogates, nothing above U+10FFFF), or 0.
-std::size_t Utf8SequenceLength(std::string_view text, std::size_t i) {
-  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
-  const unsigned char b0 = byte(i);
-  if (b0 < 0x80) return 1;
-  std::size_t length = 0;
-  unsigned char low = 0x80;
-  unsigned char high = 0xBF;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    length = 2;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    length = 3;
-    if (b0 == 0xE0) low = 0xA0;
-    if (b0 == 0xED) high = 0x9F;  // U+D800..U+DFFF are not characters
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    length = 4;
-    if (b0 == 0xF0) low = 0x90;
-    if (b0 == 0xF4) high = 0x8F;
-  } else {
-    return 0;
-  }
-  if (i + length > text.size()) return 0;
-  if (byte(i + 1) < low || byte(i + 1) > high) return 0;
-  for (std::size_t k = i + 2; k < i + length; ++k) {
-    if (byte(k) < 0x80 || byte(k) > 0xBF) return 0;
-  }
-  return length;
 }
 
 // Scans the string token starting at text[i] == '"'. Returns the index after its closing
@@ -97,7 +69,7 @@ std::size_t ScanString(std::string_view text, std::size_t i, std::size_t* error_
       break;
     }
     if (static_cast<unsigned char>(c) < 0x20) break;  // control characters must be escaped
-    const std::size_t length = Utf8SequenceLength(text, i);
+    const std::size_t length = Utf8SequenceLength(text.substr(i));
     if (length == 0) break;
     i += length;
   }
