@@ -14,7 +14,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <latch>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -1087,6 +1089,684 @@ TEST_P(StoreConformanceTest, TokenErrorMessagesNeverContainTheHash) {
   // Messages still say which token or org they are about.
   EXPECT_NE(errors[2].message().find(kTok1), std::string::npos) << errors[2].message();
   EXPECT_NE(errors[3].message().find(kMissingOrg), std::string::npos) << errors[3].message();
+}
+
+// ---- Audit log
+
+// A MAC-like value (64 hex digits) that is different for every seq; the store never checks
+// it, so any text does.
+std::string MacFor(std::int64_t seq) {
+  std::string mac = std::to_string(seq);
+  mac.insert(0, 64 - mac.size(), 'a');
+  return mac;
+}
+
+// A record with every optional field unset; prev_mac/mac chain the way the audit module's do.
+AuditRow MakeAudit(std::int64_t seq, UnixMicros time, const std::string& action = "config.read",
+                   const std::string& outcome = "success") {
+  AuditRow row;
+  row.seq = seq;
+  row.time = time;
+  row.action = action;
+  row.outcome = outcome;
+  row.client_address = "192.0.2.7:41000";
+  row.request_id = "req-";
+  row.request_id += std::to_string(seq);
+  row.detail = "";
+  row.key_id = "ak1";
+  row.prev_mac = seq == 1 ? std::string(64, '0') : MacFor(seq - 1);
+  row.mac = MacFor(seq);
+  return row;
+}
+
+void ExpectSameAudit(const AuditRow& actual, const AuditRow& expected) {
+  EXPECT_EQ(actual.seq, expected.seq);
+  EXPECT_EQ(actual.time, expected.time);
+  EXPECT_EQ(actual.action, expected.action);
+  EXPECT_EQ(actual.outcome, expected.outcome);
+  EXPECT_EQ(actual.org_id, expected.org_id);
+  EXPECT_EQ(actual.config_key, expected.config_key);
+  EXPECT_EQ(actual.actor_id, expected.actor_id);
+  EXPECT_EQ(actual.actor_name, expected.actor_name);
+  EXPECT_EQ(actual.client_address, expected.client_address);
+  EXPECT_EQ(actual.request_id, expected.request_id);
+  EXPECT_EQ(actual.execution_id, expected.execution_id);
+  EXPECT_EQ(actual.detail, expected.detail);
+  EXPECT_EQ(actual.key_id, expected.key_id);
+  EXPECT_EQ(actual.prev_mac, expected.prev_mac);
+  EXPECT_EQ(actual.mac, expected.mac);
+}
+
+void ExpectSameCheckpoint(const AuditCheckpoint& actual, const AuditCheckpoint& expected) {
+  EXPECT_EQ(actual.first_seq, expected.first_seq);
+  EXPECT_EQ(actual.prev_mac, expected.prev_mac);
+  EXPECT_EQ(actual.created_at, expected.created_at);
+  EXPECT_EQ(actual.key_id, expected.key_id);
+  EXPECT_EQ(actual.mac, expected.mac);
+}
+
+std::vector<std::int64_t> Seqs(const std::vector<AuditRow>& rows) {
+  std::vector<std::int64_t> seqs;
+  for (const AuditRow& row : rows) seqs.push_back(row.seq);
+  return seqs;
+}
+
+using SeqList = std::vector<std::int64_t>;
+
+// The seqs ListAudit returns, or {-1} (which no test expects) after reporting an error.
+SeqList ListSeqs(Txn& txn, const AuditFilter& filter) {
+  Result<std::vector<AuditRow>> rows = txn.ListAudit(filter);
+  if (!rows) {
+    ADD_FAILURE() << rows.error().ToString();
+    return {-1};
+  }
+  return Seqs(*rows);
+}
+
+SeqList ScanSeqs(Txn& txn, std::int64_t from_seq, std::size_t limit) {
+  Result<std::vector<AuditRow>> rows = txn.ScanAudit(from_seq, limit);
+  if (!rows) {
+    ADD_FAILURE() << rows.error().ToString();
+    return {-1};
+  }
+  return Seqs(*rows);
+}
+
+// Eight records to filter. Times are offsets from kT0 and are NOT in seq order: record 6
+// was written after the clock stepped back, so time and seq order differ.
+//
+//   seq time org key          action        actor_id actor_name outcome
+//   1   100  A   db_url       config.read   tok1     ci         success
+//   2   200  A   db_password  config.reveal tok2     alice      success
+//   3   300  B   db_password  config.reveal tok1     ci         denied
+//   4   400  -   -            auth.login    -        -          denied
+//   5   500  A   db_password  config.write  tok2     alice      error
+//   6   250  B   db_url       config.read   tok3     alice      success
+//   7   600  A   db_url       config.reveal tok1     ci         success
+//   8   700  -   -            org.create    -        root       success
+std::vector<AuditRow> FilterFixture() {
+  struct Spec {
+    std::int64_t seq;
+    UnixMicros offset;
+    std::optional<std::string> org_id;
+    std::optional<std::string> config_key;
+    std::string action;
+    std::optional<std::string> actor_id;
+    std::optional<std::string> actor_name;
+    std::string outcome;
+  };
+  const std::optional<std::string> none;
+  const Spec specs[] = {
+      {1, 100, kOrgA, "db_url", "config.read", kTok1, "ci", "success"},
+      {2, 200, kOrgA, "db_password", "config.reveal", kTok2, "alice", "success"},
+      {3, 300, kOrgB, "db_password", "config.reveal", kTok1, "ci", "denied"},
+      {4, 400, none, none, "auth.login", none, none, "denied"},
+      {5, 500, kOrgA, "db_password", "config.write", kTok2, "alice", "error"},
+      {6, 250, kOrgB, "db_url", "config.read", kTok3, "alice", "success"},
+      {7, 600, kOrgA, "db_url", "config.reveal", kTok1, "ci", "success"},
+      {8, 700, none, none, "org.create", none, "root", "success"},
+  };
+  std::vector<AuditRow> rows;
+  for (const Spec& spec : specs) {
+    AuditRow row = MakeAudit(spec.seq, kT0 + spec.offset, spec.action, spec.outcome);
+    row.org_id = spec.org_id;
+    row.config_key = spec.config_key;
+    row.actor_id = spec.actor_id;
+    row.actor_name = spec.actor_name;
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+void InsertFilterFixture(Store& store) {
+  InWriteTxn(store, [](Txn& txn) {
+    for (const AuditRow& row : FilterFixture()) ASSERT_OK(txn.InsertAudit(row));
+  });
+}
+
+TEST_P(StoreConformanceTest, NewStoreHasNoAuditRecordsOrCheckpoint) {
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::optional<AuditRow> last, txn->GetLastAudit());
+  EXPECT_FALSE(last.has_value());
+  ASSERT_OK_AND_ASSIGN(std::optional<AuditCheckpoint> checkpoint, txn->GetAuditCheckpoint());
+  EXPECT_FALSE(checkpoint.has_value());
+  EXPECT_EQ(ListSeqs(*txn, AuditFilter{}), SeqList{});
+  EXPECT_EQ(ScanSeqs(*txn, 1, 100), SeqList{});
+  ASSERT_OK_AND_ASSIGN(std::optional<std::int64_t> first, txn->FirstAuditSeqSince(0));
+  EXPECT_FALSE(first.has_value());
+}
+
+TEST_P(StoreConformanceTest, AuditInsertAndGetLastReturnsTheHighestSeq) {
+  AuditRow first = MakeAudit(1, kT0, "auth.login", "denied");
+  AuditRow second = MakeAudit(2, kT1, "config.reveal");
+  second.org_id = kOrgA;
+  second.config_key = "db_password";
+  second.actor_id = kTok1;
+  second.actor_name = "ci";
+  second.execution_id = "exec-42";
+  second.detail = "reason=none";
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK(txn.InsertAudit(first));
+    // A write transaction sees its own records.
+    ASSERT_OK_AND_ASSIGN(std::optional<AuditRow> last, txn.GetLastAudit());
+    ASSERT_TRUE(last.has_value());
+    ExpectSameAudit(*last, first);
+    ASSERT_OK(txn.InsertAudit(second));
+  });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+    ASSERT_OK_AND_ASSIGN(std::optional<AuditRow> last, txn->GetLastAudit());
+    ASSERT_TRUE(last.has_value());
+    ExpectSameAudit(*last, second);
+  }
+  // The highest seq, not the latest insert or the latest time.
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertAudit(MakeAudit(5, kT0)));
+    ASSERT_OK(txn.InsertAudit(MakeAudit(4, kT2)));
+  });
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::optional<AuditRow> last, txn->GetLastAudit());
+  ASSERT_TRUE(last.has_value());
+  ExpectSameAudit(*last, MakeAudit(5, kT0));
+  EXPECT_EQ(ScanSeqs(*txn, 1, 100), (SeqList{1, 2, 4, 5}));
+}
+
+TEST_P(StoreConformanceTest, AuditDuplicateSeqIsAlreadyExists) {
+  const AuditRow original = MakeAudit(1, kT0);
+  InWriteTxn(store(), [&](Txn& txn) { ASSERT_OK(txn.InsertAudit(original)); });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    AuditRow other = MakeAudit(1, kT1, "config.write", "error");
+    other.mac = MacFor(99);
+    EXPECT_ERROR_CODE(txn->InsertAudit(other), ErrorCode::kAlreadyExists);
+  }
+  {
+    // Also within one transaction.
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    ASSERT_OK(txn->InsertAudit(MakeAudit(2, kT1)));
+    EXPECT_ERROR_CODE(txn->InsertAudit(MakeAudit(2, kT2)), ErrorCode::kAlreadyExists);
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<AuditRow> all, txn->ScanAudit(1, 100));
+  ASSERT_EQ(all.size(), 1u);
+  ExpectSameAudit(all[0], original);
+}
+
+TEST_P(StoreConformanceTest, AuditOptionalFieldsRoundTripAsNulloptOrEmpty) {
+  // Unset optionals stay unset; set-but-empty ones stay set and empty; the required text
+  // fields may be empty (a local command has no client address or request id).
+  AuditRow unset = MakeAudit(1, kT0);
+  unset.client_address = "";
+  unset.request_id = "";
+  AuditRow empty = MakeAudit(2, kT0);
+  empty.org_id = "";
+  empty.config_key = "";
+  empty.actor_id = "";
+  empty.actor_name = "";
+  empty.execution_id = "";
+  AuditRow full = MakeAudit(3, kT1, "config.reveal", "error");
+  full.org_id = kOrgA;
+  full.config_key = "db_password";
+  full.actor_id = kTok1;
+  full.actor_name = "d\xc3\xa9ploiement 'ci' \"prod\"";  // UTF-8 and quotes, verbatim
+  full.execution_id = "exec-1";
+  full.detail = "code=unavailable; attempts=3";
+  full.client_address = "[2001:db8::1]:443";
+  InWriteTxn(store(), [&](Txn& txn) {
+    for (const AuditRow* row : {&unset, &empty, &full}) ASSERT_OK(txn.InsertAudit(*row));
+  });
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<AuditRow> all, txn->ScanAudit(1, 100));
+  ASSERT_EQ(all.size(), 3u);
+  ExpectSameAudit(all[0], unset);
+  EXPECT_EQ(all[0].org_id, std::nullopt);
+  EXPECT_EQ(all[0].actor_name, std::nullopt);
+  ExpectSameAudit(all[1], empty);
+  EXPECT_EQ(all[1].org_id, std::optional<std::string>(""));
+  EXPECT_EQ(all[1].execution_id, std::optional<std::string>(""));
+  ExpectSameAudit(all[2], full);
+  // ListAudit and GetLastAudit read the same columns.
+  ASSERT_OK_AND_ASSIGN(std::vector<AuditRow> listed, txn->ListAudit(AuditFilter{}));
+  ASSERT_EQ(listed.size(), 3u);
+  ExpectSameAudit(listed[0], full);
+  ExpectSameAudit(listed[1], empty);
+  ExpectSameAudit(listed[2], unset);
+  ASSERT_OK_AND_ASSIGN(std::optional<AuditRow> last, txn->GetLastAudit());
+  ASSERT_TRUE(last.has_value());
+  ExpectSameAudit(*last, full);
+}
+
+TEST_P(StoreConformanceTest, AuditRecordWithUnknownOutcomeOrNonPositiveSeqIsRejected) {
+  for (const AuditRow& row :
+       {MakeAudit(1, kT0, "config.read", "ok"), MakeAudit(1, kT0, "config.read", ""),
+        MakeAudit(1, kT0, "config.read", "Success"), MakeAudit(0, kT0), MakeAudit(-3, kT0)}) {
+    std::string trace = "seq ";
+    trace += std::to_string(row.seq);
+    trace += " outcome '" + row.outcome + "'";
+    SCOPED_TRACE(trace);
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->InsertAudit(row), ErrorCode::kInvalidArgument);
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  EXPECT_EQ(ScanSeqs(*txn, std::numeric_limits<std::int64_t>::min(), 100), SeqList{});
+}
+
+TEST_P(StoreConformanceTest, ListAuditIsNewestFirstAndEachFilterAloneMatches) {
+  InsertFilterFixture(store());
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  auto list = [&](const AuditFilter& filter) { return ListSeqs(*txn, filter); };
+  AuditFilter f;
+  EXPECT_EQ(list(f), (SeqList{8, 7, 6, 5, 4, 3, 2, 1}));
+
+  // The records come back whole, in seq order (not time order).
+  ASSERT_OK_AND_ASSIGN(std::vector<AuditRow> all, txn->ListAudit(AuditFilter{}));
+  const std::vector<AuditRow> fixture = FilterFixture();
+  ASSERT_EQ(all.size(), fixture.size());
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    SCOPED_TRACE(i);
+    ExpectSameAudit(all[i], fixture[fixture.size() - 1 - i]);
+  }
+
+  f = {};
+  f.org_id = kOrgA;
+  EXPECT_EQ(list(f), (SeqList{7, 5, 2, 1}));
+  f.org_id = kOrgB;
+  EXPECT_EQ(list(f), (SeqList{6, 3}));
+  f.org_id = kMissingOrg;
+  EXPECT_EQ(list(f), SeqList{});
+
+  f = {};
+  f.config_key = "db_password";
+  EXPECT_EQ(list(f), (SeqList{5, 3, 2}));
+  f.config_key = "db_url";
+  EXPECT_EQ(list(f), (SeqList{7, 6, 1}));
+  f.config_key = "DB_URL";  // exact match
+  EXPECT_EQ(list(f), SeqList{});
+
+  f = {};
+  f.action = "config.reveal";
+  EXPECT_EQ(list(f), (SeqList{7, 3, 2}));
+  f.action = "config";  // no prefix matching
+  EXPECT_EQ(list(f), SeqList{});
+
+  // The actor matches by id or by name.
+  f = {};
+  f.actor = "alice";
+  EXPECT_EQ(list(f), (SeqList{6, 5, 2}));
+  f.actor = kTok1;
+  EXPECT_EQ(list(f), (SeqList{7, 3, 1}));
+  f.actor = kTok3;
+  EXPECT_EQ(list(f), (SeqList{6}));
+  f.actor = "root";  // a name without an id
+  EXPECT_EQ(list(f), (SeqList{8}));
+  f.actor = "nobody";
+  EXPECT_EQ(list(f), SeqList{});
+
+  f = {};
+  f.outcome = "denied";
+  EXPECT_EQ(list(f), (SeqList{4, 3}));
+  f.outcome = "error";
+  EXPECT_EQ(list(f), (SeqList{5}));
+  f.outcome = "success";
+  EXPECT_EQ(list(f), (SeqList{8, 7, 6, 2, 1}));
+
+  // since is inclusive, until exclusive; both compare the record's time, not its seq.
+  f = {};
+  f.since = kT0 + 500;
+  EXPECT_EQ(list(f), (SeqList{8, 7, 5}));
+  f.since = kT0 + 701;
+  EXPECT_EQ(list(f), SeqList{});
+  f = {};
+  f.until = kT0 + 250;
+  EXPECT_EQ(list(f), (SeqList{2, 1}));
+  f.until = kT0 + 100;
+  EXPECT_EQ(list(f), SeqList{});
+  f = {};
+  f.since = kT0 + 250;
+  f.until = kT0 + 500;
+  EXPECT_EQ(list(f), (SeqList{6, 4, 3}));
+  f.since = kT0 + 500;  // empty interval
+  EXPECT_EQ(list(f), SeqList{});
+
+  f = {};
+  f.before_seq = 4;
+  EXPECT_EQ(list(f), (SeqList{3, 2, 1}));
+  f.before_seq = 1;
+  EXPECT_EQ(list(f), SeqList{});
+  f.before_seq = 100;
+  EXPECT_EQ(list(f), (SeqList{8, 7, 6, 5, 4, 3, 2, 1}));
+
+  f = {};
+  f.limit = 3;
+  EXPECT_EQ(list(f), (SeqList{8, 7, 6}));
+  f.limit = 1;
+  EXPECT_EQ(list(f), (SeqList{8}));
+  f.limit = 0;
+  EXPECT_EQ(list(f), SeqList{});
+  f.limit = std::numeric_limits<std::size_t>::max();
+  EXPECT_EQ(list(f), (SeqList{8, 7, 6, 5, 4, 3, 2, 1}));
+  // The default limit is 100: more records than that come back as the newest 100.
+  InWriteTxn(store(), [](Txn& w) {
+    for (std::int64_t seq = 9; seq <= 120; ++seq) ASSERT_OK(w.InsertAudit(MakeAudit(seq, kT2)));
+  });
+  ASSERT_OK_AND_ASSIGN(auto fresh, store().Begin(TxnMode::kRead));
+  const SeqList newest = ListSeqs(*fresh, AuditFilter{});
+  ASSERT_EQ(newest.size(), 100u);
+  EXPECT_EQ(newest.front(), 120);
+  EXPECT_EQ(newest.back(), 21);
+}
+
+TEST_P(StoreConformanceTest, ListAuditAndsEveryFilterThatIsSet) {
+  InsertFilterFixture(store());
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  auto list = [&](const AuditFilter& filter) { return ListSeqs(*txn, filter); };
+
+  AuditFilter f;
+  f.org_id = kOrgA;
+  f.action = "config.reveal";
+  EXPECT_EQ(list(f), (SeqList{7, 2}));
+
+  f = {};
+  f.org_id = kOrgA;
+  f.actor = "alice";
+  f.outcome = "success";
+  EXPECT_EQ(list(f), (SeqList{2}));
+
+  f = {};
+  f.org_id = kOrgB;
+  f.config_key = "db_password";
+  f.since = kT0 + 300;
+  f.until = kT0 + 301;
+  EXPECT_EQ(list(f), (SeqList{3}));
+
+  f = {};
+  f.org_id = kOrgA;
+  f.config_key = "db_url";
+  f.actor = "ci";
+  EXPECT_EQ(list(f), (SeqList{7, 1}));
+  f.before_seq = 7;
+  EXPECT_EQ(list(f), (SeqList{1}));
+
+  // Actor and outcome together: alice's records that were not successes.
+  f = {};
+  f.actor = "alice";
+  f.outcome = "error";
+  EXPECT_EQ(list(f), (SeqList{5}));
+  f.actor = "ci";
+  EXPECT_EQ(list(f), SeqList{});  // ci has no error
+
+  // Every field set and matching record 5; then each field alone made to miss.
+  AuditFilter all;
+  all.org_id = kOrgA;
+  all.config_key = "db_password";
+  all.action = "config.write";
+  all.actor = kTok2;
+  all.outcome = "error";
+  all.since = kT0 + 500;
+  all.until = kT0 + 501;
+  all.before_seq = 6;
+  all.limit = 10;
+  EXPECT_EQ(list(all), (SeqList{5}));
+  const std::vector<std::pair<std::string, std::function<void(AuditFilter&)>>> misses = {
+      {"org_id", [](AuditFilter& m) { m.org_id = kOrgB; }},
+      {"config_key", [](AuditFilter& m) { m.config_key = "db_url"; }},
+      {"action", [](AuditFilter& m) { m.action = "config.read"; }},
+      {"actor", [](AuditFilter& m) { m.actor = kTok1; }},
+      {"outcome", [](AuditFilter& m) { m.outcome = "success"; }},
+      {"since", [](AuditFilter& m) { m.since = kT0 + 501; }},
+      {"until", [](AuditFilter& m) { m.until = kT0 + 500; }},
+      {"before_seq", [](AuditFilter& m) { m.before_seq = 5; }},
+      {"limit", [](AuditFilter& m) { m.limit = 0; }},
+  };
+  for (const auto& [field, miss] : misses) {
+    SCOPED_TRACE(field);
+    AuditFilter m = all;
+    miss(m);
+    EXPECT_EQ(list(m), SeqList{});
+  }
+}
+
+TEST_P(StoreConformanceTest, ListAuditPagesWithBeforeSeq) {
+  InsertFilterFixture(store());
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  // Walk everything three at a time, each page starting below the last seq seen.
+  std::vector<SeqList> pages;
+  AuditFilter f;
+  f.limit = 3;
+  while (pages.size() < 10) {
+    SeqList page = ListSeqs(*txn, f);
+    pages.push_back(page);
+    if (page.empty()) break;
+    f.before_seq = page.back();
+  }
+  EXPECT_EQ(pages, (std::vector<SeqList>{{8, 7, 6}, {5, 4, 3}, {2, 1}, {}}));
+
+  // The same with a filter: one org's records, two per page.
+  pages.clear();
+  f = {};
+  f.org_id = kOrgA;
+  f.limit = 2;
+  while (pages.size() < 10) {
+    SeqList page = ListSeqs(*txn, f);
+    pages.push_back(page);
+    if (page.empty()) break;
+    f.before_seq = page.back();
+  }
+  EXPECT_EQ(pages, (std::vector<SeqList>{{7, 5}, {2, 1}, {}}));
+}
+
+TEST_P(StoreConformanceTest, ScanAuditIsAscendingFromSeqWithLimit) {
+  InsertFilterFixture(store());
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  EXPECT_EQ(ScanSeqs(*txn, 1, 100), (SeqList{1, 2, 3, 4, 5, 6, 7, 8}));
+  EXPECT_EQ(ScanSeqs(*txn, 0, 100), (SeqList{1, 2, 3, 4, 5, 6, 7, 8}));
+  EXPECT_EQ(ScanSeqs(*txn, 3, 2), (SeqList{3, 4}));
+  EXPECT_EQ(ScanSeqs(*txn, 8, 5), (SeqList{8}));
+  EXPECT_EQ(ScanSeqs(*txn, 9, 5), SeqList{});
+  EXPECT_EQ(ScanSeqs(*txn, 1, 0), SeqList{});
+  EXPECT_EQ(ScanSeqs(*txn, 1, std::numeric_limits<std::size_t>::max()),
+            (SeqList{1, 2, 3, 4, 5, 6, 7, 8}));
+  // Walking the chain in batches visits every record once, in order, whole.
+  std::vector<AuditRow> walked;
+  std::int64_t next = 1;
+  for (int batches = 0; batches < 10; ++batches) {
+    ASSERT_OK_AND_ASSIGN(std::vector<AuditRow> batch, txn->ScanAudit(next, 3));
+    if (batch.empty()) break;
+    for (AuditRow& row : batch) walked.push_back(std::move(row));
+    next = walked.back().seq + 1;
+  }
+  const std::vector<AuditRow> fixture = FilterFixture();
+  ASSERT_EQ(walked.size(), fixture.size());
+  for (std::size_t i = 0; i < walked.size(); ++i) {
+    SCOPED_TRACE(i);
+    ExpectSameAudit(walked[i], fixture[i]);
+  }
+}
+
+TEST_P(StoreConformanceTest, FirstAuditSeqSinceIsTheSmallestSeqAtOrAfterTheTime) {
+  InsertFilterFixture(store());
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  auto first = [&](UnixMicros time) -> std::optional<std::int64_t> {
+    Result<std::optional<std::int64_t>> seq = txn->FirstAuditSeqSince(time);
+    if (!seq) {
+      ADD_FAILURE() << seq.error().ToString();
+      return -1;
+    }
+    return *seq;
+  };
+  using Seq = std::optional<std::int64_t>;
+  EXPECT_EQ(first(0), Seq(1));
+  EXPECT_EQ(first(kT0 + 100), Seq(1));  // inclusive
+  EXPECT_EQ(first(kT0 + 101), Seq(2));
+  EXPECT_EQ(first(kT0 + 200), Seq(2));
+  // Record 6 has time 250 but seq 3 (time 300) is the smallest seq at or after 250.
+  EXPECT_EQ(first(kT0 + 250), Seq(3));
+  EXPECT_EQ(first(kT0 + 301), Seq(4));
+  EXPECT_EQ(first(kT0 + 700), Seq(8));
+  EXPECT_EQ(first(kT0 + 701), std::nullopt);
+}
+
+TEST_P(StoreConformanceTest, PruneAuditDeletesBelowTheCheckpointAndReplacesIt) {
+  InsertFilterFixture(store());
+  const AuditCheckpoint first{4, MacFor(3), kT1, "ak1", std::string(64, 'c')};
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK_AND_ASSIGN(const std::int64_t deleted, txn.PruneAudit(first));
+    EXPECT_EQ(deleted, 3);
+    // Visible inside the transaction already.
+    ASSERT_OK_AND_ASSIGN(std::optional<AuditCheckpoint> seen, txn.GetAuditCheckpoint());
+    ASSERT_TRUE(seen.has_value());
+    ExpectSameCheckpoint(*seen, first);
+  });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+    ASSERT_OK_AND_ASSIGN(std::optional<AuditCheckpoint> checkpoint, txn->GetAuditCheckpoint());
+    ASSERT_TRUE(checkpoint.has_value());
+    ExpectSameCheckpoint(*checkpoint, first);
+    // The rows below first_seq are gone, the later ones kept whole.
+    EXPECT_EQ(ScanSeqs(*txn, 0, 100), (SeqList{4, 5, 6, 7, 8}));
+    EXPECT_EQ(ListSeqs(*txn, AuditFilter{}), (SeqList{8, 7, 6, 5, 4}));
+    AuditFilter org_a;
+    org_a.org_id = kOrgA;
+    EXPECT_EQ(ListSeqs(*txn, org_a), (SeqList{7, 5}));
+    ASSERT_OK_AND_ASSIGN(std::vector<AuditRow> kept, txn->ScanAudit(4, 1));
+    ASSERT_EQ(kept.size(), 1u);
+    ExpectSameAudit(kept[0], FilterFixture()[3]);
+    EXPECT_EQ(kept[0].prev_mac, first.prev_mac);
+    ASSERT_OK_AND_ASSIGN(std::optional<AuditRow> last, txn->GetLastAudit());
+    ASSERT_TRUE(last.has_value());
+    EXPECT_EQ(last->seq, 8);
+    ASSERT_OK_AND_ASSIGN(std::optional<std::int64_t> since, txn->FirstAuditSeqSince(0));
+    EXPECT_EQ(since, std::optional<std::int64_t>(4));
+  }
+
+  // A second prune replaces the checkpoint (there is only ever one) and counts only what
+  // it deleted itself.
+  const AuditCheckpoint second{6, MacFor(5), kT2, "ak2", std::string(64, 'd')};
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK_AND_ASSIGN(const std::int64_t deleted, txn.PruneAudit(second));
+    EXPECT_EQ(deleted, 2);
+  });
+  // Pruning again at the same place deletes nothing but still replaces the checkpoint.
+  const AuditCheckpoint again{6, MacFor(5), kT2 + 1, "ak3", std::string(64, 'e')};
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK_AND_ASSIGN(const std::int64_t deleted, txn.PruneAudit(again));
+    EXPECT_EQ(deleted, 0);
+  });
+  // The log goes on after a prune.
+  InWriteTxn(store(), [](Txn& txn) { ASSERT_OK(txn.InsertAudit(MakeAudit(9, kT2))); });
+
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::optional<AuditCheckpoint> checkpoint, txn->GetAuditCheckpoint());
+  ASSERT_TRUE(checkpoint.has_value());
+  ExpectSameCheckpoint(*checkpoint, again);
+  EXPECT_EQ(ScanSeqs(*txn, 0, 100), (SeqList{6, 7, 8, 9}));
+}
+
+TEST_P(StoreConformanceTest, PruneAuditOfAnEmptyPrefixStillStoresTheCheckpoint) {
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertAudit(MakeAudit(1, kT0)));
+    ASSERT_OK(txn.InsertAudit(MakeAudit(2, kT1)));
+  });
+  const AuditCheckpoint checkpoint{1, std::string(64, '0'), kT2, "ak1", MacFor(77)};
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK_AND_ASSIGN(const std::int64_t deleted, txn.PruneAudit(checkpoint));
+    EXPECT_EQ(deleted, 0);
+  });
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::optional<AuditCheckpoint> stored, txn->GetAuditCheckpoint());
+  ASSERT_TRUE(stored.has_value());
+  ExpectSameCheckpoint(*stored, checkpoint);
+  EXPECT_EQ(ScanSeqs(*txn, 0, 100), (SeqList{1, 2}));
+}
+
+TEST_P(StoreConformanceTest, AuditRecordsOutliveTheirOrg) {
+  CreateTwoOrgs(store());
+  AuditRow of_a = MakeAudit(1, kT0, "config.write");
+  of_a.org_id = kOrgA;
+  of_a.config_key = "db_url";
+  AuditRow of_b = MakeAudit(2, kT0, "config.write");
+  of_b.org_id = kOrgB;
+  AuditRow deletion = MakeAudit(3, kT1, "org.delete");
+  deletion.org_id = kOrgA;
+  // A record may name an org the store does not know (or no longer knows).
+  AuditRow unknown = MakeAudit(4, kT1, "org.read", "denied");
+  unknown.org_id = kMissingOrg;
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK(txn.InsertAudit(of_a));
+    ASSERT_OK(txn.InsertAudit(of_b));
+    ASSERT_OK(txn.DeleteOrg(kOrgA));
+    ASSERT_OK(txn.InsertAudit(deletion));
+    ASSERT_OK(txn.InsertAudit(unknown));
+  });
+  InWriteTxn(store(), [](Txn& txn) { ASSERT_OK(txn.DeleteOrg(kOrgB)); });
+
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<OrgRow> orgs, txn->ListOrgs());
+  EXPECT_TRUE(orgs.empty());
+  ASSERT_OK_AND_ASSIGN(std::vector<AuditRow> all, txn->ScanAudit(1, 100));
+  ASSERT_EQ(all.size(), 4u);
+  ExpectSameAudit(all[0], of_a);
+  ExpectSameAudit(all[1], of_b);
+  ExpectSameAudit(all[2], deletion);
+  ExpectSameAudit(all[3], unknown);
+  AuditFilter f;
+  f.org_id = kOrgA;
+  EXPECT_EQ(ListSeqs(*txn, f), (SeqList{3, 1}));
+  f.org_id = kMissingOrg;
+  EXPECT_EQ(ListSeqs(*txn, f), (SeqList{4}));
+}
+
+TEST_P(StoreConformanceTest, AuditWritesOnReadTxnAreRejected) {
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertAudit(MakeAudit(1, kT0)));
+    ASSERT_OK(txn.InsertAudit(MakeAudit(2, kT1)));
+  });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+    EXPECT_ERROR_CODE(txn->InsertAudit(MakeAudit(3, kT2)), ErrorCode::kFailedPrecondition);
+    EXPECT_ERROR_CODE(txn->PruneAudit(AuditCheckpoint{2, MacFor(1), kT2, "ak1", MacFor(50)}),
+                      ErrorCode::kFailedPrecondition);
+    // Reading still works in the same transaction.
+    ASSERT_OK_AND_ASSIGN(std::optional<AuditRow> last, txn->GetLastAudit());
+    ASSERT_TRUE(last.has_value());
+    EXPECT_EQ(last->seq, 2);
+    ASSERT_OK(txn->Commit());
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  EXPECT_EQ(ScanSeqs(*txn, 0, 100), (SeqList{1, 2}));
+  ASSERT_OK_AND_ASSIGN(std::optional<AuditCheckpoint> checkpoint, txn->GetAuditCheckpoint());
+  EXPECT_FALSE(checkpoint.has_value());
+}
+
+TEST_P(StoreConformanceTest, UncommittedAuditWritesLeaveNoTrace) {
+  InWriteTxn(store(), [](Txn& txn) {
+    for (std::int64_t seq = 1; seq <= 3; ++seq) ASSERT_OK(txn.InsertAudit(MakeAudit(seq, kT0)));
+  });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    ASSERT_OK(txn->InsertAudit(MakeAudit(4, kT1)));
+    ASSERT_OK_AND_ASSIGN(const std::int64_t deleted,
+                         txn->PruneAudit(AuditCheckpoint{3, MacFor(2), kT1, "ak1", MacFor(60)}));
+    EXPECT_EQ(deleted, 2);
+    ASSERT_OK_AND_ASSIGN(std::optional<AuditRow> last, txn->GetLastAudit());
+    ASSERT_TRUE(last.has_value());
+    EXPECT_EQ(last->seq, 4);
+    // Not committed: a reader sees none of it.
+    ASSERT_OK_AND_ASSIGN(auto reader, store().Begin(TxnMode::kRead));
+    EXPECT_EQ(ScanSeqs(*reader, 0, 100), (SeqList{1, 2, 3}));
+    // Destroyed without Commit.
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+    EXPECT_EQ(ScanSeqs(*txn, 0, 100), (SeqList{1, 2, 3}));
+    ASSERT_OK_AND_ASSIGN(std::optional<AuditRow> last, txn->GetLastAudit());
+    ASSERT_TRUE(last.has_value());
+    EXPECT_EQ(last->seq, 3);
+    ASSERT_OK_AND_ASSIGN(std::optional<AuditCheckpoint> checkpoint, txn->GetAuditCheckpoint());
+    EXPECT_FALSE(checkpoint.has_value());
+  }
+  // Seq 4 is free again.
+  InWriteTxn(store(), [](Txn& txn) { ASSERT_OK(txn.InsertAudit(MakeAudit(4, kT2))); });
 }
 
 // ---- Concurrency

@@ -16,7 +16,9 @@
 // that began it and must not be shared.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -90,6 +92,52 @@ struct TokenRow {
   std::optional<UnixMicros> revoked_at;
 };
 
+// One record of the audit log (docs/audit.md). Records form a hash chain: `mac` is the
+// HMAC of the record's content and of `prev_mac` under the audit key named by `key_id`.
+// The store keeps them as given and computes nothing; the audit module makes and checks
+// the chain. Optional text fields are nullopt when they do not apply (an authentication
+// failure has no actor, an org operation no config key).
+struct AuditRow {
+  std::int64_t seq = 0;  // 1, 2, 3, ... without gaps
+  UnixMicros time = 0;
+  std::string action;   // e.g. "config.reveal"
+  std::string outcome;  // "success" | "denied" | "error"
+  std::optional<std::string> org_id;
+  std::optional<std::string> config_key;
+  std::optional<std::string> actor_id;    // token (or user) id
+  std::optional<std::string> actor_name;  // token (or user) name
+  std::string client_address;             // "ip:port", or "" for a local command
+  std::string request_id;                 // "" for a local command
+  std::optional<std::string> execution_id;  // workflow execution, when the access came from one
+  std::string detail;   // error code, counts: never a value, token or body
+  std::string key_id;   // id of the audit MAC key
+  std::string prev_mac; // hex; 64 zeros for the first record of a chain
+  std::string mac;      // hex
+};
+
+// Where the kept part of a pruned audit log begins, signed with the audit key: records
+// before first_seq were deleted on purpose, and record first_seq must carry prev_mac.
+struct AuditCheckpoint {
+  std::int64_t first_seq = 0;
+  std::string prev_mac;  // hex: the mac of record first_seq - 1
+  UnixMicros created_at = 0;
+  std::string key_id;
+  std::string mac;  // hex
+};
+
+// Which audit records to list. Every set field must match; all conditions are ANDed.
+struct AuditFilter {
+  std::optional<std::string> org_id;
+  std::optional<std::string> config_key;
+  std::optional<std::string> action;
+  std::optional<std::string> actor;    // matches actor_id or actor_name
+  std::optional<std::string> outcome;
+  std::optional<UnixMicros> since;     // time >= since
+  std::optional<UnixMicros> until;     // time < until
+  std::optional<std::int64_t> before_seq;  // seq < before_seq (the next page)
+  std::size_t limit = 100;
+};
+
 enum class TxnMode { kRead, kWrite };
 
 class Txn {
@@ -147,7 +195,31 @@ class Txn {
   // Keys this database has been used with. InsertKeyCheck: kAlreadyExists on a duplicate id.
   virtual Result<std::vector<KeyCheckRow>> ListKeyChecks() = 0;
   virtual Status InsertKeyCheck(const KeyCheckRow& row) = 0;
+
+  // Audit log. Rows are never updated; they are deleted only by PruneAudit.
+  // The record with the highest seq, or nullopt when there is none.
+  virtual Result<std::optional<AuditRow>> GetLastAudit() = 0;
+  // kAlreadyExists on a duplicate seq.
+  virtual Status InsertAudit(const AuditRow& row) = 0;
+  // Newest first (seq descending), at most filter.limit.
+  virtual Result<std::vector<AuditRow>> ListAudit(const AuditFilter& filter) = 0;
+  // Records with seq >= from_seq, ascending, at most `limit`: for walking the chain.
+  virtual Result<std::vector<AuditRow>> ScanAudit(std::int64_t from_seq, std::size_t limit) = 0;
+  // The smallest seq whose time is >= `time`, or nullopt.
+  virtual Result<std::optional<std::int64_t>> FirstAuditSeqSince(UnixMicros time) = 0;
+  virtual Result<std::optional<AuditCheckpoint>> GetAuditCheckpoint() = 0;
+  // Deletes every record with seq < checkpoint.first_seq and replaces the stored checkpoint
+  // (there is at most one) with `checkpoint`. Returns how many records were deleted.
+  virtual Result<std::int64_t> PruneAudit(const AuditCheckpoint& checkpoint) = 0;
 };
+
+// Work a service runs inside its own write transaction just before committing it, so that
+// it commits or rolls back with the rest (the audit record of a change). An error rolls
+// the whole transaction back and is returned by the service.
+using CommitHook = std::function<Status(Txn& txn)>;
+// The same, told what the transaction is about to commit (the row written).
+template <typename T>
+using CommitHookWith = std::function<Status(Txn& txn, const T& written)>;
 
 class Store {
  public:

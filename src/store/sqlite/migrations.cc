@@ -63,6 +63,52 @@ CREATE TABLE tokens (
 -- Listing one org's tokens newest first, and the ON DELETE CASCADE from organizations.
 CREATE INDEX tokens_org_id ON tokens (org_id, created_at DESC, id);
 )sql"},
+    {3, "audit_log", R"sql(
+-- The audit log (docs/audit.md): append-only records forming a hash chain, kept exactly as
+-- the audit module gives them (the store computes no MAC). seq is the chain position, given
+-- by the caller and never assigned here (no AUTOINCREMENT; a duplicate is refused). Rows are
+-- never updated and are deleted only by pruning, below a signed checkpoint.
+-- org_id deliberately has no foreign key: the record of what happened in an organization
+-- must outlive the organization. NULL text columns mean "does not apply" (no actor for an
+-- authentication failure, no config key for an org operation).
+CREATE TABLE audit_log (
+  seq            INTEGER PRIMARY KEY CHECK (seq >= 1),
+  time           INTEGER NOT NULL,
+  action         TEXT    NOT NULL,
+  outcome        TEXT    NOT NULL CHECK (outcome IN ('success', 'denied', 'error')),
+  org_id         TEXT    NULL,
+  config_key     TEXT    NULL,
+  actor_id       TEXT    NULL,
+  actor_name     TEXT    NULL,
+  client_address TEXT    NOT NULL,
+  request_id     TEXT    NOT NULL,
+  execution_id   TEXT    NULL,
+  detail         TEXT    NOT NULL,
+  key_id         TEXT    NOT NULL,
+  prev_mac       TEXT    NOT NULL,
+  mac            TEXT    NOT NULL
+) STRICT;
+
+-- Every audited request pays for each index on insert, so only two: one org's records
+-- newest first (partial: platform records without an org are not in it), and time, for a
+-- listing between two times. Other filters (action, actor, outcome, config key) are checked
+-- while walking seq downwards, stopping at the page limit; the first seq since a time (what
+-- retention prunes up to) walks seq upwards from the start of the log.
+CREATE INDEX audit_log_org_seq ON audit_log (org_id, seq) WHERE org_id IS NOT NULL;
+CREATE INDEX audit_log_time ON audit_log (time);
+
+-- Where the kept part of a pruned audit log begins, signed by the audit module: records
+-- below first_seq were deleted on purpose, and record first_seq carries prev_mac. At most
+-- one row (id is always 1); pruning replaces it in the same transaction as the deletion.
+CREATE TABLE audit_checkpoint (
+  id         INTEGER PRIMARY KEY CHECK (id = 1),
+  first_seq  INTEGER NOT NULL CHECK (first_seq >= 1),
+  prev_mac   TEXT    NOT NULL,
+  created_at INTEGER NOT NULL,
+  key_id     TEXT    NOT NULL,
+  mac        TEXT    NOT NULL
+) STRICT;
+)sql"},
 };
 
 constexpr const char* kCreateMigrationsTable = R"sql(

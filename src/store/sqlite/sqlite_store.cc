@@ -11,8 +11,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
+#include <optional>
+#include <string>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include "store/sqlite/connection.h"
 #include "store/sqlite/migrations.h"
@@ -217,6 +220,46 @@ Status ValidateTokenRow(const TokenRow& row) {
   return Ok();
 }
 
+std::string AuditSubject(std::int64_t seq) {
+  std::string subject = "audit record ";
+  subject += std::to_string(seq);
+  return subject;
+}
+
+AuditRow ReadAuditRow(const Statement& stmt) {
+  AuditRow row;
+  row.seq = stmt.ColumnInt64(0);
+  row.time = stmt.ColumnInt64(1);
+  row.action = stmt.ColumnText(2);
+  row.outcome = stmt.ColumnText(3);
+  row.org_id = stmt.ColumnOptionalText(4);
+  row.config_key = stmt.ColumnOptionalText(5);
+  row.actor_id = stmt.ColumnOptionalText(6);
+  row.actor_name = stmt.ColumnOptionalText(7);
+  row.client_address = stmt.ColumnText(8);
+  row.request_id = stmt.ColumnText(9);
+  row.execution_id = stmt.ColumnOptionalText(10);
+  row.detail = stmt.ColumnText(11);
+  row.key_id = stmt.ColumnText(12);
+  row.prev_mac = stmt.ColumnText(13);
+  row.mac = stmt.ColumnText(14);
+  return row;
+}
+
+// An audit record's own rules, checked before SQLite's CHECK constraints so that the message
+// names the record. Nothing about the chain is checked: that is the audit module's job.
+Status ValidateAuditRow(const AuditRow& row) {
+  if (row.seq < 1) {
+    return Fail(ErrorCode::kInvalidArgument, AuditSubject(row.seq) + ": seq must be at least 1");
+  }
+  const std::string_view outcome = row.outcome;
+  if (outcome != "success" && outcome != "denied" && outcome != "error") {
+    return Fail(ErrorCode::kInvalidArgument,
+                AuditSubject(row.seq) + " has unknown outcome '" + row.outcome + "'");
+  }
+  return Ok();
+}
+
 // ---- SQL. Constant text only; every value is bound. Config queries exist in a global and
 // an org variant because "org_id IS ?" defeats the partial unique indexes.
 
@@ -294,6 +337,71 @@ constexpr std::string_view kListKeyChecks =
     "SELECT key_id, check_value, added_at FROM key_checks ORDER BY added_at, key_id";
 constexpr std::string_view kInsertKeyCheck =
     "INSERT INTO key_checks (key_id, check_value, added_at) VALUES (?1, ?2, ?3)";
+
+// The columns every audit query returns, in ReadAuditRow's order. A macro so that the list
+// is written once and the statements stay constant literals.
+#define BIFROST_AUDIT_COLUMNS                                                              \
+  "seq, time, action, outcome, org_id, config_key, actor_id, actor_name, client_address, " \
+  "request_id, execution_id, detail, key_id, prev_mac, mac"
+
+constexpr std::string_view kInsertAudit =
+    "INSERT INTO audit_log (" BIFROST_AUDIT_COLUMNS
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+constexpr std::string_view kGetLastAudit =
+    "SELECT " BIFROST_AUDIT_COLUMNS " FROM audit_log ORDER BY seq DESC LIMIT 1";
+constexpr std::string_view kScanAudit =
+    "SELECT " BIFROST_AUDIT_COLUMNS " FROM audit_log WHERE seq >= ?1 ORDER BY seq LIMIT ?2";
+// ListAudit's statement is assembled from these fixed parts (see AuditListSql): one
+// statement per combination of set filter fields, so that a set org_id can use its index
+// (a single "(?1 IS NULL OR org_id = ?1)" statement could not). Each field has its own
+// parameter number whichever others are present.
+constexpr std::string_view kListAuditHead = "SELECT " BIFROST_AUDIT_COLUMNS " FROM audit_log";
+constexpr std::string_view kListAuditTail = " ORDER BY seq DESC LIMIT ?9";
+#undef BIFROST_AUDIT_COLUMNS
+constexpr std::string_view kAuditFilterOrg = "org_id = ?1";
+constexpr std::string_view kAuditFilterConfigKey = "config_key = ?2";
+constexpr std::string_view kAuditFilterAction = "action = ?3";
+constexpr std::string_view kAuditFilterActor = "(actor_id = ?4 OR actor_name = ?4)";
+constexpr std::string_view kAuditFilterOutcome = "outcome = ?5";
+constexpr std::string_view kAuditFilterSince = "time >= ?6";
+constexpr std::string_view kAuditFilterUntil = "time < ?7";
+constexpr std::string_view kAuditFilterBeforeSeq = "seq < ?8";
+// min() gives one row, NULL when no record is that recent. SQLite answers it by walking seq
+// upwards to the first match: cheap for retention, whose cutoff is near the start of the log.
+constexpr std::string_view kFirstAuditSeqSince = "SELECT min(seq) FROM audit_log WHERE time >= ?1";
+constexpr std::string_view kGetAuditCheckpoint =
+    "SELECT first_seq, prev_mac, created_at, key_id, mac FROM audit_checkpoint WHERE id = 1";
+constexpr std::string_view kPruneAudit = "DELETE FROM audit_log WHERE seq < ?1";
+constexpr std::string_view kPutAuditCheckpoint =
+    "INSERT INTO audit_checkpoint (id, first_seq, prev_mac, created_at, key_id, mac) "
+    "VALUES (1, ?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO UPDATE SET first_seq = excluded.first_seq, "
+    "prev_mac = excluded.prev_mac, created_at = excluded.created_at, key_id = excluded.key_id, "
+    "mac = excluded.mac";
+
+// The ListAudit statement for the fields set in `filter`: constant parts only, values are
+// bound by number. At most 2^8 distinct texts, each prepared once per connection.
+std::string AuditListSql(const AuditFilter& filter) {
+  std::string sql(kListAuditHead);
+  const std::pair<bool, std::string_view> conditions[] = {
+      {filter.org_id.has_value(), kAuditFilterOrg},
+      {filter.config_key.has_value(), kAuditFilterConfigKey},
+      {filter.action.has_value(), kAuditFilterAction},
+      {filter.actor.has_value(), kAuditFilterActor},
+      {filter.outcome.has_value(), kAuditFilterOutcome},
+      {filter.since.has_value(), kAuditFilterSince},
+      {filter.until.has_value(), kAuditFilterUntil},
+      {filter.before_seq.has_value(), kAuditFilterBeforeSeq},
+  };
+  std::string_view joiner = " WHERE ";
+  for (const auto& [set, condition] : conditions) {
+    if (!set) continue;
+    sql += joiner;
+    sql += condition;
+    joiner = " AND ";
+  }
+  sql += kListAuditTail;
+  return sql;
+}
 
 }  // namespace
 
@@ -498,8 +606,7 @@ class SqliteTxn final : public Txn {
     BIFROST_ASSIGN_OR_RETURN(
         Statement stmt, connection_->Prepare(kListNotSealedBy, "list configs not sealed by a key"));
     stmt.BindText(1, key_id);
-    constexpr auto kMaxLimit = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
-    stmt.BindInt64(2, static_cast<std::int64_t>(limit > kMaxLimit ? kMaxLimit : limit));
+    stmt.BindInt64(2, LimitValue(limit));
     return ReadConfigRows(stmt);
   }
 
@@ -604,7 +711,141 @@ class SqliteTxn final : public Txn {
     return Fail(Annotate(inserted.error(), "key check for key '" + row.key_id + "'"));
   }
 
+  // ---- Audit log
+
+  Result<std::optional<AuditRow>> GetLastAudit() override {
+    BIFROST_RETURN_IF_ERROR(CheckUsable());
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt,
+                             connection_->Prepare(kGetLastAudit, "get last audit record"));
+    BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
+    if (!has_row) return std::optional<AuditRow>();
+    return std::optional<AuditRow>(ReadAuditRow(stmt));
+  }
+
+  Status InsertAudit(const AuditRow& row) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("InsertAudit"));
+    BIFROST_RETURN_IF_ERROR(ValidateAuditRow(row));
+    Status inserted = [&]() -> Status {
+      BIFROST_ASSIGN_OR_RETURN(Statement stmt,
+                               connection_->Prepare(kInsertAudit, "insert audit record"));
+      stmt.BindInt64(1, row.seq);
+      stmt.BindInt64(2, row.time);
+      stmt.BindText(3, row.action);
+      stmt.BindText(4, row.outcome);
+      stmt.BindOptionalText(5, row.org_id);
+      stmt.BindOptionalText(6, row.config_key);
+      stmt.BindOptionalText(7, row.actor_id);
+      stmt.BindOptionalText(8, row.actor_name);
+      stmt.BindText(9, row.client_address);
+      stmt.BindText(10, row.request_id);
+      stmt.BindOptionalText(11, row.execution_id);
+      stmt.BindText(12, row.detail);
+      stmt.BindText(13, row.key_id);
+      stmt.BindText(14, row.prev_mac);
+      stmt.BindText(15, row.mac);
+      return stmt.Run();
+    }();
+    if (inserted) return Ok();
+    if (inserted.error().code() == ErrorCode::kAlreadyExists) {
+      return Fail(ErrorCode::kAlreadyExists, AuditSubject(row.seq) + " already exists");
+    }
+    return Fail(Annotate(inserted.error(), AuditSubject(row.seq)));
+  }
+
+  Result<std::vector<AuditRow>> ListAudit(const AuditFilter& filter) override {
+    BIFROST_RETURN_IF_ERROR(CheckUsable());
+    const std::string sql = AuditListSql(filter);
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(sql, "list audit records"));
+    if (filter.org_id) stmt.BindText(1, *filter.org_id);
+    if (filter.config_key) stmt.BindText(2, *filter.config_key);
+    if (filter.action) stmt.BindText(3, *filter.action);
+    if (filter.actor) stmt.BindText(4, *filter.actor);
+    if (filter.outcome) stmt.BindText(5, *filter.outcome);
+    if (filter.since) stmt.BindInt64(6, *filter.since);
+    if (filter.until) stmt.BindInt64(7, *filter.until);
+    if (filter.before_seq) stmt.BindInt64(8, *filter.before_seq);
+    stmt.BindInt64(9, LimitValue(filter.limit));
+    return ReadAuditRows(stmt);
+  }
+
+  Result<std::vector<AuditRow>> ScanAudit(std::int64_t from_seq, std::size_t limit) override {
+    BIFROST_RETURN_IF_ERROR(CheckUsable());
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt,
+                             connection_->Prepare(kScanAudit, "scan audit records"));
+    stmt.BindInt64(1, from_seq);
+    stmt.BindInt64(2, LimitValue(limit));
+    return ReadAuditRows(stmt);
+  }
+
+  Result<std::optional<std::int64_t>> FirstAuditSeqSince(UnixMicros time) override {
+    BIFROST_RETURN_IF_ERROR(CheckUsable());
+    BIFROST_ASSIGN_OR_RETURN(
+        Statement stmt,
+        connection_->Prepare(kFirstAuditSeqSince, "find the first audit record since a time"));
+    stmt.BindInt64(1, time);
+    BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
+    if (!has_row) return Fail(ErrorCode::kInternal, "min(seq) of audit_log returned no row");
+    const std::optional<std::int64_t> seq = ColumnOptionalInt64(stmt, 0);
+    BIFROST_RETURN_IF_ERROR(stmt.Run());
+    return seq;
+  }
+
+  Result<std::optional<AuditCheckpoint>> GetAuditCheckpoint() override {
+    BIFROST_RETURN_IF_ERROR(CheckUsable());
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt,
+                             connection_->Prepare(kGetAuditCheckpoint, "get audit checkpoint"));
+    BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
+    if (!has_row) return std::optional<AuditCheckpoint>();
+    return std::optional<AuditCheckpoint>(AuditCheckpoint{stmt.ColumnInt64(0), stmt.ColumnText(1),
+                                                          stmt.ColumnInt64(2), stmt.ColumnText(3),
+                                                          stmt.ColumnText(4)});
+  }
+
+  Result<std::int64_t> PruneAudit(const AuditCheckpoint& checkpoint) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("PruneAudit"));
+    if (checkpoint.first_seq < 1) {
+      std::string message = "audit checkpoint: first_seq must be at least 1, not ";
+      message += std::to_string(checkpoint.first_seq);
+      return Fail(ErrorCode::kInvalidArgument, std::move(message));
+    }
+    std::int64_t deleted = 0;
+    {
+      BIFROST_ASSIGN_OR_RETURN(Statement stmt,
+                               connection_->Prepare(kPruneAudit, "prune audit records"));
+      stmt.BindInt64(1, checkpoint.first_seq);
+      Status pruned = stmt.Run();
+      if (!pruned) return Fail(Annotate(pruned.error(), "audit log"));
+      deleted = connection_->Changes();
+    }
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt,
+                             connection_->Prepare(kPutAuditCheckpoint, "store audit checkpoint"));
+    stmt.BindInt64(1, checkpoint.first_seq);
+    stmt.BindText(2, checkpoint.prev_mac);
+    stmt.BindInt64(3, checkpoint.created_at);
+    stmt.BindText(4, checkpoint.key_id);
+    stmt.BindText(5, checkpoint.mac);
+    Status stored = stmt.Run();
+    if (!stored) return Fail(Annotate(stored.error(), "audit checkpoint"));
+    return deleted;
+  }
+
  private:
+  // A caller's row limit as a SQLite LIMIT value (size_t may exceed int64).
+  static std::int64_t LimitValue(std::size_t limit) {
+    constexpr auto kMaxLimit = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+    return static_cast<std::int64_t>(limit > kMaxLimit ? kMaxLimit : limit);
+  }
+
+  static Result<std::vector<AuditRow>> ReadAuditRows(Statement& stmt) {
+    std::vector<AuditRow> rows;
+    while (true) {
+      BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
+      if (!has_row) break;
+      rows.push_back(ReadAuditRow(stmt));
+    }
+    return rows;
+  }
+
   Status Exec(std::string_view sql, std::string_view what) {
     BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(sql, what));
     return stmt.Run();

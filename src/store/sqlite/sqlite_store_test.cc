@@ -75,6 +75,24 @@ class RawDb {
     return value;
   }
 
+  // The detail column of every row of EXPLAIN QUERY PLAN for `sql`, joined by " | ".
+  std::string QueryPlan(const std::string& sql) {
+    const std::string explain = "EXPLAIN QUERY PLAN " + sql;
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db_, explain.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
+      ADD_FAILURE() << explain << ": " << sqlite3_errmsg(db_);
+      return "";
+    }
+    std::string plan;
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+      const unsigned char* detail = sqlite3_column_text(stmt, 3);
+      if (!plan.empty()) plan += " | ";
+      if (detail != nullptr) plan += reinterpret_cast<const char*>(detail);
+    }
+    sqlite3_finalize(stmt);
+    return plan;
+  }
+
   // The result code of running `sql`, failures included.
   int TryExec(const std::string& sql) {
     return sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);
@@ -134,7 +152,7 @@ class SqliteStoreTest : public ::testing::Test {
 TEST_F(SqliteStoreTest, OpenReportsBackendAndPath) {
   ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
   EXPECT_EQ(store->BackendName(), "sqlite");
-  EXPECT_EQ(store->SchemaVersion(), 2);
+  EXPECT_EQ(store->SchemaVersion(), 3);
   EXPECT_EQ(store->database_path(), db_path_);
 }
 
@@ -165,24 +183,25 @@ TEST_F(SqliteStoreTest, EveryConnectionHasTheRequiredSettings) {
 TEST_F(SqliteStoreTest, SchemaMigrationsRecordsEachVersionOnceAcrossReopens) {
   {
     ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
-    EXPECT_EQ(store->SchemaVersion(), 2);
+    EXPECT_EQ(store->SchemaVersion(), 3);
   }
   clock_.AdvanceMicros(60'000'000);
   {
     ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
-    EXPECT_EQ(store->SchemaVersion(), 2);
+    EXPECT_EQ(store->SchemaVersion(), 3);
   }
   RawDb raw(db_path_);
   ASSERT_TRUE(raw.IsOpen());
   EXPECT_EQ(raw.QueryText("SELECT count(*) FROM schema_migrations"),
-            std::optional<std::string>("2"));
+            std::optional<std::string>("3"));
   EXPECT_EQ(raw.QueryText("SELECT group_concat(version || ':' || name || ':' || applied_at, ' ') "
                           "FROM (SELECT * FROM schema_migrations ORDER BY version)"),
             std::optional<std::string>("1:initial_schema:" + std::to_string(kT0) +
-                                       " 2:api_tokens:" + std::to_string(kT0)));
-  // The tables of migrations 1 and 2 exist and are STRICT.
-  for (const char* table :
-       {"organizations", "configs", "key_checks", "tokens", "schema_migrations"}) {
+                                       " 2:api_tokens:" + std::to_string(kT0) +
+                                       " 3:audit_log:" + std::to_string(kT0)));
+  // The tables of every migration exist and are STRICT.
+  for (const char* table : {"organizations", "configs", "key_checks", "tokens", "audit_log",
+                            "audit_checkpoint", "schema_migrations"}) {
     EXPECT_EQ(raw.QueryText(std::string("SELECT strict FROM pragma_table_list WHERE name = '") +
                             table + "'"),
               std::optional<std::string>("1"))
@@ -210,24 +229,26 @@ TEST_F(SqliteStoreTest, ConcurrentOpensOfAFreshDatabaseMigrateOnce) {
   for (std::thread& thread : threads) thread.join();
   for (int i = 0; i < kOpeners; ++i) {
     EXPECT_FALSE(errors[i].has_value()) << errors[i]->ToString();
-    EXPECT_EQ(versions[i], 2);
+    EXPECT_EQ(versions[i], 3);
   }
   RawDb raw(db_path_);
   ASSERT_TRUE(raw.IsOpen());
   EXPECT_EQ(raw.QueryText("SELECT count(*) FROM schema_migrations"),
-            std::optional<std::string>("2"));
+            std::optional<std::string>("3"));
 }
 
-// A database written by a binary that knew only migration 1 is brought to version 2 on open,
-// keeping its data, and migration 2 is recorded with the time of that open.
-TEST_F(SqliteStoreTest, VersionOneDatabaseIsMigratedToVersionTwo) {
+// A database written by a binary that knew only migration 1 is brought to the latest version
+// on open, keeping its data, and migrations 2 and 3 are recorded with the time of that open.
+TEST_F(SqliteStoreTest, VersionOneDatabaseIsMigratedToLatest) {
   { ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options())); }
   {
     // Roll the file back to what migration 1 alone leaves, plus some data.
     RawDb raw(db_path_);
     ASSERT_TRUE(raw.IsOpen());
+    ASSERT_TRUE(raw.Exec("DROP TABLE audit_checkpoint"));
+    ASSERT_TRUE(raw.Exec("DROP TABLE audit_log"));
     ASSERT_TRUE(raw.Exec("DROP TABLE tokens"));
-    ASSERT_TRUE(raw.Exec("DELETE FROM schema_migrations WHERE version = 2"));
+    ASSERT_TRUE(raw.Exec("DELETE FROM schema_migrations WHERE version >= 2"));
     ASSERT_TRUE(raw.Exec("INSERT INTO organizations (id, name, created_at) VALUES ('" + kOrgA +
                          "', 'acme', 0)"));
     EXPECT_EQ(raw.QueryText("SELECT count(*) FROM sqlite_schema WHERE name = 'tokens'"),
@@ -235,7 +256,7 @@ TEST_F(SqliteStoreTest, VersionOneDatabaseIsMigratedToVersionTwo) {
   }
   clock_.AdvanceMicros(5'000'000);
   ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
-  EXPECT_EQ(store->SchemaVersion(), 2);
+  EXPECT_EQ(store->SchemaVersion(), 3);
   {
     ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
     ASSERT_OK_AND_ASSIGN(std::optional<OrgRow> org, txn->GetOrgById(kOrgA));
@@ -255,6 +276,8 @@ TEST_F(SqliteStoreTest, VersionOneDatabaseIsMigratedToVersionTwo) {
   ASSERT_TRUE(raw.IsOpen());
   EXPECT_EQ(raw.QueryText("SELECT applied_at FROM schema_migrations WHERE version = 2"),
             std::optional<std::string>(std::to_string(kT0 + 5'000'000)));
+  EXPECT_EQ(raw.QueryText("SELECT applied_at FROM schema_migrations WHERE version = 3"),
+            std::optional<std::string>(std::to_string(kT0 + 5'000'000)));
   EXPECT_EQ(raw.QueryText("SELECT applied_at FROM schema_migrations WHERE version = 1"),
             std::optional<std::string>(std::to_string(kT0)));
   EXPECT_EQ(raw.QueryText("SELECT count(*) FROM tokens"), std::optional<std::string>("1"));
@@ -262,6 +285,157 @@ TEST_F(SqliteStoreTest, VersionOneDatabaseIsMigratedToVersionTwo) {
   EXPECT_EQ(raw.QueryText("SELECT count(*) FROM pragma_index_list('tokens') "
                           "WHERE name = 'tokens_org_id'"),
             std::optional<std::string>("1"));
+}
+
+// A database written by a binary that knew migrations 1 and 2 gains the audit tables on
+// open, keeping its orgs, configs and tokens; migration 3 is recorded with that open's time.
+TEST_F(SqliteStoreTest, VersionTwoDatabaseIsMigratedToVersionThree) {
+  const std::string token_id = "7d1c1d8e-3d6c-4b53-9a39-5b0e7c6f0001";
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
+    ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
+    ASSERT_OK(txn->InsertOrg(OrgRow{kOrgA, "acme", kT0}));
+    TokenRow token;
+    token.id = token_id;
+    token.name = "ci";
+    token.org_id = kOrgA;
+    token.role = "member";
+    token.hash = std::string(64, 'a');
+    token.created_by = "bootstrap";
+    ASSERT_OK(txn->InsertToken(token));
+    ASSERT_OK(txn->Commit());
+  }
+  {
+    // Roll the file back to what migrations 1 and 2 leave.
+    RawDb raw(db_path_);
+    ASSERT_TRUE(raw.IsOpen());
+    ASSERT_TRUE(raw.Exec("DROP TABLE audit_checkpoint"));
+    ASSERT_TRUE(raw.Exec("DROP TABLE audit_log"));
+    ASSERT_TRUE(raw.Exec("DELETE FROM schema_migrations WHERE version = 3"));
+    EXPECT_EQ(raw.QueryText("SELECT count(*) FROM sqlite_schema WHERE name LIKE 'audit%'"),
+              std::optional<std::string>("0"));
+  }
+  clock_.AdvanceMicros(7'000'000);
+  ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
+  EXPECT_EQ(store->SchemaVersion(), 3);
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
+    ASSERT_OK_AND_ASSIGN(std::optional<OrgRow> org, txn->GetOrgById(kOrgA));
+    ASSERT_TRUE(org.has_value());
+    ASSERT_OK_AND_ASSIGN(std::optional<TokenRow> token, txn->GetTokenById(token_id));
+    ASSERT_TRUE(token.has_value());
+    ASSERT_OK_AND_ASSIGN(std::optional<AuditRow> none, txn->GetLastAudit());
+    EXPECT_FALSE(none.has_value());
+    AuditRow row;
+    row.seq = 1;
+    row.time = kT0;
+    row.action = "org.create";
+    row.outcome = "success";
+    row.org_id = kOrgA;
+    row.key_id = "ak1";
+    row.prev_mac = std::string(64, '0');
+    row.mac = std::string(64, 'f');
+    ASSERT_OK(txn->InsertAudit(row));
+    ASSERT_OK_AND_ASSIGN(const std::int64_t pruned,
+                         txn->PruneAudit(AuditCheckpoint{1, row.prev_mac, kT0, "ak1", row.mac}));
+    EXPECT_EQ(pruned, 0);
+    ASSERT_OK(txn->Commit());
+  }
+  RawDb raw(db_path_);
+  ASSERT_TRUE(raw.IsOpen());
+  EXPECT_EQ(raw.QueryText("SELECT group_concat(version || ':' || name || ':' || applied_at, ' ') "
+                          "FROM (SELECT * FROM schema_migrations ORDER BY version)"),
+            std::optional<std::string>("1:initial_schema:" + std::to_string(kT0) +
+                                       " 2:api_tokens:" + std::to_string(kT0) +
+                                       " 3:audit_log:" + std::to_string(kT0 + 7'000'000)));
+  for (const char* table : {"audit_log", "audit_checkpoint"}) {
+    EXPECT_EQ(raw.QueryText(std::string("SELECT strict FROM pragma_table_list WHERE name = '") +
+                            table + "'"),
+              std::optional<std::string>("1"))
+        << table;
+  }
+  EXPECT_EQ(raw.QueryText("SELECT group_concat(name, ' ') FROM (SELECT name FROM "
+                          "pragma_index_list('audit_log') WHERE origin = 'c' ORDER BY name)"),
+            std::optional<std::string>("audit_log_org_seq audit_log_time"));
+  EXPECT_EQ(raw.QueryText("SELECT count(*) FROM audit_log"), std::optional<std::string>("1"));
+  EXPECT_EQ(raw.QueryText("SELECT count(*) FROM tokens"), std::optional<std::string>("1"));
+}
+
+// The audit tables refuse what the store refuses, and keep no foreign key to organizations.
+TEST_F(SqliteStoreTest, SchemaEnforcesAuditOutcomeUniqueSeqAndOneCheckpoint) {
+  { ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options())); }
+  RawDb raw(db_path_);
+  ASSERT_TRUE(raw.IsOpen());
+  ASSERT_TRUE(raw.Exec("PRAGMA foreign_keys=ON"));  // off by default per connection
+  ASSERT_TRUE(raw.Exec("INSERT INTO organizations (id, name, created_at) VALUES ('o1', 'a', 0)"));
+  const std::string insert =
+      "INSERT INTO audit_log (seq, time, action, outcome, org_id, config_key, actor_id, "
+      "actor_name, client_address, request_id, execution_id, detail, key_id, prev_mac, mac) "
+      "VALUES ";
+  ASSERT_TRUE(raw.Exec(insert + "(1, 0, 'a', 'success', 'o1', NULL, NULL, NULL, '', '', NULL, "
+                                "'', 'k', 'p', 'm')"));
+  // An org the database never knew: allowed, there is no foreign key.
+  ASSERT_TRUE(raw.Exec(insert + "(2, 0, 'a', 'denied', 'nope', NULL, NULL, NULL, '', '', NULL, "
+                                "'', 'k', 'p', 'm')"));
+  for (const char* values : {
+           "(1, 0, 'a', 'error', NULL, NULL, NULL, NULL, '', '', NULL, '', 'k', 'p', 'm')",  // dup
+           "(3, 0, 'a', 'ok', NULL, NULL, NULL, NULL, '', '', NULL, '', 'k', 'p', 'm')",  // outcome
+           "(0, 0, 'a', 'error', NULL, NULL, NULL, NULL, '', '', NULL, '', 'k', 'p', 'm')",  // seq
+           "(3, 'now', 'a', 'error', NULL, NULL, NULL, NULL, '', '', NULL, '', 'k', 'p', 'm')",
+           "(3, 0, 'a', 'error', NULL, NULL, NULL, NULL, '', '', NULL, '', 'k', 'p', NULL)",  // mac
+           "(3, 0, NULL, 'error', NULL, NULL, NULL, NULL, '', '', NULL, '', 'k', 'p', 'm')",
+       }) {
+    EXPECT_EQ(raw.TryExec(insert + values) & 0xff, SQLITE_CONSTRAINT) << values;
+  }
+  EXPECT_EQ(raw.QueryText("SELECT count(*) FROM audit_log"), std::optional<std::string>("2"));
+
+  const std::string checkpoint =
+      "INSERT INTO audit_checkpoint (id, first_seq, prev_mac, created_at, key_id, mac) VALUES ";
+  ASSERT_TRUE(raw.Exec(checkpoint + "(1, 2, 'p', 0, 'k', 'm')"));
+  for (const char* values : {
+           "(1, 3, 'p', 0, 'k', 'm')",     // a second row with id 1
+           "(2, 3, 'p', 0, 'k', 'm')",     // any other id
+           "(NULL, 3, 'p', 0, 'k', 'm')",  // an assigned id (would be 2)
+       }) {
+    EXPECT_EQ(raw.TryExec(checkpoint + values) & 0xff, SQLITE_CONSTRAINT) << values;
+  }
+  EXPECT_EQ(raw.QueryText("SELECT count(*) FROM audit_checkpoint"),
+            std::optional<std::string>("1"));
+
+  // Deleting the org leaves its records.
+  ASSERT_TRUE(raw.Exec("DELETE FROM organizations WHERE id = 'o1'"));
+  EXPECT_EQ(raw.QueryText("SELECT group_concat(seq) FROM audit_log"),
+            std::optional<std::string>("1,2"));
+}
+
+// The one org index is usable for "org_id = ?" (a partial index needs the planner to see that
+// the query implies its WHERE clause) and gives seq order without a sort.
+TEST_F(SqliteStoreTest, AuditListByOrgUsesTheOrgIndex) {
+  { ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options())); }
+  RawDb raw(db_path_);
+  ASSERT_TRUE(raw.IsOpen());
+  const std::string plan = raw.QueryPlan(
+      "SELECT seq, time, action, outcome, org_id, config_key, actor_id, actor_name, "
+      "client_address, request_id, execution_id, detail, key_id, prev_mac, mac FROM audit_log "
+      "WHERE org_id = ?1 AND seq < ?8 ORDER BY seq DESC LIMIT ?9");
+  EXPECT_NE(plan.find("audit_log_org_seq (org_id=? AND seq<?)"), std::string::npos) << plan;
+  EXPECT_EQ(plan.find("TEMP B-TREE"), std::string::npos) << plan;
+}
+
+// Readers are query_only, so SQLite would refuse an audit write on them too; the store's own
+// check answers first, naming the operation.
+TEST_F(SqliteStoreTest, AuditWritesOnReadTxnAreRefusedByTheStoreItself) {
+  ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
+  ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kRead));
+  AuditRow row;
+  row.seq = 1;
+  row.outcome = "success";
+  const Status inserted = txn->InsertAudit(row);
+  ASSERT_FALSE(inserted.has_value());
+  EXPECT_EQ(inserted.error().message(), "InsertAudit called on a read transaction");
+  const Result<std::int64_t> pruned = txn->PruneAudit(AuditCheckpoint{1, "", kT0, "", ""});
+  ASSERT_FALSE(pruned.has_value());
+  EXPECT_EQ(pruned.error().message(), "PruneAudit called on a read transaction");
 }
 
 TEST_F(SqliteStoreTest, NewerSchemaVersionIsRefused) {
@@ -277,7 +451,7 @@ TEST_F(SqliteStoreTest, NewerSchemaVersionIsRefused) {
   ASSERT_FALSE(store.has_value());
   EXPECT_EQ(store.error().code(), ErrorCode::kFailedPrecondition) << store.error().ToString();
   EXPECT_EQ(store.error().message(),
-            "database schema version 7 is newer than this bifrost supports (2); upgrade bifrost");
+            "database schema version 7 is newer than this bifrost supports (3); upgrade bifrost");
 }
 
 TEST_F(SqliteStoreTest, DataIsDurableAcrossCloseAndReopen) {
