@@ -3,11 +3,21 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
 
 namespace bifrost {
 
 // Microseconds since the Unix epoch, UTC. The unit used for every stored timestamp.
 using UnixMicros = std::int64_t;
+
+// RFC 3339 in UTC with microseconds: "2026-12-02T04:01:17.123456Z".
+std::string FormatRfc3339(UnixMicros micros);
+// RFC 3339 date-time ("2026-12-02T04:01:17Z", "…17.5+01:00": a fraction of up to 9 digits,
+// truncated to microseconds; 'Z' or a ±hh:mm offset; 'T' or 't'), or a date alone
+// ("2026-12-02", midnight UTC). nullopt for anything else, including impossible dates.
+std::optional<UnixMicros> ParseRfc3339(std::string_view text);
 
 // Thread-safe: implementations may be called from any thread.
 class Clock {
