@@ -65,6 +65,8 @@ std::string_view ActionText(Action action) {
       return "write config";
     case Action::kTokenManage:
       return "manage tokens";
+    case Action::kAuditRead:
+      return "read the audit log";
   }
   return "do this";
 }
@@ -90,6 +92,7 @@ std::optional<Role> LeastOrgRoleFor(Action action) {
       return Role::kMember;
     case Action::kConfigWrite:
     case Action::kTokenManage:
+    case Action::kAuditRead:
       return Role::kAdmin;
   }
   return std::nullopt;
@@ -210,7 +213,9 @@ Status Authorize(const Principal& principal, Action action, const Target& target
 TokenService::TokenService(store::Store& store, const Clock& clock)
     : store_(&store), clock_(&clock) {}
 
-Result<CreatedToken> TokenService::Create(const NewToken& request, const Principal* creator) {
+Result<CreatedToken> TokenService::Create(
+    const NewToken& request, const Principal* creator,
+    const store::CommitHookWith<store::TokenRow>& before_commit) {
   // Who may ask for what comes first, so that a caller without the right learns nothing
   // about the request's org.
   if (creator != nullptr) {
@@ -274,6 +279,7 @@ Result<CreatedToken> TokenService::Create(const NewToken& request, const Princip
     }
   }
   BIFROST_RETURN_IF_ERROR(txn->InsertToken(row));
+  if (before_commit) BIFROST_RETURN_IF_ERROR(before_commit(*txn, row));
   BIFROST_RETURN_IF_ERROR(txn->Commit());
   return CreatedToken{std::move(row), std::move(token)};
 }
@@ -368,22 +374,24 @@ Result<std::vector<store::TokenRow>> TokenService::List(const Principal& caller,
   return txn->ListTokens(std::nullopt);
 }
 
-Status TokenService::Revoke(const Principal& caller, std::string_view token_id) {
+Status TokenService::Revoke(const Principal& caller, std::string_view token_id,
+                           const store::CommitHookWith<store::TokenRow>& before_commit) {
   if (caller.role != Role::kPlatformAdmin) {
     if (caller.role != Role::kAdmin || !caller.org_id.has_value()) {
       return Fail(Denied(caller.role, Action::kTokenManage, ""));
     }
   }
   BIFROST_ASSIGN_OR_RETURN(std::unique_ptr<store::Txn> txn, store_->Begin(store::TxnMode::kWrite));
+  BIFROST_ASSIGN_OR_RETURN(const std::optional<store::TokenRow> row, txn->GetTokenById(token_id));
   if (caller.role != Role::kPlatformAdmin) {
     // Absent and foreign tokens get the same answer: an org admin cannot probe for ids.
-    BIFROST_ASSIGN_OR_RETURN(const std::optional<store::TokenRow> row, txn->GetTokenById(token_id));
     if (!row.has_value() || row->org_id != caller.org_id) {
       return Fail(ErrorCode::kPermissionDenied,
                   "this token's role 'admin' may only revoke tokens of its own organization");
     }
   }
   BIFROST_RETURN_IF_ERROR(txn->RevokeToken(token_id, clock_->NowMicros()));
+  if (before_commit && row.has_value()) BIFROST_RETURN_IF_ERROR(before_commit(*txn, *row));
   return txn->Commit();
 }
 

@@ -62,6 +62,7 @@ enum class Action {
   kConfigReveal,  // read a value, secrets decrypted (target: org or global)
   kConfigWrite,   // create/replace/delete entries (target: org or global)
   kTokenManage,   // create, list, revoke tokens (target: platform, or the tokens' org)
+  kAuditRead,     // read the audit log (target: platform for all of it, or one org's records)
 };
 
 // What an action is applied to.
@@ -107,7 +108,10 @@ class TokenService {
   // outlive the creator's token (a token cannot extend its own lifetime by minting another);
   // kNotFound if the org does not exist (checked only after the creator was found allowed
   // to name it).
-  Result<CreatedToken> Create(const NewToken& request, const Principal* creator);
+  // `before_commit` (optional) runs inside the write transaction after the insert (the
+  // audit record); its error rolls the creation back.
+  Result<CreatedToken> Create(const NewToken& request, const Principal* creator,
+                              const store::CommitHookWith<store::TokenRow>& before_commit = {});
 
   // The principal of a token text (without "Bearer "). kUnauthenticated with the message
   // "invalid, expired or revoked token" for anything that is not a live token. Updates the
@@ -124,7 +128,9 @@ class TokenService {
 
   // Revokes a token. Platform-admin: any (kNotFound if absent). Org admin: only tokens of its
   // org; any other id, existing or not, is kPermissionDenied.
-  Status Revoke(const Principal& caller, std::string_view token_id);
+  // `before_commit` as for Create; it is told the token being revoked.
+  Status Revoke(const Principal& caller, std::string_view token_id,
+                const store::CommitHookWith<store::TokenRow>& before_commit = {});
 
  private:
   // How often last_used_at is written for one token, at most.

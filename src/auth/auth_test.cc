@@ -331,30 +331,32 @@ TEST_F(AuthTest, FailureToRecordLastUseDoesNotFailAuthenticationAndIsRetried) {
 // Every cell: role x action x target. 'Y' allowed, 'N' denied; targets in the order
 // platform, global scope, own org (kOrgA), another org (kOrgB).
 TEST(AuthorizeTest, FullMatrix) {
-  const std::array<Action, 8> actions = {
+  const std::array<Action, 9> actions = {
       Action::kOrgCreate,  Action::kOrgList,      Action::kOrgRead,     Action::kOrgDelete,
-      Action::kConfigRead, Action::kConfigReveal, Action::kConfigWrite, Action::kTokenManage};
-  const std::array<const char*, 8> action_names = {"org-create",   "org-list",    "org-read",
-                                                   "org-delete",   "config-read", "config-reveal",
-                                                   "config-write", "token-manage"};
-  const std::array<const char*, 8> action_texts = {
+      Action::kConfigRead, Action::kConfigReveal, Action::kConfigWrite, Action::kTokenManage,
+      Action::kAuditRead};
+  const std::array<const char*, 9> action_names = {
+      "org-create",   "org-list",     "org-read",  "org-delete", "config-read", "config-reveal",
+      "config-write", "token-manage", "audit-read"};
+  const std::array<const char*, 9> action_texts = {
       "create organizations", "list organizations", "read organizations", "delete organizations",
-      "read config",          "reveal secrets",     "write config",       "manage tokens"};
+      "read config",          "reveal secrets",     "write config",       "manage tokens",
+      "read the audit log"};
   const std::array<Target, 4> targets = {Target::Platform(), Target::Global(), Target::Org(kOrgA),
                                          Target::Org(kOrgB)};
   const std::array<const char*, 4> target_names = {"platform", "global", "own org", "other org"};
 
   struct Row {
     Role role;
-    std::array<const char*, 8> cells;  // per action, 4 characters per target
+    std::array<const char*, 9> cells;  // per action, 4 characters per target
   };
   // clang-format off
   const std::array<Row, 4> expected = {{
-      //                       create  list    read    delete  c-read  reveal  write   tokens
-      {Role::kPlatformAdmin, {"YYYY", "YYYY", "YYYY", "YYYY", "YYYY", "YYYY", "YYYY", "YYYY"}},
-      {Role::kAdmin,         {"NNNN", "YNYN", "NNYN", "NNNN", "NNYN", "NNYN", "NNYN", "NNYN"}},
-      {Role::kMember,        {"NNNN", "YNYN", "NNYN", "NNNN", "NNYN", "NNYN", "NNNN", "NNNN"}},
-      {Role::kReader,        {"NNNN", "YNYN", "NNYN", "NNNN", "NNYN", "NNNN", "NNNN", "NNNN"}},
+      //                       create  list    read    delete  c-read  reveal  write   tokens  audit
+      {Role::kPlatformAdmin, {"YYYY", "YYYY", "YYYY", "YYYY", "YYYY", "YYYY", "YYYY", "YYYY", "YYYY"}},
+      {Role::kAdmin,         {"NNNN", "YNYN", "NNYN", "NNNN", "NNYN", "NNYN", "NNYN", "NNYN", "NNYN"}},
+      {Role::kMember,        {"NNNN", "YNYN", "NNYN", "NNNN", "NNYN", "NNYN", "NNNN", "NNNN", "NNNN"}},
+      {Role::kReader,        {"NNNN", "YNYN", "NNYN", "NNNN", "NNYN", "NNNN", "NNNN", "NNNN", "NNNN"}},
   }};
   // clang-format on
 
@@ -385,8 +387,8 @@ TEST(AuthorizeTest, FullMatrix) {
       }
     }
   }
-  EXPECT_EQ(cells, 4 * 8 * 4);
-  EXPECT_EQ(allowed, 32 + 7 + 5 + 4);
+  EXPECT_EQ(cells, 4 * 9 * 4);
+  EXPECT_EQ(allowed, 36 + 8 + 5 + 4);
 }
 
 TEST(AuthorizeTest, DenialMessagesSayWhy) {

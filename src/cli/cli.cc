@@ -42,13 +42,14 @@ constexpr const char* kFooter = R"(Examples:
   bifrost config list --org acme --format json
   bifrost config set region eu-west --global
   bifrost token create --role member --org acme --name ci --ttl 30d
+  bifrost audit list --org acme --since 24h
 
 Environment (client commands):
   BIFROST_ADDR    server address, http(s)://HOST[:PORT] (default http://127.0.0.1:8420)
   BIFROST_TOKEN   API token (required; never printed)
   BIFROST_CACERT  PEM file of CA certificates to trust for https (default: the system's)
 
-Exit codes: 0 success, 1 error, 2 usage error, 3 not found.
+Exit codes: 0 success, 1 error, 2 usage error, 3 not found, 4 audit log not intact.
 Reference: docs/cli.md)";
 
 constexpr const char* kScopeHelp =
@@ -171,6 +172,17 @@ int RunCliUnguarded(const std::vector<std::string>& args, CliIo& io) {
       ->envname("BIFROST_MAX_CONNECTIONS")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
       ->option_text("N (default 1024; env BIFROST_MAX_CONNECTIONS)");
+  serve
+      ->add_option("--audit-file", serve_options.audit_file,
+                   "Also append every audit record to this JSON-lines file")
+      ->envname("BIFROST_AUDIT_FILE")
+      ->option_text("FILE (env BIFROST_AUDIT_FILE)");
+  serve
+      ->add_option("--audit-retention", serve_options.audit_retention_days,
+                   "Prune audit records older than this many days; 0 keeps all")
+      ->envname("BIFROST_AUDIT_RETENTION")
+      ->check(CLI::Range(0, 1'000'000))
+      ->option_text("DAYS (default 0; env BIFROST_AUDIT_RETENTION)");
   serve->callback([&] {
     action = [&]() -> CliStatus {
       const int code = server::RunServe(serve_options);
@@ -354,6 +366,64 @@ int RunCliUnguarded(const std::vector<std::string>& args, CliIo& io) {
   AddFormat(token_revoke, token_format);
   token_revoke->callback(
       [&] { action = [&] { return TokenRevoke(session, token_id, token_format); }; });
+
+  // ---- audit ----
+  auto* audit = app.add_subcommand("audit", "The audit log: list records, verify the chain");
+  audit->require_subcommand(1);
+  AuditListArgs audit_args;
+  auto* audit_list =
+      audit->add_subcommand("list", "List audit records, newest first (admins; paged)");
+  audit_list->add_option("--org", audit_args.org, "Only this organization's records (name or id)");
+  audit_list->add_option("--key", audit_args.key, "Only records about this config key");
+  audit_list->add_option("--action", audit_args.action, "Only this action, e.g. config.reveal");
+  audit_list->add_option("--actor", audit_args.actor, "Only this token (name or id)");
+  audit_list->add_option("--outcome", audit_args.outcome, "Only this outcome")
+      ->check(CLI::IsMember({"success", "denied", "error"}))
+      ->option_text("success|denied|error");
+  audit_list->add_option("--since", audit_args.since, "Records at or after TIME")
+      ->option_text("TIME");
+  audit_list->add_option("--until", audit_args.until, "Records at or before TIME")
+      ->option_text("TIME");
+  audit_list->add_option("--limit", audit_args.limit, "Records to print")
+      ->check(CLI::Range(1, 1000))
+      ->option_text("N (1-1000, default 50)");
+  AddFormat(audit_list, audit_args.format);
+  audit_list->footer(
+      "TIME is RFC 3339 (2026-12-01T09:30:00Z), a date (2026-12-01, midnight UTC) or how long\n"
+      "ago (30m, 24h, 7d). A platform admin sees every record, an org admin its organization's.\n"
+      "--format json prints the records as the server sent them (with seq, mac, prev_mac).\n"
+      "Examples:\n"
+      "  bifrost audit list --org acme --since 24h\n"
+      "  bifrost audit list --action config.reveal --key api_key --since 2026-12-01\n"
+      "  bifrost audit list --outcome denied --limit 200 --format json");
+  audit_list->callback([&] { action = [&] { return AuditList(session, audit_args); }; });
+
+  server::AuditVerifyOptions verify_options;
+  Format verify_format = Format::kTable;
+  auto* audit_verify = audit->add_subcommand(
+      "verify", "Check the audit log's hash chain in the database (local, like init)");
+  audit_verify->add_option("--data", verify_options.data_dir, "Data directory (its database)")
+      ->envname("BIFROST_DATA")
+      ->required()
+      ->option_text("DIR (env BIFROST_DATA)");
+  audit_verify
+      ->add_option("--file", verify_options.audit_file,
+                   "Also check this JSON-lines audit file (serve --audit-file)")
+      ->option_text("PATH");
+  AddFormat(audit_verify, verify_format);
+  audit_verify->footer(
+      "Reads the database directly, not through a server; needs BIFROST_SECRET_KEY (or\n"
+      "BIFROST_SECRET_KEY_FILE). Names the first record that was changed, removed or reordered.\n"
+      "Exit codes: 0 the log is intact, 4 it is not, 1 it cannot be checked.\n"
+      "Example: bifrost audit verify --data /var/lib/bifrost --file /var/log/bifrost/audit.jsonl");
+  audit_verify->callback([&] {
+    action = [&]() -> CliStatus {
+      verify_options.json = verify_format == Format::kJson;
+      const int code = server::RunAuditVerify(verify_options);
+      if (code != 0) return std::unexpected(CliError{code, ""});
+      return {};
+    };
+  });
 
   // ---- whoami / version ----
   Format misc_format = Format::kTable;

@@ -10,14 +10,21 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "cli/commands.h"
 #include "client/http_client.h"
 #include "client/testing/fake_http_server.h"
+#include "common/clock.h"
 #include "config/json_text.h"
 
 namespace bifrost::cli {
@@ -37,6 +44,31 @@ FakeResponse Json(int status, const json& body) {
 }
 FakeResponse ApiError(int status, const std::string& code, const std::string& message) {
   return Json(status, {{"error", {{"code", code}, {"message", message}}}});
+}
+
+// The parameters of a query string ("a=1&b=x%20y"), percent-decoded.
+std::map<std::string, std::string> ParseQuery(const std::string& query) {
+  std::map<std::string, std::string> params;
+  std::size_t start = 0;
+  while (start < query.size()) {
+    std::size_t end = query.find('&', start);
+    if (end == std::string::npos) end = query.size();
+    const std::string part = query.substr(start, end - start);
+    const std::size_t eq = part.find('=');
+    std::string value;
+    const std::string raw = eq == std::string::npos ? "" : part.substr(eq + 1);
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+      if (raw[i] == '%' && i + 2 < raw.size()) {
+        value.push_back(static_cast<char>(std::stoi(raw.substr(i + 1, 2), nullptr, 16)));
+        i += 2;
+      } else {
+        value.push_back(raw[i]);
+      }
+    }
+    params[part.substr(0, eq)] = value;
+    start = end + 1;
+  }
+  return params;
 }
 
 // Just enough of the API for the CLI: one org "acme", config by scope, tokens.
@@ -64,6 +96,16 @@ class FakeBifrost {
                                   {"scope", scope == "global" ? "global" : "org"},
                                   {"version", 1}},
                                  value_text};
+  }
+  // Adds an audit record (JSON text, as the server writes it); seqs must grow.
+  void AddAudit(std::int64_t seq, const std::string& text) {
+    std::lock_guard<std::mutex> lock(mu_);
+    audit_.emplace_back(seq, text);
+  }
+  // The server answers at most this many records a page, whatever ?limit= asks.
+  void SetAuditPageSize(std::size_t n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    audit_page_size_ = n;
   }
   // Answers `method target` with `response` instead of the fake API.
   void Override(const std::string& method, const std::string& target, FakeResponse response) {
@@ -165,11 +207,44 @@ class FakeBifrost {
                                      {"last_used_at", nullptr},
                                      {"revoked_at", nullptr}}}));
     }
+    if (path == "/api/v1/audit" && r.method == "GET") {
+      if (principal["role"] == "member") {
+        return ApiError(403, "permission_denied", "role member cannot read the audit log");
+      }
+      return ListAudit(ParseQuery(query));
+    }
     if (path.starts_with("/api/v1/tokens/") && r.method == "DELETE") {
       if (path.ends_with("/t-admin")) return FakeResponse{.status = 204, .body = ""};
       return ApiError(404, "not_found", "token not found");
     }
     return ApiError(404, "not_found", "no route");
+  }
+
+  // Newest first, `before` and `limit` as the real server reads them; other filters ignored.
+  FakeResponse ListAudit(const std::map<std::string, std::string>& params) {
+    std::size_t limit = 100;
+    if (params.contains("limit")) limit = std::stoul(params.at("limit"));
+    limit = std::min(limit, audit_page_size_);
+    std::int64_t before = std::numeric_limits<std::int64_t>::max();
+    if (params.contains("before")) before = std::stoll(params.at("before"));
+    std::string records;
+    std::size_t count = 0;
+    std::int64_t last_seq = 0;
+    bool more = false;
+    for (auto it = audit_.rbegin(); it != audit_.rend(); ++it) {
+      if (it->first >= before) continue;
+      if (count == limit) {
+        more = true;
+        break;
+      }
+      records += (count == 0 ? "" : ",") + it->second;
+      last_seq = it->first;
+      ++count;
+    }
+    std::string body = "{\"records\":[" + records + "],\"next_before\":";
+    body += more ? std::to_string(last_seq) : std::string("null");
+    body += "}";
+    return FakeResponse{.status = 200, .body = body};
   }
 
   // `rest` is "/configs", "/configs/KEY" or "/configs/KEY/reveal". Entries are answered as
@@ -234,6 +309,8 @@ class FakeBifrost {
   std::map<std::string, json> orgs_;
   std::map<std::string, std::map<std::string, Entry>> configs_;
   std::map<std::string, FakeResponse> overrides_;
+  std::vector<std::pair<std::int64_t, std::string>> audit_;  // oldest first
+  std::size_t audit_page_size_ = 1000;
   FakeHttpServer server_;  // last: stopped before the state it uses goes away
 };
 
@@ -329,6 +406,12 @@ TEST_F(CliTest, UsageErrorsExitTwoWithOneLineAndSendNothing) {
            {"token", "create", "--role", "member", "--org", "acme", "--ttl", "soon"},
            {"org", "create"},
            {"org", "create", "a", "b"},
+           {"audit"},
+           {"audit", "list", "--outcome", "maybe"},
+           {"audit", "list", "--limit", "0"},
+           {"audit", "list", "--limit", "1001"},
+           {"audit", "list", "--since", "yesterday"},
+           {"audit", "list", "--until", "2026-13-01"},
        }) {
     const Outcome outcome = Run(args);
     std::string joined;
@@ -380,6 +463,9 @@ TEST_F(CliTest, HelpAndVersion) {
                                              {"token", "create", "--help"},
                                              {"token", "list", "--help"},
                                              {"token", "revoke", "--help"},
+                                             {"audit", "--help"},
+                                             {"audit", "list", "--help"},
+                                             {"audit", "verify", "--help"},
                                              {"whoami", "--help"},
                                              {"version", "--help"}}) {
     const Outcome outcome = Run(args);
@@ -858,6 +944,285 @@ TEST_F(CliTest, Whoami) {
             "Role:      platform-admin\n"
             "Org:       -\n");
   EXPECT_EQ(RunJson({"whoami"})["role"], "platform-admin");
+}
+
+// ---- audit ----
+
+constexpr std::int64_t kAuditTime = 1'796'184'077'123'456;  // 2026-12-02T04:01:17.123456Z
+
+// A record as the server writes it (its member order, not nlohmann's sorted one), one minute
+// after the one before.
+std::string AuditRecordText(std::int64_t seq, const std::string& action, const std::string& outcome,
+                            const json& org_id, const json& key, const json& actor_name,
+                            const std::string& detail) {
+  const std::int64_t time_us = kAuditTime + (seq - 1) * 60'000'000;
+  nlohmann::ordered_json record;
+  record["seq"] = seq;
+  record["time"] = FormatRfc3339(time_us);
+  record["time_us"] = time_us;
+  record["action"] = action;
+  record["outcome"] = outcome;
+  record["org_id"] = org_id;
+  record["config_key"] = key;
+  record["actor_id"] = "t-" + std::to_string(seq);
+  record["actor_name"] = actor_name;
+  record["client_address"] = "127.0.0.1:" + std::to_string(5000 + seq);
+  record["request_id"] = "req-" + std::to_string(seq);
+  record["execution_id"] = nullptr;
+  record["detail"] = detail;
+  record["key_id"] = "k1";
+  record["prev_mac"] = std::string(64, '0');
+  record["mac"] = std::string(64, 'a');
+  return record.dump();
+}
+
+// The query parameters of the GET requests to /api/v1/audit, in order.
+std::vector<std::map<std::string, std::string>> AuditQueries(
+    const std::vector<FakeRequest>& requests) {
+  std::vector<std::map<std::string, std::string>> queries;
+  for (const auto& r : requests) {
+    if (r.method != "GET" || !r.target.starts_with("/api/v1/audit")) continue;
+    const std::size_t q = r.target.find('?');
+    queries.push_back(ParseQuery(q == std::string::npos ? "" : r.target.substr(q + 1)));
+  }
+  return queries;
+}
+
+TEST_F(CliTest, AuditListTableAndJson) {
+  Outcome empty = Run({"audit", "list"});
+  EXPECT_EQ(empty.exit_code, 0) << empty.err;
+  EXPECT_EQ(empty.out, "SEQ  TIME  ACTION  OUTCOME  ORG  KEY  ACTOR  CLIENT  DETAIL\n");
+  EXPECT_EQ(RunJson({"audit", "list"}), json::array());
+
+  const std::vector<std::string> records = {
+      AuditRecordText(1, "token.create", "success", nullptr, nullptr, "bootstrap",
+                      "token t-admin (platform-admin)"),
+      AuditRecordText(2, "config.reveal", "success", kAcmeId, "api_key", nullptr, ""),
+      AuditRecordText(3, "config.reveal", "denied", kAcmeId, "api_key", "ci",
+                      "permission_denied\n\x1b[31m"),
+  };
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    api_.AddAudit(static_cast<std::int64_t>(i + 1), records[i]);
+  }
+
+  const Outcome table = Run({"audit", "list"});
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+  // Newest first; seconds, UTC; a record without an actor name shows the actor id; the
+  // detail is made printable (no escape code reaches the terminal).
+  const std::string acme(kAcmeId);
+  EXPECT_EQ(table.out, "SEQ  TIME                  ACTION         OUTCOME  ORG" +
+                           std::string(35, ' ') +
+                           "KEY      ACTOR      CLIENT          DETAIL\n"
+                           "3    2026-12-02T04:03:17Z  config.reveal  denied   " +
+                           acme +
+                           "  api_key  ci         127.0.0.1:5003  permission_denied\\n\\x1b[31m\n"
+                           "2    2026-12-02T04:02:17Z  config.reveal  success  " +
+                           acme +
+                           "  api_key  t-2        127.0.0.1:5002  -\n"
+                           "1    2026-12-02T04:01:17Z  token.create   success  -" +
+                           std::string(37, ' ') +
+                           "-        bootstrap  127.0.0.1:5001  token t-admin (platform-admin)\n")
+      << table.out;
+  EXPECT_EQ(LastTarget("GET"), "/api/v1/audit?limit=50");
+
+  // JSON: the records exactly as the server sent them (member order, every field).
+  const Outcome json_out = Run({"audit", "list", "--format", "json"});
+  EXPECT_EQ(json_out.exit_code, 0) << json_out.err;
+  EXPECT_EQ(json_out.out, config::json_text::Indent(
+                              "[" + records[2] + "," + records[1] + "," + records[0] + "]", 2) +
+                              "\n");
+  const json parsed = json::parse(json_out.out);
+  ASSERT_EQ(parsed.size(), 3u);
+  EXPECT_EQ(parsed[0]["mac"], std::string(64, 'a'));
+  EXPECT_EQ(parsed[2]["time_us"], kAuditTime);
+
+  EXPECT_EQ(RunJson({"audit", "list", "--limit", "2"}).size(), 2u);
+  EXPECT_EQ(LastTarget("GET"), "/api/v1/audit?limit=2");
+}
+
+TEST_F(CliTest, AuditListFollowsNextBeforeUntilLimitOrTheEnd) {
+  for (std::int64_t seq = 1; seq <= 5; ++seq) {
+    api_.AddAudit(seq, AuditRecordText(seq, "config.reveal", "success", kAcmeId, "k", "ci", ""));
+  }
+  api_.SetAuditPageSize(2);
+
+  // Four records from pages of two: the second page asks for what is missing, before seq 4.
+  json listed = RunJson({"audit", "list", "--limit", "4"});
+  ASSERT_EQ(listed.size(), 4u);
+  for (std::size_t i = 0; i < listed.size(); ++i) {
+    EXPECT_EQ(listed[i]["seq"], 5 - static_cast<int>(i));
+  }
+  auto queries = AuditQueries(api_.requests());
+  ASSERT_EQ(queries.size(), 2u);
+  EXPECT_EQ(queries[0], (std::map<std::string, std::string>{{"limit", "4"}}));
+  EXPECT_EQ(queries[1], (std::map<std::string, std::string>{{"limit", "2"}, {"before", "4"}}));
+
+  // More asked for than there are: stops when next_before is null.
+  const Outcome table = Run({"audit", "list", "--limit", "10", "--action", "config.reveal"});
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_EQ(std::count(table.out.begin(), table.out.end(), '\n'), 6) << table.out;
+  queries = AuditQueries(api_.requests());
+  ASSERT_EQ(queries.size(), 5u);
+  EXPECT_EQ(queries[2].at("limit"), "10");
+  EXPECT_FALSE(queries[2].contains("before"));
+  EXPECT_EQ(queries[3].at("before"), "4");
+  EXPECT_EQ(queries[3].at("limit"), "8");
+  EXPECT_EQ(queries[4].at("before"), "2");
+  EXPECT_EQ(queries[4].at("limit"), "6");
+  for (std::size_t i = 2; i < queries.size(); ++i) {
+    EXPECT_EQ(queries[i].at("action"), "config.reveal");  // every page keeps the filters
+  }
+}
+
+TEST_F(CliTest, AuditListRefusesANextBeforeThatDoesNotMoveBack) {
+  api_.Override("GET", "/api/v1/audit?limit=50",
+                FakeResponse{.status = 200, .body = R"({"records":[{"seq":7}],"next_before":7})"});
+  api_.Override("GET", "/api/v1/audit?limit=49&before=7",
+                FakeResponse{.status = 200, .body = R"({"records":[{"seq":8}],"next_before":8})"});
+  const Outcome outcome = Run({"audit", "list"});
+  EXPECT_EQ(outcome.exit_code, 1);
+  EXPECT_NE(outcome.err.find("bad next_before"), std::string::npos) << outcome.err;
+  EXPECT_TRUE(outcome.out.empty());
+}
+
+TEST_F(CliTest, AuditListSendsFiltersAndMakesRelativeTimesAbsolute) {
+  const std::int64_t before_run = SystemClock::Instance().NowMicros();
+  const Outcome outcome = Run({"audit", "list", "--org", "acme", "--key", "api key", "--action",
+                               "config.reveal", "--actor", "ci", "--outcome", "denied", "--since",
+                               "24h", "--until", "2026-12-01T09:30:00+01:00"});
+  const std::int64_t after_run = SystemClock::Instance().NowMicros();
+  EXPECT_EQ(outcome.exit_code, 0) << outcome.err;
+  const auto queries = AuditQueries(api_.requests());
+  ASSERT_EQ(queries.size(), 1u);
+  const auto& query = queries[0];
+  EXPECT_EQ(query.at("org_id"), kAcmeId);  // the name resolved to the id
+  EXPECT_EQ(query.at("key"), "api key");
+  EXPECT_EQ(query.at("action"), "config.reveal");
+  EXPECT_EQ(query.at("actor"), "ci");
+  EXPECT_EQ(query.at("outcome"), "denied");
+  EXPECT_EQ(query.at("until"), "2026-12-01T09:30:00+01:00");  // absolute: sent as typed
+  EXPECT_EQ(query.at("limit"), "50");
+  // 24h: an absolute UTC time 24 hours before the command ran.
+  const std::string& since = query.at("since");
+  EXPECT_TRUE(since.ends_with("Z")) << since;
+  const auto since_micros = ParseRfc3339(since);
+  ASSERT_TRUE(since_micros.has_value()) << since;
+  constexpr std::int64_t kDay = std::int64_t{86'400} * 1'000'000;
+  EXPECT_GE(*since_micros, before_run - kDay);
+  EXPECT_LE(*since_micros, after_run - kDay);
+  EXPECT_NE(LastTarget("GET").find("until=2026-12-01T09%3A30%3A00%2B01%3A00"), std::string::npos)
+      << LastTarget("GET");
+
+  // An org that does not exist: exit 3 before the audit log is asked.
+  const Outcome missing = Run({"audit", "list", "--org", "nope"});
+  EXPECT_EQ(missing.exit_code, 3);
+  EXPECT_EQ(missing.err, "bifrost: organization 'nope' not found\n");
+  EXPECT_EQ(AuditQueries(api_.requests()).size(), 1u);
+}
+
+TEST_F(CliTest, AuditTimesAreRfc3339DatesOrHowLongAgo) {
+  const std::int64_t now = kAuditTime;
+  EXPECT_EQ(AuditTimeQueryValue("--since", "7d", now).value(),
+            FormatRfc3339(now - std::int64_t{7} * 86'400 * 1'000'000));
+  EXPECT_EQ(AuditTimeQueryValue("--since", "1h30m", now).value(), "2026-12-02T02:31:17.123456Z");
+  EXPECT_EQ(AuditTimeQueryValue("--until", "2026-12-01", now).value(), "2026-12-01");
+  EXPECT_EQ(AuditTimeQueryValue("--until", "2026-12-01T09:30:00Z", now).value(),
+            "2026-12-01T09:30:00Z");
+  for (const char* bad :
+       {"yesterday", "0s", "30", "1.5h", "2026-02-30", "2026-12-01 09:30", "", "99999999999w"}) {
+    const auto result = AuditTimeQueryValue("--since", bad, now);
+    ASSERT_FALSE(result.has_value()) << bad;
+    EXPECT_EQ(result.error().exit_code, 2) << bad;
+    EXPECT_TRUE(result.error().message.starts_with("--since ")) << result.error().message;
+  }
+}
+
+TEST_F(CliTest, AuditListBadFlagsExitTwoNamingTheFlag) {
+  Outcome outcome = Run({"audit", "list", "--since", "yesterday"});
+  EXPECT_EQ(outcome.exit_code, 2);
+  EXPECT_EQ(outcome.err,
+            "bifrost: --since 'yesterday' is not a time: give RFC 3339 (2026-12-01T09:30:00Z), a "
+            "date (2026-12-01) or how long ago (30m, 24h, 7d)\n");
+  outcome = Run({"audit", "list", "--until", "soon"});
+  EXPECT_EQ(outcome.exit_code, 2);
+  EXPECT_TRUE(outcome.err.starts_with("bifrost: --until 'soon' is not a time")) << outcome.err;
+  outcome = Run({"audit", "list", "--outcome", "maybe"});
+  EXPECT_EQ(outcome.exit_code, 2);
+  EXPECT_NE(outcome.err.find("--outcome"), std::string::npos) << outcome.err;
+  EXPECT_NE(outcome.err.find("(see 'bifrost audit list --help')"), std::string::npos)
+      << outcome.err;
+  outcome = Run({"audit", "list", "--key", "\xff"});
+  EXPECT_EQ(outcome.exit_code, 2);
+  EXPECT_EQ(outcome.err, "bifrost: --key is not valid UTF-8\n");
+  EXPECT_TRUE(api_.requests().empty());
+}
+
+TEST_F(CliTest, AuditListForbiddenIsPermissionDenied) {
+  env_["BIFROST_TOKEN"] = kMemberToken;
+  const Outcome outcome = Run({"audit", "list"});
+  EXPECT_EQ(outcome.exit_code, 1);
+  EXPECT_EQ(outcome.err, "bifrost: permission denied: role member cannot read the audit log\n");
+  EXPECT_TRUE(outcome.out.empty());
+}
+
+// `audit verify` is local, like `init`: server::RunAuditVerify prints its own output on the
+// process's stdout and stderr, and its exit code is the CLI's.
+TEST_F(CliTest, AuditVerifyReturnsTheExitCodeOfTheCheck) {
+  std::string dir_template = ::testing::TempDir() + "bifrost_cli_audit_XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template.data()), nullptr);
+  const std::string dir = dir_template;
+  const std::string data = dir + "/data";
+  constexpr const char* kKey = "correct horse battery staple, 32+ characters long";
+  ::unsetenv("BIFROST_DATA");
+  ::unsetenv("BIFROST_SECRET_KEY_FILE");
+
+  Outcome outcome = Run({"audit", "verify"});  // --data is required
+  EXPECT_EQ(outcome.exit_code, 2);
+  EXPECT_NE(outcome.err.find("--data"), std::string::npos) << outcome.err;
+
+  // Cannot check: 1, reported by the check itself (so nothing more from the CLI).
+  ::setenv("BIFROST_SECRET_KEY", kKey, 1);
+  ::testing::internal::CaptureStderr();
+  outcome = Run({"audit", "verify", "--data", dir + "/none"});
+  std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(outcome.exit_code, 1);
+  EXPECT_EQ(outcome.err, "");
+  EXPECT_EQ(err, "bifrost: no database in " + dir + "/none\n");
+
+  ::setenv("BIFROST_SECRET_KEY", kKey, 1);
+  ::testing::internal::CaptureStdout();
+  outcome = Run({"init", "--data", data});
+  (void)::testing::internal::GetCapturedStdout();  // the admin token
+  ASSERT_EQ(outcome.exit_code, 0) << outcome.err;
+
+  // Intact: 0; --data may come from BIFROST_DATA.
+  ::setenv("BIFROST_SECRET_KEY", kKey, 1);
+  ::setenv("BIFROST_DATA", data.c_str(), 1);
+  ::testing::internal::CaptureStdout();
+  outcome = Run({"audit", "verify", "--format", "json"});
+  const std::string report_text = ::testing::internal::GetCapturedStdout();
+  ::unsetenv("BIFROST_DATA");
+  EXPECT_EQ(outcome.exit_code, 0) << outcome.err;
+  const json report = json::parse(report_text, nullptr, false);
+  EXPECT_EQ(report["ok"], true) << report_text;
+  EXPECT_GE(report["records"].get<int>(), 1) << report_text;  // init's token.create
+
+  // Not intact: 4. A file sink whose line is not a record does not match the database.
+  const std::string file = dir + "/audit.jsonl";
+  std::ofstream(file) << "not a record\n";
+  ::setenv("BIFROST_SECRET_KEY", kKey, 1);
+  ::testing::internal::CaptureStdout();
+  ::testing::internal::CaptureStderr();
+  outcome = Run({"audit", "verify", "--data", data, "--file", file});
+  const std::string out = ::testing::internal::GetCapturedStdout();
+  err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(outcome.exit_code, 4);
+  EXPECT_EQ(outcome.err, "");
+  EXPECT_NE(out.find("audit log NOT intact"), std::string::npos) << out;
+  EXPECT_TRUE(err.starts_with("bifrost: the audit log is not intact: ")) << err;
+
+  ::unsetenv("BIFROST_SECRET_KEY");
+  std::filesystem::remove_all(dir);
 }
 
 TEST(CliProcessTest, MainDisablesCoreDumps) {

@@ -2,6 +2,7 @@
 
 #include <istream>
 #include <iterator>
+#include <limits>
 #include <utility>
 #include <vector>
 
@@ -9,6 +10,7 @@
 #include "cli/table.h"
 #include "cli/values.h"
 #include "client/http_client.h"
+#include "common/clock.h"
 #include "common/text.h"
 #include "config/json_text.h"
 
@@ -19,6 +21,8 @@ using nlohmann::json;
 
 constexpr std::string_view kDefaultAddress = "http://127.0.0.1:8420";
 constexpr std::size_t kTableValueWidth = 60;
+constexpr std::size_t kAuditDetailWidth = 80;
+constexpr int kAuditMaxPage = 1000;  // the server's largest ?limit=
 
 void PrintJson(Session& session, const json& value) {
   session.out() << value.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
@@ -473,6 +477,160 @@ CliStatus TokenRevoke(Session& session, const std::string& id, Format format) {
   } else {
     session.out() << "revoked token " << PrintableCell(id) << "\n";
   }
+  return {};
+}
+
+// ---- audit ----
+
+namespace {
+
+// A record's time to the second, UTC ("2026-12-02T04:01:17Z"), from time_us; else the
+// server's "time" as sent; else "-".
+std::string AuditRecordTime(const json& record) {
+  const auto it = record.find("time_us");
+  if (it != record.end() && it->is_number_integer()) {
+    const std::int64_t micros = it->get<std::int64_t>();
+    std::int64_t seconds = micros / 1'000'000;
+    if (micros % 1'000'000 < 0) --seconds;  // floor, also before 1970
+    std::string text = FormatRfc3339(seconds * 1'000'000);
+    if (text.ends_with(".000000Z")) text.erase(text.size() - 8, 7);
+    return text;
+  }
+  return Field(record, "time");
+}
+
+// The actor's name; a token without a name by its id; "-" when there is no actor.
+std::string AuditActor(const json& record) {
+  std::string name = Field(record, "actor_name");
+  if (name != "-") return name;
+  return Field(record, "actor_id");
+}
+
+void AppendQuery(std::string& target, std::string_view name, std::string_view value) {
+  target += target.find('?') == std::string::npos ? '?' : '&';
+  target += name;
+  target += '=';
+  target += client::UrlEncode(value);
+}
+
+}  // namespace
+
+CliResult<std::string> AuditTimeQueryValue(std::string_view flag, std::string_view text,
+                                           std::int64_t now_micros) {
+  if (const auto ago = ParseDurationSeconds(text)) {
+    // Durations fit in int64 seconds; as microseconds back from now they may not.
+    constexpr std::int64_t kMaxSeconds = std::numeric_limits<std::int64_t>::max() / 1'000'000;
+    if (*ago <= kMaxSeconds) {
+      const std::int64_t back = *ago * 1'000'000;
+      if (now_micros >= std::numeric_limits<std::int64_t>::min() + back) {
+        const std::int64_t at = now_micros - back;
+        if (at >= 0) return FormatRfc3339(at);
+      }
+    }
+    std::string message(flag);
+    message += " ";
+    message += QuoteForMessage(text);
+    message += " reaches back before 1970";
+    return UsageError(std::move(message));
+  }
+  // An absolute time is sent as typed: the server reads it with the same parser.
+  if (ParseRfc3339(text)) return std::string(text);
+  std::string message(flag);
+  message += " ";
+  message += QuoteForMessage(text);
+  message +=
+      " is not a time: give RFC 3339 (2026-12-01T09:30:00Z), a date (2026-12-01) or how long "
+      "ago (30m, 24h, 7d)";
+  return UsageError(std::move(message));
+}
+
+CliStatus AuditList(Session& session, const AuditListArgs& args) {
+  // Flags first: nothing is sent when the command line is wrong.
+  const std::int64_t now = SystemClock::Instance().NowMicros();
+  std::optional<std::string> since;
+  std::optional<std::string> until;
+  if (!args.since.empty()) {
+    BIFROST_CLI_ASSIGN(since, AuditTimeQueryValue("--since", args.since, now));
+  }
+  if (!args.until.empty()) {
+    BIFROST_CLI_ASSIGN(until, AuditTimeQueryValue("--until", args.until, now));
+  }
+  if (args.limit < 1 || args.limit > kAuditMaxPage) {
+    return UsageError("--limit must be from 1 to " + std::to_string(kAuditMaxPage));
+  }
+  BIFROST_CLI_RETURN_IF_ERROR(RequireUtf8(args.org, "--org"));
+  BIFROST_CLI_RETURN_IF_ERROR(RequireUtf8(args.key, "--key"));
+  BIFROST_CLI_RETURN_IF_ERROR(RequireUtf8(args.action, "--action"));
+  BIFROST_CLI_RETURN_IF_ERROR(RequireUtf8(args.actor, "--actor"));
+  BIFROST_CLI_ASSIGN(Api * api, session.api());
+
+  std::string filters = "/api/v1/audit";
+  if (!args.org.empty()) {
+    BIFROST_CLI_ASSIGN(OrgRef ref, ResolveOrg(*api, args.org));
+    AppendQuery(filters, "org_id", ref.id);
+  }
+  if (!args.key.empty()) AppendQuery(filters, "key", args.key);
+  if (!args.action.empty()) AppendQuery(filters, "action", args.action);
+  if (!args.actor.empty()) AppendQuery(filters, "actor", args.actor);
+  if (!args.outcome.empty()) AppendQuery(filters, "outcome", args.outcome);
+  if (since) AppendQuery(filters, "since", *since);
+  if (until) AppendQuery(filters, "until", *until);
+
+  // Pages, newest first, each one asking for what is still missing, until there are enough
+  // records or the server says there are no more. The pages are kept as the server sent
+  // them, so that --format json prints every record exactly as it came.
+  const auto wanted = static_cast<std::size_t>(args.limit);
+  std::vector<std::string> pages;
+  std::vector<std::string_view> records;
+  std::optional<std::int64_t> before;
+  while (records.size() < wanted) {
+    std::string target = filters;
+    AppendQuery(target, "limit", std::to_string(wanted - records.size()));
+    if (before) AppendQuery(target, "before", std::to_string(*before));
+    BIFROST_CLI_ASSIGN(std::string page, api->CallText("GET", target));
+    pages.push_back(std::move(page));
+    const std::string_view text = pages.back();
+    const auto listed = config::json_text::Member(text, "records");
+    if (!listed || config::json_text::Trim(*listed).front() != '[') {
+      return CommandError("the server's answer to GET " + target + " has no records array");
+    }
+    const std::vector<std::string_view> page_records = config::json_text::Elements(*listed);
+    for (const std::string_view record : page_records) {
+      if (records.size() == wanted) break;
+      records.push_back(record);
+    }
+    const auto next = config::json_text::Member(text, "next_before");
+    if (!next || config::json_text::Trim(*next) == "null") break;
+    const auto next_seq = ParseCanonicalInt64(config::json_text::Trim(*next));
+    // Each page must move back in the log: a server that does not would be asked forever.
+    if (!next_seq || *next_seq < 1 || page_records.empty() || (before && *next_seq >= *before)) {
+      return CommandError("the server's answer to GET " + target + " has a bad next_before");
+    }
+    before = *next_seq;
+  }
+
+  if (args.format == Format::kJson) {
+    std::string array = "[";
+    for (std::size_t i = 0; i < records.size(); ++i) {
+      if (i > 0) array += ',';
+      array += records[i];
+    }
+    array += ']';
+    PrintJsonText(session, array);
+    return {};
+  }
+  std::vector<TableRow> rows;
+  rows.reserve(records.size());
+  for (const std::string_view text : records) {
+    const json record = json::parse(text, nullptr, /*allow_exceptions=*/false);
+    rows.push_back({Field(record, "seq"), AuditRecordTime(record), Field(record, "action"),
+                    Field(record, "outcome"), Field(record, "org_id"), Field(record, "config_key"),
+                    AuditActor(record), Field(record, "client_address"),
+                    PrintableCell(Field(record, "detail"), kAuditDetailWidth)});
+  }
+  session.out() << RenderTable(
+      {"SEQ", "TIME", "ACTION", "OUTCOME", "ORG", "KEY", "ACTOR", "CLIENT", "DETAIL"}, rows,
+      session.UseAnsi());
   return {};
 }
 

@@ -1,10 +1,12 @@
 // The client commands: each one turns parsed flags into API calls and prints the result.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <ostream>
 #include <string>
+#include <string_view>
 
 #include "cli/api.h"
 #include "cli/cli.h"
@@ -70,6 +72,26 @@ CliStatus ConfigDelete(Session& session, const std::string& key, const ScopeFlag
 CliStatus TokenCreate(Session& session, const TokenCreateArgs& args);
 CliStatus TokenList(Session& session, const std::string& org, Format format);
 CliStatus TokenRevoke(Session& session, const std::string& id, Format format);
+
+// `audit list`: filters as typed; since/until are checked (and a relative one made absolute)
+// by AuditList itself, so that a bad one is a usage error naming its flag.
+struct AuditListArgs {
+  std::string org;  // a name or an id; empty: the server's default for the token
+  std::string key;
+  std::string action;
+  std::string actor;    // a token's name or id
+  std::string outcome;  // success|denied|error (CLI11 checked it); empty: any
+  std::string since;    // RFC 3339, a date, or a duration meaning "that long ago"; empty: none
+  std::string until;
+  int limit = 50;  // records in all, fetched over as many pages as it takes
+  Format format = Format::kTable;
+};
+
+// Seconds-ago durations count back from `now_micros`. Declared for tests.
+CliResult<std::string> AuditTimeQueryValue(std::string_view flag, std::string_view text,
+                                           std::int64_t now_micros);
+
+CliStatus AuditList(Session& session, const AuditListArgs& args);
 
 CliStatus Whoami(Session& session, Format format);
 

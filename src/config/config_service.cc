@@ -31,8 +31,9 @@ ConfigService::ConfigService(store::Store& store, const barrier::Barrier& barrie
                              const Clock& clock, Limits limits)
     : store_(&store), barrier_(&barrier), clock_(&clock), limits_(limits) {}
 
-Result<Organization> ConfigService::CreateOrganization(std::string_view name,
-                                                       std::optional<std::string> id) {
+Result<Organization> ConfigService::CreateOrganization(
+    std::string_view name, std::optional<std::string> id,
+    const store::CommitHookWith<Organization>& before_commit) {
   BIFROST_RETURN_IF_ERROR(ValidateOrgName(name));
   if (id) {
     if (!IsCanonicalUuid(*id)) {
@@ -55,8 +56,10 @@ Result<Organization> ConfigService::CreateOrganization(std::string_view name,
     return Fail(ErrorCode::kAlreadyExists, "organization " + row.id + " already exists");
   }
   BIFROST_RETURN_IF_ERROR(txn->InsertOrg(row));
+  Organization created = ToOrganization(std::move(row));
+  if (before_commit) BIFROST_RETURN_IF_ERROR(before_commit(*txn, created));
   BIFROST_RETURN_IF_ERROR(txn->Commit());
-  return ToOrganization(std::move(row));
+  return created;
 }
 
 Result<Organization> ConfigService::GetOrganization(std::string_view id) const {
@@ -87,13 +90,15 @@ Result<std::vector<Organization>> ConfigService::ListOrganizations() const {
   return out;
 }
 
-Status ConfigService::DeleteOrganization(std::string_view id) {
+Status ConfigService::DeleteOrganization(std::string_view id,
+                                         const store::CommitHook& before_commit) {
   BIFROST_ASSIGN_OR_RETURN(auto txn, store_->Begin(store::TxnMode::kWrite));
   auto deleted = txn->DeleteOrg(id);
   if (!deleted && deleted.error().code() == ErrorCode::kNotFound) {
     return Fail(ErrorCode::kNotFound, "organization " + QuoteForMessage(id) + " does not exist");
   }
   BIFROST_RETURN_IF_ERROR(deleted);
+  if (before_commit) BIFROST_RETURN_IF_ERROR(before_commit(*txn));
   return txn->Commit();
 }
 
@@ -104,7 +109,8 @@ Result<ScopeConfig> ConfigService::ForOrg(std::string_view org_id) const {
 
 ScopeConfig ConfigService::ForGlobal() const { return ScopeConfig(*this, store::Scope::Global()); }
 
-Result<ConfigEntry> ScopeConfig::Set(const ConfigWrite& write) const {
+Result<ConfigEntry> ScopeConfig::Set(const ConfigWrite& write,
+                                     const store::CommitHookWith<ConfigEntry>& before_commit) const {
   const ConfigService& s = *service_;
   BIFROST_RETURN_IF_ERROR(ValidateKey(write.key));
   BIFROST_RETURN_IF_ERROR(ValidateValue(write.key, write.type, write.value.view(), s.limits_));
@@ -154,8 +160,10 @@ Result<ConfigEntry> ScopeConfig::Set(const ConfigWrite& write) const {
     }
     BIFROST_ASSIGN_OR_RETURN(stored, txn->UpdateConfig(row, existing->version));
   }
+  ConfigEntry entry = ToEntry(stored);
+  if (before_commit) BIFROST_RETURN_IF_ERROR(before_commit(*txn, entry));
   BIFROST_RETURN_IF_ERROR(txn->Commit());
-  return ToEntry(stored);
+  return entry;
 }
 
 Result<std::optional<store::ConfigRow>> ScopeConfig::Resolve(store::Txn& txn,
@@ -218,7 +226,8 @@ Result<std::vector<ConfigEntry>> ScopeConfig::List() const {
   return out;
 }
 
-Status ScopeConfig::Delete(std::string_view key, std::optional<std::int64_t> expected_version) const {
+Status ScopeConfig::Delete(std::string_view key, std::optional<std::int64_t> expected_version,
+                           const store::CommitHook& before_commit) const {
   BIFROST_RETURN_IF_ERROR(ValidateKey(key));
   BIFROST_ASSIGN_OR_RETURN(auto txn, service_->store_->Begin(store::TxnMode::kWrite));
   auto deleted = txn->DeleteConfig(scope_, key, expected_version);
@@ -227,6 +236,7 @@ Status ScopeConfig::Delete(std::string_view key, std::optional<std::int64_t> exp
                 "config " + QuoteForMessage(key) + " is not set in " + InScope(scope_));
   }
   BIFROST_RETURN_IF_ERROR(deleted);
+  if (before_commit) BIFROST_RETURN_IF_ERROR(before_commit(*txn));
   return txn->Commit();
 }
 

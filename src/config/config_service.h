@@ -55,13 +55,16 @@ class ConfigService {
                 Limits limits = {});
 
   // Organizations. `id` keeps a given UUID (imports); otherwise a random one is made.
-  Result<Organization> CreateOrganization(std::string_view name,
-                                          std::optional<std::string> id = std::nullopt);
+  // `before_commit` (optional) runs inside the write transaction, after the change and
+  // before the commit (the audit record of the change); its error rolls everything back.
+  Result<Organization> CreateOrganization(
+      std::string_view name, std::optional<std::string> id = std::nullopt,
+      const store::CommitHookWith<Organization>& before_commit = {});
   Result<Organization> GetOrganization(std::string_view id) const;
   Result<Organization> GetOrganizationByName(std::string_view name) const;
   Result<std::vector<Organization>> ListOrganizations() const;
   // Deletes the organization and all of its config.
-  Status DeleteOrganization(std::string_view id);
+  Status DeleteOrganization(std::string_view id, const store::CommitHook& before_commit = {});
 
   // The view of one organization (kNotFound if it does not exist), or of the global scope.
   Result<ScopeConfig> ForOrg(std::string_view org_id) const;
@@ -84,7 +87,10 @@ class ScopeConfig {
   const store::Scope& scope() const { return scope_; }
 
   // Creates or replaces the entry in this scope (see ConfigWrite::expected_version).
-  Result<ConfigEntry> Set(const ConfigWrite& write) const;
+  // `before_commit` as for CreateOrganization; it sees the entry as written (version 1: a
+  // new entry).
+  Result<ConfigEntry> Set(const ConfigWrite& write,
+                          const store::CommitHookWith<ConfigEntry>& before_commit = {}) const;
   // The entry visible in this scope: the org's own, else the global one. kNotFound if
   // neither exists. A secret's value is not included.
   Result<ConfigEntry> Get(std::string_view key) const;
@@ -94,7 +100,8 @@ class ScopeConfig {
   // override. Each entry says where it came from. No secret values.
   Result<std::vector<ConfigEntry>> List() const;
   // Deletes this scope's own entry (never the global one behind it). kNotFound if absent.
-  Status Delete(std::string_view key, std::optional<std::int64_t> expected_version = {}) const;
+  Status Delete(std::string_view key, std::optional<std::int64_t> expected_version = {},
+                const store::CommitHook& before_commit = {}) const;
 
  private:
   friend class ConfigService;

@@ -98,31 +98,172 @@ Handler Guarded(AccessLog* log, Handler handler) {
   };
 }
 
-Handler Authenticated(const SharedContext& context, AuthedHandler handler,
+namespace {
+
+// The error code of an error response ("permission_denied"), for the record's detail.
+std::string ErrorCodeOf(const HttpResponse& response) {
+  auto parsed = json_io::ParseJson(response.body);
+  if (parsed && parsed->is_object()) {
+    const auto error = parsed->find("error");
+    if (error != parsed->end() && error->is_object()) {
+      const auto code = error->find("code");
+      if (code != error->end() && code->is_string()) return code->get<std::string>();
+    }
+  }
+  std::string detail = "http ";
+  detail += std::to_string(response.status);
+  return detail;
+}
+
+HttpResponse AuditUnavailable(std::string_view request_id) {
+  std::string message =
+      "the audit log could not record this request, so it was refused; the server retries "
+      "the audit log with every request (request id ";
+  message += request_id;
+  message += ")";
+  HttpResponse response = ErrorResponse(503, "unavailable", message);
+  response.headers.emplace_back("Retry-After", "1");
+  return response;
+}
+
+// Calls `release` with nothing (send the response) when `status` is ok, else with the 503.
+void Release(const ReleaseResponse& release, const Status& status, std::string_view request_id) {
+  if (status) {
+    release(std::nullopt);
+  } else {
+    release(AuditUnavailable(request_id));
+  }
+}
+
+// `response` leaves only once `event` is durable in every sink; otherwise a 503 goes instead.
+HttpResponse HoldUntilRecorded(audit::AuditLog& log, HttpResponse response, audit::Event event) {
+  response.hold = [&log, event = std::move(event)](ReleaseResponse release) {
+    std::string request_id = event.request_id;
+    log.Submit(event, [release = std::move(release), request_id = std::move(request_id)](
+                          Status status) { Release(release, status, request_id); });
+  };
+  return response;
+}
+
+// `response` leaves only once the records committed with its change are in every sink.
+HttpResponse HoldUntilSynced(audit::AuditLog& log, HttpResponse response,
+                             std::string request_id) {
+  if (!log.has_file_sink()) return response;  // the database commit was the durable write
+  response.hold = [&log, request_id = std::move(request_id)](ReleaseResponse release) {
+    log.Sync([release = std::move(release), request_id](Status status) {
+      Release(release, status, request_id);
+    });
+  };
+  return response;
+}
+
+// What `spec` asks to be recorded of `response`, recorded.
+HttpResponse ApplyAudit(const ApiContext& context, const AuditSpec& spec,
+                        const HttpRequest& request, const PathParams& params,
+                        const auth::Principal& principal, HttpResponse response) {
+  const bool success = response.status >= 200 && response.status < 300;
+  if (response.status == 403) {
+    audit::Event event = EventFor(request, params, &principal, spec.action, audit::Outcome::kDenied);
+    event.detail = ErrorCodeOf(response);
+    return HoldUntilRecorded(*context.audit, std::move(response), std::move(event));
+  }
+  switch (spec.mode) {
+    case AuditMode::kDenials:
+      return response;
+    case AuditMode::kMutation:
+      if (success) {
+        return HoldUntilSynced(*context.audit, std::move(response), request.request_id);
+      }
+      break;
+    case AuditMode::kReveal:
+      if (success) {
+        return HoldUntilRecorded(
+            *context.audit, std::move(response),
+            EventFor(request, params, &principal, spec.action, audit::Outcome::kSuccess));
+      }
+      break;
+  }
+  audit::Event event = EventFor(request, params, &principal, spec.action, audit::Outcome::kError);
+  event.detail = ErrorCodeOf(response);
+  return HoldUntilRecorded(*context.audit, std::move(response), std::move(event));
+}
+
+// The response to a request without a live token, once its auth.failure record is durable.
+HttpResponse AuthFailure(const ApiContext& context, const HttpRequest& request,
+                         const PathParams& params, std::string_view why, HttpResponse response) {
+  if (response.status != 401) return response;  // the store failed: no decision was made
+  audit::Event event =
+      EventFor(request, params, nullptr, audit::actions::kAuthFailure, audit::Outcome::kDenied);
+  event.detail = why;
+  return HoldUntilRecorded(*context.audit, std::move(response), std::move(event));
+}
+
+}  // namespace
+
+audit::Event EventFor(const HttpRequest& request, const PathParams& params,
+                      const auth::Principal* principal, std::string_view action,
+                      audit::Outcome outcome) {
+  audit::Event event;
+  event.action = action;
+  event.outcome = outcome;
+  if (const auto org = params.find("org_id"); org != params.end()) {
+    event.org_id = org->second;
+  } else if (const auto named = request.query.find("org_id"); named != request.query.end()) {
+    event.org_id = named->second;
+  }
+  if (const auto key = params.find("key"); key != params.end()) event.config_key = key->second;
+  if (const auto token = params.find("token_id"); token != params.end()) {
+    event.detail = "token " + token->second;
+  }
+  if (principal != nullptr) {
+    event.actor_id = principal->token_id;
+    event.actor_name = principal->token_name;
+  }
+  event.client_address = request.client_address;
+  event.request_id = request.request_id;
+  return event;
+}
+
+store::CommitHook RecordInTxn(const ApiContext& context, audit::Event event) {
+  return context.audit->InTxn(std::move(event));
+}
+
+Handler Authenticated(const SharedContext& context, AuditSpec audit, AuthedHandler handler,
                       std::vector<std::string> allowed_query) {
   return Guarded(
       context->log,
-      [context, handler, allowed_query](const HttpRequest& request, const PathParams& params,
-                                        RequestLog& log) -> HttpResponse {
+      [context, audit, handler, allowed_query](const HttpRequest& request, const PathParams& params,
+                                               RequestLog& log) -> HttpResponse {
         const auto token = BearerToken(request.Header("authorization"));
         if (!token) {
-          return Unauthenticated(
-              Error(ErrorCode::kUnauthenticated, std::string(kUnauthenticatedMessage)), request);
+          return AuthFailure(
+              *context, request, params,
+              request.Header("authorization").empty() ? "no Authorization header"
+                                                      : "malformed Authorization header",
+              Unauthenticated(
+                  Error(ErrorCode::kUnauthenticated, std::string(kUnauthenticatedMessage)),
+                  request));
         }
         auto principal = context->tokens->Authenticate(*token);
-        if (!principal) return Unauthenticated(principal.error(), request);
+        if (!principal) {
+          return AuthFailure(*context, request, params, "invalid, expired or revoked token",
+                             Unauthenticated(principal.error(), request));
+        }
         log.token_id = principal->token_id;
         for (const auto& [name, value] : request.query) {
           if (std::find(allowed_query.begin(), allowed_query.end(), name) == allowed_query.end()) {
             std::string accepted;
             for (const auto& a : allowed_query) accepted += (accepted.empty() ? "" : ", ") + a;
-            return ErrorResponse(400, "bad_request",
-                                 "unknown query parameter " + QuoteForMessage(name) +
-                                     (accepted.empty() ? "; this route takes none"
-                                                       : "; this route takes " + accepted));
+            return ApplyAudit(
+                *context, audit, request, params, *principal,
+                ErrorResponse(400, "bad_request",
+                              "unknown query parameter " + QuoteForMessage(name) +
+                                  (accepted.empty() ? "; this route takes none"
+                                                    : "; this route takes " + accepted)));
           }
         }
-        return handler(*context, request, params, *principal);
+        return ApplyAudit(*context, audit, request, params, *principal,
+                          handler(*context, request, params, *principal));
       });
 }
 
@@ -236,8 +377,10 @@ HttpResponse WhoAmI(const ApiContext&, const HttpRequest&, const PathParams&,
 }  // namespace
 
 void RegisterApiRoutes(Router& router, const ApiContext& context) {
-  if (context.config == nullptr || context.tokens == nullptr) {
-    std::fprintf(stderr, "bifrost: RegisterApiRoutes needs a config and a token service\n");
+  if (context.config == nullptr || context.tokens == nullptr || context.audit == nullptr) {
+    std::fprintf(stderr,
+                 "bifrost: RegisterApiRoutes needs a config service, a token service and an "
+                 "audit log\n");
     std::abort();
   }
   const auto shared = std::make_shared<const ApiContext>(context);
@@ -274,11 +417,14 @@ void RegisterApiRoutes(Router& router, const ApiContext& context) {
         return response;
       }));
 
-  router.Add("GET", "/api/v1/whoami", api_internal::Authenticated(shared, WhoAmI));
+  router.Add("GET", "/api/v1/whoami",
+             api_internal::Authenticated(shared, {"whoami", api_internal::AuditMode::kDenials},
+                                         WhoAmI));
 
   api_internal::RegisterOrgRoutes(router, shared);
   api_internal::RegisterConfigRoutes(router, shared);
   api_internal::RegisterTokenRoutes(router, shared);
+  api_internal::RegisterAuditRoutes(router, shared);
 }
 
 }  // namespace bifrost::server

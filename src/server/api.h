@@ -15,6 +15,7 @@
 
 #include <functional>
 
+#include "audit/audit.h"
 #include "auth/auth.h"
 #include "common/clock.h"
 #include "config/config_service.h"
@@ -26,7 +27,7 @@ namespace bifrost::server {
 class AccessLog;
 
 // What the handlers work with. The pointed-to services must outlive the Router the routes
-// are registered on; `config` and `tokens` are required. /readyz answers 200 when `ready`
+// are registered on; `config`, `tokens` and `audit` are required. /readyz answers 200 when `ready`
 // says the server is serving (an empty function counts as not ready) and a read
 // transaction on `store` (when set) lists its key checks; that database check runs at most
 // once a second by `clock` (the system clock when null). `log` receives the details of
@@ -34,6 +35,7 @@ class AccessLog;
 struct ApiContext {
   config::ConfigService* config;
   auth::TokenService* tokens;
+  audit::AuditLog* audit;  // required: every reveal, change and denial is recorded
   store::Store* store;
   const Clock* clock;
   std::function<bool()> ready;

@@ -322,7 +322,16 @@ HttpResponse PutConfig(const ApiContext& context, const HttpRequest& request,
                                   .description = description->value_or(""),
                                   .actor = principal.Actor(),
                                   .expected_version = *expected_version};
-  auto entry = scope->Set(write);
+  const audit::Event recorded =
+      EventFor(request, params, &principal, audit::actions::kConfigUpdate, audit::Outcome::kSuccess);
+  auto entry = scope->Set(write, [&](store::Txn& txn, const config::ConfigEntry& written) {
+    audit::Event event = recorded;
+    // Version 1 is a row that did not exist before this write.
+    if (written.version == 1) event.action = audit::actions::kConfigCreate;
+    event.detail = "version ";
+    event.detail += std::to_string(written.version);
+    return RecordInTxn(context, std::move(event))(txn);
+  });
   if (!entry) return ServiceError(entry.error(), request);
   auto shown = MaskedEntryText(*entry);
   if (!shown) return ServiceError(shown.error(), request);
@@ -345,7 +354,10 @@ HttpResponse DeleteConfig(const ApiContext& context, const HttpRequest& request,
   }
   auto scope = ScopeOf(context, org_id);
   if (!scope) return ServiceError(scope.error(), request);
-  auto deleted = scope->Delete(params.at("key"), expected_version);
+  auto deleted = scope->Delete(
+      params.at("key"), expected_version,
+      RecordInTxn(context, EventFor(request, params, &principal, audit::actions::kConfigDelete,
+                                    audit::Outcome::kSuccess)));
   if (!deleted) return ServiceError(deleted.error(), request);
   return NoContent();
 }
@@ -354,11 +366,19 @@ HttpResponse DeleteConfig(const ApiContext& context, const HttpRequest& request,
 
 void RegisterConfigRoutes(Router& router, const SharedContext& context) {
   for (const std::string prefix : {"/api/v1/orgs/{org_id}/configs", "/api/v1/global/configs"}) {
-    router.Add("GET", prefix, Authenticated(context, ListConfigs));
-    router.Add("GET", prefix + "/{key}", Authenticated(context, GetConfig));
-    router.Add("PUT", prefix + "/{key}", Authenticated(context, PutConfig));
-    router.Add("DELETE", prefix + "/{key}", Authenticated(context, DeleteConfig, {"expected_version"}));
-    router.Add("GET", prefix + "/{key}/reveal", Authenticated(context, RevealConfig));
+    const AuditSpec read{"config.read", AuditMode::kDenials};
+    // A write that fails or is denied is recorded as "config.write": whether it would have
+    // created or updated is not known (or not to be told) before the row is read.
+    const AuditSpec write{"config.write", AuditMode::kMutation};
+    router.Add("GET", prefix, Authenticated(context, read, ListConfigs));
+    router.Add("GET", prefix + "/{key}", Authenticated(context, read, GetConfig));
+    router.Add("PUT", prefix + "/{key}", Authenticated(context, write, PutConfig));
+    router.Add("DELETE", prefix + "/{key}",
+               Authenticated(context, {audit::actions::kConfigDelete, AuditMode::kMutation},
+                             DeleteConfig, {"expected_version"}));
+    router.Add("GET", prefix + "/{key}/reveal",
+               Authenticated(context, {audit::actions::kConfigReveal, AuditMode::kReveal},
+                             RevealConfig));
   }
 }
 

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string_view>
 
+#include "audit/audit.h"
 #include "auth/auth.h"
 #include "common/status.h"
 #include "server/api.h"
@@ -29,13 +30,37 @@ using AuthedHandler = HttpResponse (*)(const ApiContext& context, const HttpRequ
 // `handler` runs, ServiceError reports 500s to `log` (nullptr: a log on stderr).
 Handler Guarded(AccessLog* log, Handler handler);
 
+// What the audit log records of a route (docs/audit.md). Every route records a failed
+// authentication (auth.failure) and a permission denial (`action`, outcome denied).
+enum class AuditMode {
+  kDenials,   // a read: nothing more
+  kMutation,  // the handler records its success inside the change's own transaction
+              // (RecordInTxn); every other answer is recorded here as a failed attempt
+  kReveal,    // every answer is recorded here; a success holds the response (the secret)
+              // until its record is durable
+};
+struct AuditSpec {
+  std::string_view action;  // audit::actions, or a read's name ("config.read")
+  AuditMode mode = AuditMode::kDenials;
+};
+
 // Authenticates "Authorization: Bearer <token>" (401 unauthenticated otherwise, with the
 // one message for missing, malformed, unknown, expired and revoked tokens), records the
-// token id in the request log, then runs `handler`. Guarded.
+// token id in the request log, then runs `handler` and records what `audit` asks for.
+// Guarded. Every record must be durable in every sink before the response leaves; when it
+// cannot be, the client gets 503 instead (and a secret's body is wiped unsent).
 // `allowed_query` names the query parameters the route reads; any other is a 400, so that a
 // typo (`?expected-version=3`) cannot silently drop a condition.
-Handler Authenticated(const SharedContext& context, AuthedHandler handler,
+Handler Authenticated(const SharedContext& context, AuditSpec audit, AuthedHandler handler,
                       std::vector<std::string> allowed_query = {});
+
+// The audit event of this request: client address, request id, the principal as actor,
+// org and config key from the path parameters.
+audit::Event EventFor(const HttpRequest& request, const PathParams& params,
+                      const auth::Principal* principal, std::string_view action,
+                      audit::Outcome outcome);
+// A hook that appends `event` (a success) inside a service's write transaction.
+store::CommitHook RecordInTxn(const ApiContext& context, audit::Event event);
 
 // nullopt if `principal` may do `action` on `target`, else the 403 to send.
 std::optional<HttpResponse> Deny(const auth::Principal& principal, auth::Action action,
@@ -54,5 +79,6 @@ HttpResponse ServiceError(const Error& error, const HttpRequest& request);
 void RegisterOrgRoutes(Router& router, const SharedContext& context);
 void RegisterConfigRoutes(Router& router, const SharedContext& context);
 void RegisterTokenRoutes(Router& router, const SharedContext& context);
+void RegisterAuditRoutes(Router& router, const SharedContext& context);
 
 }  // namespace bifrost::server::api_internal

@@ -27,7 +27,8 @@ std::optional<std::string> QueryParam(const HttpRequest& request, const std::str
   return it->second;
 }
 
-HttpResponse CreateOrg(const ApiContext& context, const HttpRequest& request, const PathParams&,
+HttpResponse CreateOrg(const ApiContext& context, const HttpRequest& request,
+                       const PathParams& params,
                        const auth::Principal& principal) {
   if (auto denied = Deny(principal, Action::kOrgCreate, Target::Platform(), request)) {
     return *denied;
@@ -40,7 +41,13 @@ HttpResponse CreateOrg(const ApiContext& context, const HttpRequest& request, co
   auto name = json_io::OptionalString(*body, "name");
   if (!name) return BadRequest(name.error());
   if (!*name) return BadRequest("field 'name' is required");
-  auto org = context.config->CreateOrganization(**name);
+  auto org = context.config->CreateOrganization(
+      **name, std::nullopt, [&](store::Txn& txn, const config::Organization& created) {
+        audit::Event event = EventFor(request, params, &principal, audit::actions::kOrgCreate,
+                                      audit::Outcome::kSuccess);
+        event.org_id = created.id;
+        return RecordInTxn(context, std::move(event))(txn);
+      });
   if (!org) return ServiceError(org.error(), request);
   return JsonResponse(201, OrganizationJson(*org));
 }
@@ -90,7 +97,9 @@ HttpResponse DeleteOrg(const ApiContext& context, const HttpRequest& request,
   if (auto denied = Deny(principal, Action::kOrgDelete, Target::Org(org_id), request)) {
     return *denied;
   }
-  auto deleted = context.config->DeleteOrganization(org_id);
+  auto deleted = context.config->DeleteOrganization(
+      org_id, RecordInTxn(context, EventFor(request, params, &principal,
+                                            audit::actions::kOrgDelete, audit::Outcome::kSuccess)));
   if (!deleted) return ServiceError(deleted.error(), request);
   return NoContent();
 }
@@ -98,10 +107,14 @@ HttpResponse DeleteOrg(const ApiContext& context, const HttpRequest& request,
 }  // namespace
 
 void RegisterOrgRoutes(Router& router, const SharedContext& context) {
-  router.Add("POST", "/api/v1/orgs", Authenticated(context, CreateOrg));
-  router.Add("GET", "/api/v1/orgs", Authenticated(context, ListOrgs, {"name"}));
-  router.Add("GET", "/api/v1/orgs/{org_id}", Authenticated(context, GetOrg));
-  router.Add("DELETE", "/api/v1/orgs/{org_id}", Authenticated(context, DeleteOrg));
+  router.Add("POST", "/api/v1/orgs",
+             Authenticated(context, {audit::actions::kOrgCreate, AuditMode::kMutation}, CreateOrg));
+  router.Add("GET", "/api/v1/orgs",
+             Authenticated(context, {"org.list", AuditMode::kDenials}, ListOrgs, {"name"}));
+  router.Add("GET", "/api/v1/orgs/{org_id}",
+             Authenticated(context, {"org.read", AuditMode::kDenials}, GetOrg));
+  router.Add("DELETE", "/api/v1/orgs/{org_id}",
+             Authenticated(context, {audit::actions::kOrgDelete, AuditMode::kMutation}, DeleteOrg));
 }
 
 }  // namespace bifrost::server::api_internal

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <future>
 #include <optional>
 #include <regex>
 #include <set>
@@ -25,6 +26,7 @@
 #include "config/json_text.h"
 #include "crypto/key_derivation.h"
 #include "crypto/keyring.h"
+#include "crypto/mac.h"
 #include "server/access_log.h"
 #include "server/api_internal.h"
 #include "server/errors.h"
@@ -49,6 +51,7 @@ struct Reply {
   std::string content_type;
   std::vector<std::pair<std::string, std::string>> headers;
   RequestLog log;
+  bool held = false;  // the response waited for its audit record
 
   json Json() const { return json::parse(body, nullptr, false); }
   std::string Code() const {
@@ -84,8 +87,14 @@ class ApiTest : public ::testing::Test {
     barrier_ = std::make_unique<barrier::Barrier>(std::move(*barrier));
     config_ = std::make_unique<config::ConfigService>(*store_, *barrier_, clock_);
     tokens_ = std::make_unique<auth::TokenService>(*store_, clock_);
+    auto audit_key = crypto::DeriveAuditKey(*key);
+    ASSERT_TRUE(audit_key);
+    auto audit = audit::AuditLog::Open(*store_, std::move(*audit_key), clock_, {});
+    ASSERT_TRUE(audit) << audit.error().ToString();
+    audit_ = std::move(*audit);
     RegisterApiRoutes(router_, {.config = config_.get(),
                                 .tokens = tokens_.get(),
+                                .audit = audit_.get(),
                                 .store = store_.get(),
                                 .clock = &clock_,
                                 .ready = [this] { return ready_; }});
@@ -143,7 +152,17 @@ class ApiTest : public ::testing::Test {
       reply.status = match.status;
       return reply;
     }
-    const HttpResponse response = (*match.handler)(request, match.params, reply.log);
+    HttpResponse response = (*match.handler)(request, match.params, reply.log);
+    if (response.hold) {
+      // What the server does: wait for the release, then send the response or its stand-in.
+      std::promise<std::optional<HttpResponse>> released;
+      auto future = released.get_future();
+      response.hold([&released](std::optional<HttpResponse> replacement) {
+        released.set_value(std::move(replacement));
+      });
+      if (auto replacement = future.get()) response = std::move(*replacement);
+      reply.held = true;
+    }
     reply.status = response.status;
     reply.body = response.body;
     reply.content_type = response.content_type;
@@ -170,6 +189,7 @@ class ApiTest : public ::testing::Test {
   std::unique_ptr<barrier::Barrier> barrier_;
   std::unique_ptr<config::ConfigService> config_;
   std::unique_ptr<auth::TokenService> tokens_;
+  std::unique_ptr<audit::AuditLog> audit_;
   Router router_;  // after the services: its handlers point at them
   bool ready_ = true;
   MintedToken admin_;
@@ -205,7 +225,7 @@ TEST_F(ApiTest, RoutesAreExactlyThoseOfTheOpenApiDocument) {
     EXPECT_TRUE(documented.contains(route))
         << "registered, not documented: " << route.first << " " << route.second;
   }
-  EXPECT_EQ(registered.size(), 21u);
+  EXPECT_EQ(registered.size(), 23u);
 }
 
 // ---- Unauthenticated routes ---------------------------------------------------------------
@@ -255,6 +275,7 @@ TEST_F(ApiTest, ReadyzReadsTheDatabaseAtMostOncePerSecond) {
   Router router;
   RegisterApiRoutes(router, {.config = config_.get(),
                              .tokens = tokens_.get(),
+                             .audit = audit_.get(),
                              .store = &store,
                              .clock = &clock_,
                              .ready = [] { return true; },
@@ -421,10 +442,24 @@ TEST_F(ApiTest, EveryApiRouteRefusesMissingMalformedUnknownRevokedAndExpiredToke
         challenge = challenge || (name == "WWW-Authenticate" && value.starts_with("Bearer"));
       }
       EXPECT_TRUE(challenge) << method << " " << path;
+      EXPECT_TRUE(r.held) << "a 401 leaves only after its audit record: " << method << " " << path;
       ++checked;
     }
   }
-  EXPECT_EQ(checked, 18 * static_cast<int>(authorizations.size()));
+  EXPECT_EQ(checked, 20 * static_cast<int>(authorizations.size()));
+  // Each refusal left exactly one auth.failure record, without an actor.
+  {
+    auto txn = store_->Begin(store::TxnMode::kRead);
+    ASSERT_TRUE(txn);
+    auto failures = (*txn)->ListAudit({.action = "auth.failure", .limit = 10'000});
+    ASSERT_TRUE(failures);
+    EXPECT_EQ(failures->size(), static_cast<std::size_t>(checked));
+    for (const auto& row : *failures) {
+      EXPECT_EQ(row.outcome, "denied");
+      EXPECT_EQ(row.actor_id, std::nullopt);
+      EXPECT_EQ(row.client_address, "127.0.0.1:1");
+    }
+  }
   // None of the refused writes did anything.
   EXPECT_EQ(Get("/api/v1/orgs", admin_.text).Json().size(), 1u);
   EXPECT_EQ(Get("/api/v1/orgs/" + org + "/configs", admin_.text).Json(), json::array());
@@ -481,6 +516,7 @@ TEST_F(ApiTest, A500LogsItsRequestIdCodeAndMessage) {
   Router router;
   RegisterApiRoutes(router, {.config = config_.get(),
                              .tokens = tokens_.get(),
+                             .audit = audit_.get(),
                              .store = store_.get(),
                              .clock = &clock_,
                              .ready = [] { return true; },

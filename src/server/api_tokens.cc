@@ -32,7 +32,8 @@ Target TokensTarget(const std::optional<std::string>& named, const auth::Princip
   return Target::Platform();
 }
 
-HttpResponse CreateToken(const ApiContext& context, const HttpRequest& request, const PathParams&,
+HttpResponse CreateToken(const ApiContext& context, const HttpRequest& request,
+                         const PathParams& params,
                          const auth::Principal& principal) {
   // Whether the caller manages tokens at all is known before the body is read; which
   // organization the new token may belong to is checked once the body names it.
@@ -71,7 +72,14 @@ HttpResponse CreateToken(const ApiContext& context, const HttpRequest& request, 
                               .role = *role,
                               .org_id = std::move(token_org),
                               .ttl_seconds = *ttl_seconds};
-  auto created = context.tokens->Create(wanted, &principal);
+  auto created = context.tokens->Create(
+      wanted, &principal, [&](store::Txn& txn, const store::TokenRow& row) {
+        audit::Event event = EventFor(request, params, &principal, audit::actions::kTokenCreate,
+                                      audit::Outcome::kSuccess);
+        event.org_id = row.org_id;
+        event.detail = "token " + row.id + " (" + row.role + ")";
+        return RecordInTxn(context, std::move(event))(txn);
+      });
   if (!created) return ServiceError(created.error(), request);
   Json shown = TokenJson(created->row);
   shown["token"] = nullptr;
@@ -111,7 +119,13 @@ HttpResponse RevokeToken(const ApiContext& context, const HttpRequest& request,
           Deny(principal, Action::kTokenManage, TokensTarget(std::nullopt, principal), request)) {
     return *denied;
   }
-  auto revoked = context.tokens->Revoke(principal, params.at("token_id"));
+  auto revoked = context.tokens->Revoke(
+      principal, params.at("token_id"), [&](store::Txn& txn, const store::TokenRow& row) {
+        audit::Event event = EventFor(request, params, &principal, audit::actions::kTokenRevoke,
+                                      audit::Outcome::kSuccess);
+        event.org_id = row.org_id;
+        return RecordInTxn(context, std::move(event))(txn);
+      });
   if (!revoked) return ServiceError(revoked.error(), request);
   return NoContent();
 }
@@ -119,9 +133,14 @@ HttpResponse RevokeToken(const ApiContext& context, const HttpRequest& request,
 }  // namespace
 
 void RegisterTokenRoutes(Router& router, const SharedContext& context) {
-  router.Add("POST", "/api/v1/tokens", Authenticated(context, CreateToken));
-  router.Add("GET", "/api/v1/tokens", Authenticated(context, ListTokens, {"org_id"}));
-  router.Add("DELETE", "/api/v1/tokens/{token_id}", Authenticated(context, RevokeToken));
+  router.Add("POST", "/api/v1/tokens",
+             Authenticated(context, {audit::actions::kTokenCreate, AuditMode::kMutation},
+                           CreateToken));
+  router.Add("GET", "/api/v1/tokens",
+             Authenticated(context, {"token.list", AuditMode::kDenials}, ListTokens, {"org_id"}));
+  router.Add("DELETE", "/api/v1/tokens/{token_id}",
+             Authenticated(context, {audit::actions::kTokenRevoke, AuditMode::kMutation},
+                           RevokeToken));
 }
 
 }  // namespace bifrost::server::api_internal

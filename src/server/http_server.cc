@@ -403,9 +403,42 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     ReleaseBodyBudget();
     entry_.token_id = std::move(request_log.token_id);
 
+    if (response.hold) {
+      // The pool thread is free while the response waits (for its audit record to be
+      // durable, so many requests can share one fsync); the release comes back to this
+      // connection's strand. The held body is wiped if it is never sent.
+      ResponseHold hold = std::move(response.hold);
+      response.hold = nullptr;
+      auto held = std::make_shared<HeldResponse>(std::move(response));
+      hold([self = this->shared_from_this(), held, version, keep_alive,
+            head](std::optional<HttpResponse> replacement) {
+        net::post(self->stream_.get_executor(), [self, held, version, keep_alive, head,
+                                                 replacement = std::move(replacement)]() mutable {
+          HttpResponse out;
+          if (replacement) {
+            out = std::move(*replacement);
+            out.hold = nullptr;
+          } else {
+            out = std::move(held->response);
+          }
+          const bool keep = keep_alive && !self->shutdown_ && !self->shared_->stopping.load();
+          self->Respond(std::move(out), version, keep, head);
+        });
+      });
+      return;
+    }
     const bool keep = keep_alive && !shutdown_ && !shared_->stopping.load();
     Respond(std::move(response), version, keep, head);
   }
+
+  // A response waiting for its release; its body (a secret) is wiped if it is dropped.
+  struct HeldResponse {
+    explicit HeldResponse(HttpResponse r) : response(std::move(r)) {}
+    ~HeldResponse() { crypto::SecureWipe(response.body.data(), response.body.size()); }
+    HeldResponse(const HeldResponse&) = delete;
+    HeldResponse& operator=(const HeldResponse&) = delete;
+    HttpResponse response;
+  };
 
   void RespondAndClose(HttpResponse response) {
     const unsigned version = parser_ ? parser_->get().version() : 11;

@@ -26,11 +26,24 @@ struct HttpRequest {
   std::string_view Header(std::string_view lower_name) const;
 };
 
+struct HttpResponse;
+
+// How a held response is let go: with nullopt the response is sent as it is; with a
+// response, that one is sent instead and the held body is wiped unsent.
+using ReleaseResponse = std::function<void(std::optional<HttpResponse> replacement)>;
+// Called once by the server with the release function, which it may call later from any
+// thread (exactly once).
+using ResponseHold = std::function<void(ReleaseResponse release)>;
+
 struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers
+  // When set, the response may only leave once something else has happened: the audit
+  // record of a reveal made durable. The server keeps the connection's request dispatched
+  // (and the pool thread free) until `hold` releases it.
+  ResponseHold hold;
 };
 
 // What a handler reports for the access log, besides what the server knows itself.

@@ -325,21 +325,7 @@ std::expected<std::optional<std::int64_t>, std::string> OptionalInt64(const Json
       std::string(it->is_number_float() ? "a fractional number" : KindName(*it)));
 }
 
-std::string FormatTimestamp(UnixMicros micros) {
-  using namespace std::chrono;
-  const sys_time<microseconds> time{microseconds{micros}};
-  const sys_days day = floor<days>(time);
-  const year_month_day date{day};
-  const hh_mm_ss<microseconds> clock{time - day};
-  char text[64];
-  std::snprintf(text, sizeof(text), "%04d-%02u-%02uT%02d:%02d:%02d.%06lldZ",
-                static_cast<int>(date.year()), static_cast<unsigned>(date.month()),
-                static_cast<unsigned>(date.day()), static_cast<int>(clock.hours().count()),
-                static_cast<int>(clock.minutes().count()),
-                static_cast<int>(clock.seconds().count()),
-                static_cast<long long>(clock.subseconds().count()));
-  return text;
-}
+std::string FormatTimestamp(UnixMicros micros) { return FormatRfc3339(micros); }
 
 Json TimestampOrNull(const std::optional<UnixMicros>& micros) {
   if (!micros) return nullptr;

@@ -11,6 +11,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -22,8 +24,10 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <utility>
 
+#include "audit/audit.h"
 #include "auth/auth.h"
 #include "barrier/barrier.h"
 #include "common/base64.h"
@@ -32,6 +36,7 @@
 #include "config/config_service.h"
 #include "crypto/key_derivation.h"
 #include "crypto/keyring.h"
+#include "crypto/mac.h"
 #include "crypto/random.h"
 #include "crypto/secure_buffer.h"
 #include "server/access_log.h"
@@ -243,13 +248,73 @@ void WriteOut(const crypto::SecureBuffer& text) {
   std::fflush(stdout);
 }
 
-// Creates the platform-admin token of a new installation.
-Result<auth::CreatedToken> CreateInitialAdmin(auth::TokenService& tokens) {
+// Creates the platform-admin token of a new installation, with its audit record (actor
+// "bootstrap": a local command, no request) in the same transaction.
+Result<auth::CreatedToken> CreateInitialAdmin(auth::TokenService& tokens, audit::AuditLog& audit,
+                                              std::string_view command) {
   auth::NewToken request;
   request.name = std::string(kInitialAdminName);
   request.role = auth::Role::kPlatformAdmin;
-  return tokens.Create(request, /*creator=*/nullptr);
+  return tokens.Create(request, /*creator=*/nullptr,
+                       [&](store::Txn& txn, const store::TokenRow& row) {
+                         audit::Event event;
+                         event.action = audit::actions::kTokenCreate;
+                         event.actor_name = "bootstrap";
+                         event.detail = "token " + row.id + " (" + row.role + ") by " +
+                                        std::string(command);
+                         return audit.InTxn(std::move(event))(txn);
+                       });
 }
+
+// --audit-retention: prunes at start and then hourly, until stopped.
+class RetentionTask {
+ public:
+  RetentionTask(audit::AuditLog& audit, const Clock& clock, int days, AccessLog& log)
+      : audit_(audit), clock_(clock), days_(days), log_(log) {
+    if (days_ > 0) thread_ = std::thread([this] { Run(); });
+  }
+  ~RetentionTask() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  RetentionTask(const RetentionTask&) = delete;
+  RetentionTask& operator=(const RetentionTask&) = delete;
+
+ private:
+  void Run() {
+    std::unique_lock lock(mu_);
+    while (!stop_) {
+      lock.unlock();
+      const UnixMicros cutoff =
+          clock_.NowMicros() - static_cast<UnixMicros>(days_) * 86'400LL * 1'000'000LL;
+      auto pruned = audit_.Prune(cutoff);
+      if (!pruned) {
+        log_.Error("audit retention failed; will retry in an hour",
+                   {{"code", ErrorCodeName(pruned.error().code())},
+                    {"message", std::string_view(pruned.error().message())}});
+      } else if (*pruned > 0) {
+        log_.Info("audit retention pruned old records",
+                  {{"records", static_cast<std::int64_t>(*pruned)},
+                   {"retention_days", static_cast<std::int64_t>(days_)}});
+      }
+      lock.lock();
+      cv_.wait_for(lock, std::chrono::hours(1), [this] { return stop_; });
+    }
+  }
+
+  audit::AuditLog& audit_;
+  const Clock& clock_;
+  const int days_;
+  AccessLog& log_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;  // guarded by mu_
+  std::thread thread_;
+};
 
 void PrintDevWarning(const std::string& data_dir, const std::string& key_source) {
   const char* bar = "bifrost: WARNING: ==========================================================";
@@ -299,11 +364,30 @@ std::string UrlHost(const std::string& host) {
 int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypto::Keyring keyring,
                    const std::string& listen_host, bool tls) {
   const Clock& clock = SystemClock::Instance();
+  auto audit_key = crypto::DeriveAuditKey(keyring.primary());
+  if (!audit_key) return StartupFailure(audit_key.error().message());
   auto opened = barrier::Barrier::Open(std::move(keyring), store, clock);
   if (!opened) return StartupFailure(opened.error().message());
   const barrier::Barrier barrier = std::move(*opened);
   config::ConfigService config(store, barrier, clock);
   auth::TokenService tokens(store, clock);
+
+  AccessLog log(std::cerr, clock);
+  audit::AuditLogOptions audit_options;
+  audit_options.file_path = options.audit_file;
+  audit_options.on_health_change = [&log](const std::optional<Error>& error) {
+    if (error) {
+      log.Error("the audit log cannot record: requests that need a record are refused (503) "
+                "until it can",
+                {{"code", ErrorCodeName(error->code())},
+                 {"message", std::string_view(error->message())}});
+    } else {
+      log.Info("the audit log records again");
+    }
+  };
+  auto audit = audit::AuditLog::Open(store, std::move(*audit_key), clock, std::move(audit_options));
+  if (!audit) return StartupFailure(audit.error().message());
+  const RetentionTask retention(**audit, clock, options.audit_retention_days, log);
 
   if (options.dev) {
     // First start of a dev installation (or one that never got its token): make the admin.
@@ -313,7 +397,7 @@ int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypt
     txn->reset();
     if (!existing) return StartupFailure(existing.error().message());
     if (existing->empty()) {
-      auto admin = CreateInitialAdmin(tokens);
+      auto admin = CreateInitialAdmin(tokens, **audit, "serve --dev");
       if (!admin) return StartupFailure(admin.error().message());
       crypto::SecureBuffer line = crypto::SecureBuffer::From(std::string_view("admin token: "));
       line.Append(admin->token.view());
@@ -322,11 +406,11 @@ int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypt
     }
   }
 
-  AccessLog log(std::cerr, clock);
   std::atomic<bool> ready{false};
   Router router;
   RegisterApiRoutes(router, ApiContext{.config = &config,
                                        .tokens = &tokens,
+                                       .audit = audit->get(),
                                        .store = &store,
                                        .clock = &clock,
                                        .ready = [&ready] { return ready.load(); },
@@ -365,7 +449,12 @@ int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypt
                          {"threads", static_cast<std::int64_t>(options.threads)},
                          {"max_connections", static_cast<std::int64_t>(options.max_connections)},
                          {"dev", options.dev},
-                         {"backend", store.BackendName()}});
+                         {"backend", store.BackendName()},
+                         {"audit_file", options.audit_file.empty()
+                                            ? std::string_view("(none)")
+                                            : std::string_view(options.audit_file)},
+                         {"audit_retention_days",
+                          static_cast<std::int64_t>(options.audit_retention_days)}});
   if (!tls && !IsLoopbackHost(listen_host)) {
     log.Warn(
         "serving plain HTTP on a non-loopback address (--insecure-no-tls): tokens and "
@@ -383,6 +472,8 @@ int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypt
   ready.store(false);
   (*server)->Stop();
   server->reset();
+  // After the server: a response still held for its record was released or dropped.
+  (*audit)->Stop();
   log.Info("stopped");
   return 0;
 }
@@ -411,6 +502,9 @@ int RunServe(const ServeOptions& options) {
   if (options.threads < 1 || options.threads > 1024) {
     return StartupFailure("--threads must be between 1 and 1024, not " +
                           std::to_string(options.threads));
+  }
+  if (options.audit_retention_days < 0) {
+    return StartupFailure("--audit-retention must be a number of days, 0 (keep all) or more");
   }
   if (options.max_body_bytes == 0) return StartupFailure("--max-body-bytes must be positive");
   if (options.max_connections == 0) return StartupFailure("--max-connections must be positive");
@@ -478,10 +572,13 @@ int RunInit(const InitOptions& options) {
     auto store = store::SqliteStore::Open({.data_dir = data_dir, .clock = &clock});
     auto admin = [&]() -> Result<auth::CreatedToken> {
       if (!store) return Fail(std::move(store.error()));
+      BIFROST_ASSIGN_OR_RETURN(crypto::MacKey audit_key, crypto::DeriveAuditKey(keyring->primary()));
       // Opening the barrier on the new database records the key's check value in it.
       BIFROST_RETURN_IF_ERROR(barrier::Barrier::Open(std::move(*keyring), **store, clock));
       auth::TokenService tokens(**store, clock);
-      return CreateInitialAdmin(tokens);
+      BIFROST_ASSIGN_OR_RETURN(auto audit,
+                               audit::AuditLog::Open(**store, std::move(audit_key), clock, {}));
+      return CreateInitialAdmin(tokens, *audit, "init");
     }();
     if (admin) {
       crypto::SecureBuffer text;
@@ -511,6 +608,80 @@ int RunInit(const InitOptions& options) {
     return StartupFailure(failure);
   }
   WriteOut(*output);
+  return 0;
+}
+
+int RunAuditVerify(const AuditVerifyOptions& options) {
+  HardenProcess();
+  auto env_secret = TakeSecretFromEnvironment();
+  if (options.data_dir.empty()) {
+    return StartupFailure(
+        "audit verify needs a data directory: give --data DIR (or set BIFROST_DATA)");
+  }
+  if (!PathExists(DatabasePath(options.data_dir))) {
+    return StartupFailure("no database in " + options.data_dir);
+  }
+  if (!env_secret) return StartupFailure(env_secret.error().message());
+  if (!env_secret->has_value()) return StartupFailure(kMissingKey);
+  auto keyring = KeyringFromSecret(**env_secret);
+  env_secret->reset();
+  if (!keyring) return StartupFailure(keyring.error().message());
+  auto audit_key = crypto::DeriveAuditKey(keyring->primary());
+  if (!audit_key) return StartupFailure(audit_key.error().message());
+
+  const Clock& clock = SystemClock::Instance();
+  auto store = store::SqliteStore::Open({.data_dir = options.data_dir, .clock = &clock});
+  if (!store) return StartupFailure(store.error().message());
+  // A key that is not this database's would make every record look forged: say so instead.
+  auto barrier = barrier::Barrier::Open(std::move(*keyring), **store, clock);
+  if (!barrier) return StartupFailure(barrier.error().message());
+  std::vector<crypto::MacKey> keys;
+  keys.push_back(std::move(*audit_key));
+  auto report = audit::Verify(**store, keys, {.file_path = options.audit_file});
+  if (!report) return StartupFailure(report.error().message());
+
+  if (options.json) {
+    nlohmann::json out = {
+        {"ok", report->ok},
+        {"records", report->records},
+        {"first_seq", report->first_seq},
+        {"last_seq", report->last_seq},
+        {"checkpoint", report->checkpoint},
+        {"file", options.audit_file.empty()
+                     ? nlohmann::json()
+                     : nlohmann::json{{"path", options.audit_file},
+                                      {"records", report->file_records},
+                                      {"first_seq", report->file_first_seq},
+                                      {"last_seq", report->file_last_seq}}},
+        {"bad_seq", report->ok ? nlohmann::json() : nlohmann::json(report->bad_seq)},
+        {"problem", report->ok ? nlohmann::json() : nlohmann::json(report->problem)}};
+    std::printf("%s\n",
+                out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  } else {
+    std::string text = "database: " + std::to_string(report->records) + " records";
+    if (report->records > 0) {
+      text += ", seq " + std::to_string(report->first_seq) + ".." +
+              std::to_string(report->last_seq);
+    }
+    if (report->checkpoint) text += " (older records pruned behind a signed checkpoint)";
+    text += "\n";
+    if (!options.audit_file.empty()) {
+      text += "file " + options.audit_file + ": " + std::to_string(report->file_records) +
+              " records";
+      if (report->file_records > 0) {
+        text += ", seq " + std::to_string(report->file_first_seq) + ".." +
+                std::to_string(report->file_last_seq);
+      }
+      text += "\n";
+    }
+    text += report->ok ? "audit log intact\n" : "audit log NOT intact: " + report->problem + "\n";
+    std::fwrite(text.data(), 1, text.size(), stdout);
+  }
+  std::fflush(stdout);
+  if (!report->ok) {
+    std::fprintf(stderr, "bifrost: the audit log is not intact: %s\n", report->problem.c_str());
+    return 4;
+  }
   return 0;
 }
 

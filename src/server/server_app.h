@@ -23,6 +23,12 @@ struct ServeOptions {
   std::size_t max_connections = 1024;
   int header_timeout_ms = 10'000;  // a request's headers must arrive within this
   int idle_timeout_ms = 60'000;    // a keep-alive connection idle this long is closed
+  // --audit-file / BIFROST_AUDIT_FILE: also write every audit record to this JSON-lines
+  // file (appended, fdatasync'ed before the request is answered). "" = database only.
+  std::string audit_file;
+  // --audit-retention / BIFROST_AUDIT_RETENTION: prune database records older than this
+  // many days (at start and hourly), behind a signed checkpoint. 0 = keep everything.
+  int audit_retention_days = 0;
 };
 
 // Runs the server until SIGTERM/SIGINT. Prints "listening on http(s)://HOST:PORT" on stdout
@@ -39,5 +45,17 @@ struct InitOptions {
 // Creates the database in a directory that has none and prints a platform-admin token
 // once. A directory that already has a database is refused without touching anything.
 int RunInit(const InitOptions& options);
+
+struct AuditVerifyOptions {
+  std::string data_dir;    // --data / BIFROST_DATA
+  std::string audit_file;  // --file: also check this JSON-lines sink; "" = no
+  bool json = false;       // --format json: the report as one JSON object
+};
+
+// `bifrost audit verify`: walks the audit chain of the database (and the file) with the
+// audit key derived from BIFROST_SECRET_KEY. Prints what it checked; returns 0 when the log
+// is intact, 4 when it is not (naming the first record that was changed, removed or
+// reordered), 1 when it cannot check (no key, no database, unreadable file).
+int RunAuditVerify(const AuditVerifyOptions& options);
 
 }  // namespace bifrost::server

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -19,6 +20,7 @@ struct Reply {
   int status = 0;
   std::string body;
   json json_body;  // discarded (is_discarded()) when the body is not JSON
+  std::map<std::string, std::string> headers;  // names lower-cased
 };
 
 // One keep-alive connection to the server under test.
@@ -48,6 +50,7 @@ class Api {
     if (!result) return reply;
     reply.status = result->status;
     reply.body = result->body;
+    reply.headers = result->headers;
     reply.json_body = json::parse(reply.body, nullptr, false);
     return reply;
   }

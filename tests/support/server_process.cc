@@ -137,6 +137,15 @@ int ServerProcess::Stop() {
   return exit_code_;
 }
 
+void ServerProcess::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  exit_code_ = 128 + SIGKILL;
+}
+
 std::string ServerProcess::Stdout() const { return ReadFileOrEmpty(dir_.path() + "/stdout"); }
 std::string ServerProcess::Stderr() const { return ReadFileOrEmpty(dir_.path() + "/stderr"); }
 

@@ -40,6 +40,8 @@ class ServerProcess {
   // Sends SIGTERM and waits up to 60 s (then kills it and fails the test); returns the exit
   // code (128+signal if killed).
   int Stop();
+  // SIGKILL, no chance to clean up (a crash); waits for the process to be gone.
+  void Kill();
   // Everything the server wrote to stdout and stderr so far.
   std::string Stdout() const;
   std::string Stderr() const;
