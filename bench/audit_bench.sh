@@ -120,6 +120,5 @@ echo "|---|---:|---:|---:|---:|---:|---:|"
 base_rps=$(echo "$base" | cut -d'|' -f2)
 for row in "$base" "$db" "$file"; do
   IFS='|' read -r name rps p50 p99 non2xx groups <<<"$row"
-  ratio=$(python3 -c "print(f'{100*$rps/$base_rps:.0f}%')")
-  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$(printf "%'d" "$rps")" "$ratio" "$p50" "$p99" "$non2xx" "$groups"
+  python3 -c "print(f'| $name | {$rps:,} | {100*$rps/$base_rps:.0f}% | $p50 | $p99 | $non2xx | $groups |')"
 done

@@ -146,7 +146,8 @@ class AuditLog {
   store::CommitHook InTxn(Event event) const;
 
   // `done` (on the writer thread) once every record committed to the database so far is in
-  // every sink: at once with Ok when there is no file sink.
+  // every sink: Ok at the writer's next turn when there is no file sink. A Sync alone does
+  // not mark the log healthy again (it does not show the database accepts records).
   void Sync(std::function<void(Status)> done);
   Status SyncAndWait();
 

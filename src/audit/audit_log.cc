@@ -199,8 +199,12 @@ void AuditLog::Impl::ProcessGroup(std::vector<Item>& group) {
       }
     }
     if (failed) stats_.last_error = error->message();
-    changed = stats_.healthy == failed;
-    stats_.healthy = !failed;
+    // A group of Sync markers alone touched only the file: it can show a failure, but not
+    // that the database records again.
+    if (failed || !events.empty()) {
+      changed = stats_.healthy == failed;
+      stats_.healthy = !failed;
+    }
   }
   if (changed && options_.on_health_change) {
     options_.on_health_change(failed ? std::optional<Error>(*error) : std::nullopt);
@@ -287,6 +291,8 @@ Status AuditLog::Impl::AdoptFileTail(const std::optional<store::AuditRow>& last,
 
 Status AuditLog::Impl::CatchUpFile(const std::vector<store::AuditRow>& committed) {
   if (!file_) return Ok();
+  // Rotated away or deleted since the last append: continue in the file at the path.
+  if (file_->is_open() && file_->Replaced()) file_->Close();
   if (!file_->is_open()) {
     // Closed by a failed append: open the path again (it may be a new file by now).
     BIFROST_ASSIGN_OR_RETURN(auto last, file_->Open());

@@ -633,6 +633,42 @@ TEST_F(AuditTest, FileSinkRecoversWhenThePathIsRepointed) {
   EXPECT_EQ(report.file_records, 4);
 }
 
+TEST_F(AuditTest, ARotatedFileIsFollowedByTheNewFileAtThePath) {
+  AuditLogOptions options;
+  options.file_path = FilePath();
+  StartLog(options);
+  RecordN(3);
+  // logrotate's "create": rename the file away and create an empty one in its place.
+  const std::string rotated = FilePath() + ".1";
+  ASSERT_EQ(::rename(FilePath().c_str(), rotated.c_str()), 0);
+  { std::ofstream create(FilePath()); }
+  RecordN(2);
+  EXPECT_EQ(ReadLines(rotated).size(), 3u);
+  const auto lines = ReadLines(FilePath());
+  ASSERT_EQ(lines.size(), 2u);
+  const auto rows = AllRows();
+  ASSERT_EQ(rows.size(), 5u);
+  EXPECT_EQ(lines[0], ToJsonLine(rows[3]));
+  EXPECT_EQ(lines[1], ToJsonLine(rows[4]));
+  EXPECT_EQ(log_->stats().failed_records, 0u);
+  // Deleted outright: the next record goes to a file created at the path, not to the void.
+  ASSERT_EQ(::unlink(FilePath().c_str()), 0);
+  RecordN(1);
+  ASSERT_EQ(ReadLines(FilePath()).size(), 1u);
+  EXPECT_EQ(ReadLines(FilePath())[0], ToJsonLine(AllRows().back()));
+}
+
+TEST_F(AuditTest, APipeIsRefusedAsTheFileSink) {
+  const std::string fifo = dir_.path() + "/audit.fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  AuditLogOptions options;
+  options.file_path = fifo;
+  auto opened = OpenLog(options);  // must not block waiting for a reader
+  ASSERT_FALSE(opened);
+  EXPECT_NE(opened.error().message().find("pipe"), std::string::npos)
+      << opened.error().message();
+}
+
 TEST_F(AuditTest, NewFileStartsWithTheNextRecord) {
   StartLog();
   RecordN(3);

@@ -102,11 +102,30 @@ void SyncParentDirectory(const std::string& path) {
 
 Result<std::optional<store::AuditRow>> FileSink::Open() {
   Close();
-  Fd fd(::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
+  const auto refuse_pipe = [&] {
+    return Fail(ErrorCode::kFailedPrecondition,
+                "the audit file " + path_ +
+                    " is a pipe or a socket; it must be a regular file (or a device)");
+  };
+  struct stat at_path {};
+  if (::stat(path_.c_str(), &at_path) == 0 &&
+      (S_ISFIFO(at_path.st_mode) || S_ISSOCK(at_path.st_mode))) {
+    return refuse_pipe();
+  }
+  // O_NONBLOCK so that a FIFO without a reader cannot block the open (it fails with ENXIO
+  // instead); cleared again below for what is kept.
+  Fd fd(::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0600));
   if (fd.get() < 0) return Fail(Unavailable(path_, "open", errno).error());
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return Fail(Unavailable(path_, "stat", errno).error());
+  if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) return refuse_pipe();
+  const int flags = ::fcntl(fd.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK) != 0) {
+    return Fail(Unavailable(path_, "configure", errno).error());
+  }
   regular_ = S_ISREG(st.st_mode);
+  dev_ = st.st_dev;
+  ino_ = st.st_ino;
   if (!regular_) {
     // A device or a pipe: nothing to read back, nothing to truncate.
     good_size_ = 0;
@@ -191,6 +210,17 @@ Status FileSink::Append(std::string_view lines) {
   if (fd_ < 0) {
     return Fail(ErrorCode::kUnavailable, "the audit file " + path_ + " is not open");
   }
+  if (regular_) {
+    // Where to cut back to if this append fails: the file as it is now, not as it was
+    // after our last append (someone may have truncated it since, e.g. copytruncate).
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) {
+      const int error = errno;
+      Close();
+      return Unavailable(path_, "stat", error);
+    }
+    good_size_ = st.st_size;
+  }
   int error = 0;
   std::string_view what = "write";
   // One write loop for the whole group; a short write continues where it stopped.
@@ -220,6 +250,15 @@ Status FileSink::Append(std::string_view lines) {
   }
   good_size_ += static_cast<off_t>(lines.size());
   return Ok();
+}
+
+bool FileSink::Replaced() const {
+  if (fd_ < 0 || !regular_) return false;
+  struct stat open_file {};
+  struct stat at_path {};
+  if (::fstat(fd_, &open_file) != 0 || open_file.st_nlink == 0) return true;
+  if (::stat(path_.c_str(), &at_path) != 0) return true;
+  return at_path.st_dev != dev_ || at_path.st_ino != ino_;
 }
 
 void FileSink::Close() {

@@ -28,7 +28,9 @@ class FileSink {
   const std::string& path() const { return path_; }
   bool is_open() const { return fd_ >= 0; }
 
-  // Opens the path (O_WRONLY|O_APPEND|O_CREAT|O_CLOEXEC, mode 0600). For a regular file:
+  // Opens the path (O_WRONLY|O_APPEND|O_CREAT|O_CLOEXEC, mode 0600). A pipe or a socket is
+  // refused (kFailedPrecondition): a reader that stalls would stall every audited request,
+  // and one that goes away would end the process with SIGPIPE. For a regular file:
   // cuts away a trailing partial line (a crash in the middle of an append) and returns the
   // last record, or nullopt when the file is empty. For anything else (a device, a pipe)
   // nothing is read: nullopt. kFailedPrecondition when the file's last line is not a
@@ -42,6 +44,11 @@ class FileSink {
   // replaced or rotated file is picked up).
   Status Append(std::string_view lines);
 
+  // True when the open regular file is no longer the one at the path: it was renamed away
+  // (rotation), deleted, or replaced. The writer then reopens the path before appending, so
+  // records never go to a file nobody will read.
+  bool Replaced() const;
+
   void Close();
 
  private:
@@ -49,6 +56,8 @@ class FileSink {
   int fd_ = -1;
   bool regular_ = false;
   off_t good_size_ = 0;  // size of a regular file after its last successful append
+  dev_t dev_ = 0;        // identity of the open file, to notice rotation
+  ino_t ino_ = 0;
 };
 
 }  // namespace bifrost::audit::internal

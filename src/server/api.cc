@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "common/text.h"
+#include "config/config_types.h"
 #include "server/access_log.h"
 #include "server/api_internal.h"
 #include "server/errors.h"
@@ -115,6 +116,16 @@ std::string ErrorCodeOf(const HttpResponse& response) {
   return detail;
 }
 
+// Puts `text` first in the record's detail (before what EventFor put there, e.g. the target).
+void AddDetail(audit::Event& event, std::string_view text) {
+  std::string detail(text);
+  if (!event.detail.empty()) {
+    detail += "; ";
+    detail += event.detail;
+  }
+  event.detail = std::move(detail);
+}
+
 HttpResponse AuditUnavailable(std::string_view request_id) {
   std::string message =
       "the audit log could not record this request, so it was refused; the server retries "
@@ -126,12 +137,27 @@ HttpResponse AuditUnavailable(std::string_view request_id) {
   return response;
 }
 
+// A change committed with its database record, whose record the file sink then could not
+// take. Not "refused": the change stands, and the file is caught up once it works again.
+HttpResponse AuditFileBehind(std::string_view request_id) {
+  std::string message =
+      "the change was made and recorded in the database, but the audit file could not "
+      "record it yet (it is caught up once the file works again); check the change before "
+      "retrying (request id ";
+  message += request_id;
+  message += ")";
+  HttpResponse response = ErrorResponse(503, "unavailable", message);
+  response.headers.emplace_back("Retry-After", "1");
+  return response;
+}
+
 // Calls `release` with nothing (send the response) when `status` is ok, else with the 503.
-void Release(const ReleaseResponse& release, const Status& status, std::string_view request_id) {
+void Release(const ReleaseResponse& release, const Status& status, std::string_view request_id,
+             bool committed = false) {
   if (status) {
     release(std::nullopt);
   } else {
-    release(AuditUnavailable(request_id));
+    release(committed ? AuditFileBehind(request_id) : AuditUnavailable(request_id));
   }
 }
 
@@ -151,7 +177,7 @@ HttpResponse HoldUntilSynced(audit::AuditLog& log, HttpResponse response,
   if (!log.has_file_sink()) return response;  // the database commit was the durable write
   response.hold = [&log, request_id = std::move(request_id)](ReleaseResponse release) {
     log.Sync([release = std::move(release), request_id](Status status) {
-      Release(release, status, request_id);
+      Release(release, status, request_id, /*committed=*/true);
     });
   };
   return response;
@@ -164,7 +190,7 @@ HttpResponse ApplyAudit(const ApiContext& context, const AuditSpec& spec,
   const bool success = response.status >= 200 && response.status < 300;
   if (response.status == 403) {
     audit::Event event = EventFor(request, params, &principal, spec.action, audit::Outcome::kDenied);
-    event.detail = ErrorCodeOf(response);
+    AddDetail(event, ErrorCodeOf(response));
     return HoldUntilRecorded(*context.audit, std::move(response), std::move(event));
   }
   switch (spec.mode) {
@@ -184,7 +210,7 @@ HttpResponse ApplyAudit(const ApiContext& context, const AuditSpec& spec,
       break;
   }
   audit::Event event = EventFor(request, params, &principal, spec.action, audit::Outcome::kError);
-  event.detail = ErrorCodeOf(response);
+  AddDetail(event, ErrorCodeOf(response));
   return HoldUntilRecorded(*context.audit, std::move(response), std::move(event));
 }
 
@@ -194,8 +220,34 @@ HttpResponse AuthFailure(const ApiContext& context, const HttpRequest& request,
   if (response.status != 401) return response;  // the store failed: no decision was made
   audit::Event event =
       EventFor(request, params, nullptr, audit::actions::kAuthFailure, audit::Outcome::kDenied);
-  event.detail = why;
+  AddDetail(event, why);
   return HoldUntilRecorded(*context.audit, std::move(response), std::move(event));
+}
+
+}  // namespace
+
+namespace {
+
+// Path and query parameters go into records before anything validated them, so they are
+// recorded only in the shape they must have: a credential pasted into the wrong place
+// (`token revoke bft_...`, a token as a config key) must not end up in the log.
+bool LooksLikeToken(std::string_view text) { return text.starts_with("bft_"); }
+
+std::string RecordedKey(const std::string& key) {
+  if (LooksLikeToken(key)) return "(withheld: looks like a token)";
+  if (config::ValidateKey(key)) return key;
+  std::string shown = "(not a valid key, ";
+  shown += std::to_string(key.size());
+  shown += " bytes)";
+  return shown;
+}
+
+std::string RecordedId(const std::string& id) {
+  if (IsCanonicalUuid(id)) return id;
+  std::string shown = "(not an id, ";
+  shown += std::to_string(id.size());
+  shown += " bytes)";
+  return shown;
 }
 
 }  // namespace
@@ -206,14 +258,31 @@ audit::Event EventFor(const HttpRequest& request, const PathParams& params,
   audit::Event event;
   event.action = action;
   event.outcome = outcome;
-  if (const auto org = params.find("org_id"); org != params.end()) {
-    event.org_id = org->second;
+  std::optional<std::string> org;
+  if (const auto in_path = params.find("org_id"); in_path != params.end()) {
+    org = in_path->second;
   } else if (const auto named = request.query.find("org_id"); named != request.query.end()) {
-    event.org_id = named->second;
+    org = named->second;
   }
-  if (const auto key = params.find("key"); key != params.end()) event.config_key = key->second;
+  if (org) {
+    // A record belongs to an organization (and shows in its admins' view) only when the
+    // caller is a platform admin or that organization's own token; an attempt on another
+    // organization, or without a token, names its target in the detail instead, so that
+    // one tenant's admins never see another tenant's token names and addresses.
+    const bool own = principal != nullptr &&
+                     (principal->role == auth::Role::kPlatformAdmin || principal->org_id == org);
+    if (own && IsCanonicalUuid(*org)) {
+      event.org_id = *org;
+    } else {
+      event.detail = "target org " + RecordedId(*org);
+    }
+  }
+  if (const auto key = params.find("key"); key != params.end()) {
+    event.config_key = RecordedKey(key->second);
+  }
   if (const auto token = params.find("token_id"); token != params.end()) {
-    event.detail = "token " + token->second;
+    if (!event.detail.empty()) event.detail += "; ";
+    event.detail += "token " + RecordedId(token->second);
   }
   if (principal != nullptr) {
     event.actor_id = principal->token_id;
@@ -262,8 +331,15 @@ Handler Authenticated(const SharedContext& context, AuditSpec audit, AuthedHandl
                                                     : "; this route takes " + accepted)));
           }
         }
-        return ApplyAudit(*context, audit, request, params, *principal,
-                          handler(*context, request, params, *principal));
+        HttpResponse response;
+        try {
+          response = handler(*context, request, params, *principal);
+        } catch (...) {
+          // As Guarded does, but here, so that the failed attempt is recorded too.
+          response = ServiceError(
+              Error(ErrorCode::kInternal, "a request handler threw an exception"), request);
+        }
+        return ApplyAudit(*context, audit, request, params, *principal, std::move(response));
       });
 }
 

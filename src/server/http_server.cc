@@ -120,6 +120,12 @@ struct ServerShared {
   Dispatcher dispatcher;
   std::atomic<bool> stopping{false};
 
+  // Whether the event loop still exists: a held response's release (from another thread)
+  // posts to it only under this lock and while this is true. Stop() clears it before the
+  // loop is destroyed.
+  std::mutex loop_mu;
+  bool loop_alive = true;  // guarded by loop_mu
+
   std::mutex mu;
   std::condition_variable cv;
   std::map<std::uint64_t, std::weak_ptr<SessionBase>> sessions;  // guarded by mu
@@ -403,32 +409,66 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     ReleaseBodyBudget();
     entry_.token_id = std::move(request_log.token_id);
 
-    if (response.hold) {
-      // The pool thread is free while the response waits (for its audit record to be
-      // durable, so many requests can share one fsync); the release comes back to this
-      // connection's strand. The held body is wiped if it is never sent.
-      ResponseHold hold = std::move(response.hold);
-      response.hold = nullptr;
-      auto held = std::make_shared<HeldResponse>(std::move(response));
-      hold([self = this->shared_from_this(), held, version, keep_alive,
-            head](std::optional<HttpResponse> replacement) {
-        net::post(self->stream_.get_executor(), [self, held, version, keep_alive, head,
-                                                 replacement = std::move(replacement)]() mutable {
-          HttpResponse out;
-          if (replacement) {
-            out = std::move(*replacement);
-            out.hold = nullptr;
-          } else {
-            out = std::move(held->response);
-          }
-          const bool keep = keep_alive && !self->shutdown_ && !self->shared_->stopping.load();
-          self->Respond(std::move(out), version, keep, head);
-        });
-      });
-      return;
-    }
+    if (response.hold) return Hold(std::move(response), version, keep_alive, head);
     const bool keep = keep_alive && !shutdown_ && !shared_->stopping.load();
     Respond(std::move(response), version, keep, head);
+  }
+
+  // Parks a response until its hold releases it (its audit record is durable, so many
+  // requests can share one fsync) or hold_timeout passes. The pool thread is free
+  // meanwhile. The release may come from any thread at any time, also after this session or
+  // the whole server is gone: it holds only a weak reference to the session and posts to
+  // the session's strand only while the event loop is alive. The timer's pending wait keeps
+  // the session alive while it is held.
+  void Hold(HttpResponse response, unsigned version, bool keep_alive, bool head) {
+    ResponseHold hold = std::move(response.hold);
+    response.hold = nullptr;
+    held_ = std::make_unique<HeldResponse>(std::move(response));
+    hold_timer_.emplace(stream_.get_executor());
+    hold_timer_->expires_after(options().hold_timeout);
+    hold_timer_->async_wait(
+        [self = this->shared_from_this(), version, keep_alive, head](beast::error_code ec) {
+          if (ec) return;  // cancelled: released in time
+          std::string message = "the response was not released within ";
+          message += std::to_string(self->options().hold_timeout.count());
+          message += " ms (its audit record is not durable yet); try again (request id ";
+          message += self->entry_.request_id;
+          message += ")";
+          HttpResponse timed_out = ErrorResponse(503, "unavailable", message);
+          timed_out.headers.emplace_back("Retry-After", "1");
+          self->Release(std::move(timed_out), version, keep_alive, head);
+        });
+    std::weak_ptr<Session> weak = this->weak_from_this();
+    std::shared_ptr<ServerShared> shared = shared_;
+    hold([weak = std::move(weak), shared = std::move(shared), version, keep_alive,
+          head](std::optional<HttpResponse> replacement) {
+      std::lock_guard lock(shared->loop_mu);
+      if (!shared->loop_alive) return;
+      auto self = weak.lock();
+      if (!self) return;
+      net::post(self->stream_.get_executor(), [self, replacement = std::move(replacement),
+                                               version, keep_alive, head]() mutable {
+        self->Release(std::move(replacement), version, keep_alive, head);
+      });
+    });
+  }
+
+  // Sends the held response, or `replacement` in its place (the held body is wiped). The
+  // first of the release and the timeout wins; the other finds nothing held.
+  void Release(std::optional<HttpResponse> replacement, unsigned version, bool keep_alive,
+               bool head) {
+    if (!held_) return;
+    const std::unique_ptr<HeldResponse> held = std::move(held_);
+    if (hold_timer_) hold_timer_->cancel();
+    HttpResponse out;
+    if (replacement) {
+      out = std::move(*replacement);
+      out.hold = nullptr;
+    } else {
+      out = std::move(held->response);
+    }
+    const bool keep = keep_alive && !shutdown_ && !shared_->stopping.load();
+    Respond(std::move(out), version, keep, head);
   }
 
   // A response waiting for its release; its body (a secret) is wiped if it is dropped.
@@ -583,6 +623,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   std::size_t body_reserved_ = 0;  // of the body budget, held by this request
   std::array<char, kReadChunk> drain_buffer_{};
   std::size_t drained_ = 0;
+  std::unique_ptr<HeldResponse> held_;             // a response waiting for its release
+  std::optional<net::steady_timer> hold_timer_;    // its deadline
 };
 
 }  // namespace
@@ -667,6 +709,10 @@ class HttpServer::Impl {
     loop_->ioc.stop();
     for (auto& thread : threads_) thread.join();
     threads_.clear();
+    {
+      std::lock_guard loop_lock(shared_->loop_mu);
+      shared_->loop_alive = false;
+    }
     loop_.reset();
   }
 

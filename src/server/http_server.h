@@ -29,6 +29,10 @@
 //   - when accept() fails (typically out of file descriptors: EMFILE/ENFILE) the server
 //     waits briefly before accepting again, logging at most one line a second.
 //
+// A response with a `hold` is parked without blocking a pool thread until it is released
+// (from any thread), or until hold_timeout passes (503). A release that comes after the
+// server stopped is ignored; the held body is wiped either way.
+//
 // The dispatcher runs on a pool thread and may block (it does database work). An exception
 // escaping it becomes a 500 (nothing about the exception reaches the client or the log: its
 // what() could quote request data).
@@ -76,6 +80,9 @@ struct HttpServerOptions {
   std::chrono::milliseconds write_timeout{60'000};
   // How long Stop() lets dispatched requests finish before cutting connections.
   std::chrono::milliseconds shutdown_grace{10'000};
+  // How long a held response (HttpResponse::hold) may wait for its release; after that the
+  // client gets 503 unavailable and the held body is wiped unsent.
+  std::chrono::milliseconds hold_timeout{15'000};
   AccessLog* log = nullptr;  // request and error lines; nullptr: no logging. Must outlive.
   RouteNamer route_namer;    // optional; without it the access log's route is null
 };

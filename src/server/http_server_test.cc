@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "server/access_log.h"
+#include "server/errors.h"
 #include "server/http_test_client.h"
 #include "tests/support/subprocess.h"
 
@@ -412,6 +413,115 @@ TEST_F(HttpServerTest, ABlockedRequestDoesNotHoldUpOthers) {
   EXPECT_EQ(fast.Request("GET", "/fast").result_int(), 200);
   release.Open();
   EXPECT_EQ(slow.get(), 200);
+}
+
+// ---- Held responses (HttpResponse::hold)
+
+// Collects the release functions of held responses, to call them later from the test.
+struct Releases {
+  std::mutex mu;
+  std::vector<ReleaseResponse> pending;
+  Gate held;
+  ResponseHold Hold() {
+    return [this](ReleaseResponse release) {
+      {
+        std::lock_guard lock(mu);
+        pending.push_back(std::move(release));
+      }
+      held.Open();
+    };
+  }
+  ReleaseResponse Take() {
+    std::lock_guard lock(mu);
+    ReleaseResponse release = std::move(pending.front());
+    pending.erase(pending.begin());
+    return release;
+  }
+};
+
+TEST_F(HttpServerTest, AHeldResponseLeavesWhenReleasedWithoutHoldingAPoolThread) {
+  Releases releases;
+  HttpServerOptions options = Options();
+  options.threads = 1;  // one pool thread: a held response must not occupy it
+  Start(options, [&](HttpRequest& request, RequestLog& log) {
+    HttpResponse response = Echo(request, log);
+    if (request.path == "/held") response.hold = releases.Hold();
+    return response;
+  });
+  auto held = std::async(std::launch::async, [&] {
+    TestConnection connection(server_->port());
+    const TestResponse response = connection.Request("GET", "/held");
+    return std::make_pair(response.result_int(), std::string(response.body()));
+  });
+  releases.held.Wait();
+  TestConnection other(server_->port());
+  EXPECT_EQ(other.Request("GET", "/free").result_int(), 200);
+  // Released from another thread, as the audit writer does.
+  std::thread([release = releases.Take()] { release(std::nullopt); }).join();
+  const auto [status, body] = held.get();
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(nlohmann::json::parse(body)["path"], "/held");
+}
+
+TEST_F(HttpServerTest, AReleaseWithAReplacementSendsItInstead) {
+  Releases releases;
+  Start(Options(), [&](HttpRequest& request, RequestLog& log) {
+    HttpResponse response = Echo(request, log);
+    response.body = "{\"secret\":\"sk_live_held_canary\"}";
+    response.hold = releases.Hold();
+    return response;
+  });
+  auto held = std::async(std::launch::async, [&] {
+    TestConnection connection(server_->port());
+    const TestResponse response = connection.Request("GET", "/held");
+    return std::make_pair(response.result_int(), std::string(response.body()));
+  });
+  releases.held.Wait();
+  releases.Take()(ErrorResponse(503, "unavailable", "not recorded"));
+  const auto [status, body] = held.get();
+  EXPECT_EQ(status, 503);
+  EXPECT_EQ(body.find("sk_live_held_canary"), std::string::npos) << body;
+}
+
+TEST_F(HttpServerTest, AResponseNeverReleasedGets503AtTheHoldTimeout) {
+  Releases releases;
+  HttpServerOptions options = Options();
+  options.hold_timeout = std::chrono::milliseconds(200);
+  Start(options, [&](HttpRequest& request, RequestLog& log) {
+    HttpResponse response = Echo(request, log);
+    response.body = "{\"secret\":\"sk_live_held_canary\"}";
+    response.hold = releases.Hold();
+    return response;
+  });
+  TestConnection connection(server_->port());
+  const TestResponse response = connection.Request("GET", "/held");
+  EXPECT_EQ(response.result_int(), 503);
+  EXPECT_EQ(std::string(response.body()).find("sk_live_held_canary"), std::string::npos);
+  EXPECT_EQ(Str(response["Retry-After"]), "1");
+  // The late release finds nothing to send, and the connection goes on.
+  releases.Take()(std::nullopt);
+  EXPECT_EQ(connection.Request("GET", "/held").result_int(), 503);
+}
+
+TEST_F(HttpServerTest, AReleaseAfterTheServerStoppedIsIgnored) {
+  Releases releases;
+  HttpServerOptions options = Options();
+  options.shutdown_grace = std::chrono::milliseconds(100);
+  Start(options, [&](HttpRequest& request, RequestLog& log) {
+    HttpResponse response = Echo(request, log);
+    response.hold = releases.Hold();
+    return response;
+  });
+  auto held = std::async(std::launch::async, [&] {
+    TestConnection connection(server_->port());
+    connection.SendRaw("GET /held HTTP/1.1\r\nHost: x\r\n\r\n");
+    return connection.WaitForClose();
+  });
+  releases.held.Wait();
+  server_->Stop();  // the held request does not finish within the grace period
+  EXPECT_TRUE(held.get());
+  releases.Take()(std::nullopt);  // the session and the event loop are gone: nothing happens
+  server_.reset();
 }
 
 TEST_F(HttpServerTest, StopLetsARequestInFlightFinishAndClosesIdleConnections) {

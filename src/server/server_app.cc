@@ -482,6 +482,8 @@ int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypt
 
 int RunServe(const ServeOptions& options) {
   HardenProcess();
+  // A peer that goes away must be an error on that write, not the end of the process.
+  std::signal(SIGPIPE, SIG_IGN);
   // The key leaves the environment first, whatever else goes wrong.
   auto env_secret = TakeSecretFromEnvironment();
   if (!env_secret) return StartupFailure(env_secret.error().message());
