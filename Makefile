@@ -14,7 +14,7 @@ JOBS       ?= 2
 
 # Everything the build, the tests and the benchmarks use, from Debian's archive.
 DEB_PACKAGES := g++ make cmake pkg-config libssl-dev libsqlite3-dev nlohmann-json3-dev \
-                libgtest-dev libgmock-dev libbenchmark-dev python3 python3-cryptography \
+                libgtest-dev libgmock-dev libbenchmark-dev python3 python3-cryptography faketime \
                 libboost-dev libcli11-dev openssl wrk
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)

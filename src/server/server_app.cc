@@ -666,6 +666,11 @@ int RunAuditVerify(const AuditVerifyOptions& options) {
               std::to_string(report->last_seq);
     }
     if (report->checkpoint) text += " (older records pruned behind a signed checkpoint)";
+    if (report->records == 0 && !report->checkpoint) {
+      text +=
+          " (`bifrost init` writes record 1, so an empty log was emptied, or the database "
+          "predates the audit log and has not been used since)";
+    }
     text += "\n";
     if (!options.audit_file.empty()) {
       text += "file " + options.audit_file + ": " + std::to_string(report->file_records) +

@@ -1006,5 +1006,90 @@ TEST(AuditE2eTest, CrashLosesNoAcknowledgedReveal) {
   EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
 }
 
+
+// ---------------------------------------------------------------------------------------
+
+// libfaketime (Debian package faketime, installed by `make deps`) moves the clock of the
+// server it is preloaded into: records written "ten days ago" by the real binary.
+constexpr const char* kFakeTimeLibrary = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+
+std::vector<std::string> TenDaysAgo() {
+  // The sanitizer runtime must come first unless told otherwise; the steady clock stays
+  // real so the server's timers behave.
+  std::string asan = "ASAN_OPTIONS=verify_asan_link_order=0";
+  if (const char* given = std::getenv("ASAN_OPTIONS"); given != nullptr && *given != '\0') {
+    asan += ':';
+    asan += given;
+  }
+  return {std::string("LD_PRELOAD=") + kFakeTimeLibrary, "FAKETIME=-10d",
+          "FAKETIME_DONT_FAKE_MONOTONIC=1", asan};
+}
+
+TEST(AuditE2eTest, RetentionPrunesOldRecordsBehindASignedCheckpoint) {
+  ASSERT_TRUE(fs::exists(kFakeTimeLibrary)) << "make deps installs the faketime package";
+  testing::TempDir dir;
+  const std::string data = dir.path() + "/data";
+  std::string admin;
+  std::string key;
+  {
+    testing::ServerProcess::Options options;
+    options.data_dir = data;
+    options.extra_env = TenDaysAgo();
+    options.init_env = TenDaysAgo();
+    testing::ServerProcess past(options);
+    ASSERT_FALSE(past.address().empty());
+    admin = past.admin_token();
+    key = past.secret_key();
+    Api api(past.address());
+    const std::string org = CreateOrg(api, admin, "Old Org");
+    SetConfig(api, admin, "/api/v1/orgs/" + org, "old_secret", "secret", "sk_live_old_value");
+    ASSERT_EQ(api.Call("GET", "/api/v1/orgs/" + org + "/configs/old_secret/reveal", admin).status,
+              200);
+    const std::vector<json> old = ListAll(api, admin);
+    ASSERT_EQ(old.size(), 4u);  // init's token, the org, the secret, the reveal
+    // Written ten days ago, as the server's clock saw it.
+    for (const json& record : old) {
+      EXPECT_LT(Int(record, "time_us"), NowMicros() - std::int64_t{9} * 86'400'000'000);
+    }
+    ASSERT_EQ(past.Stop(), 0);
+  }
+
+  testing::ServerProcess::Options options;
+  options.init = false;
+  options.data_dir = data;
+  options.secret_key = key;
+  options.extra_args = {"--audit-retention", "5"};
+  testing::ServerProcess now(options);
+  ASSERT_FALSE(now.address().empty());
+  Api api(now.address());
+  // Pruned at start: everything older than five days but the newest record (the reveal),
+  // then the prune's own record.
+  std::vector<json> kept;
+  for (int i = 0; i < 500 && kept.size() != 2; ++i) {
+    kept = ListAll(api, admin);
+    if (kept.size() != 2) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(kept.size(), 2u) << now.Stderr();
+  EXPECT_EQ(Int(kept[0], "seq"), 4);
+  EXPECT_EQ(Str(kept[0], "action"), "config.reveal");
+  EXPECT_EQ(Int(kept[1], "seq"), 5);
+  EXPECT_EQ(Str(kept[1], "action"), "audit.prune");
+  EXPECT_NE(Str(kept[1], "detail").find("3"), std::string::npos) << kept[1].dump();
+  EXPECT_NE(now.Stderr().find("audit retention pruned"), std::string::npos) << now.Stderr();
+
+  const ProcessResult intact = Verify(key, data, "", /*json_format=*/true);
+  EXPECT_EQ(intact.exit_code, 0) << intact.out << intact.err;
+  const json report = json::parse(intact.out, nullptr, false);
+  EXPECT_EQ(report["checkpoint"], true) << intact.out;
+  EXPECT_EQ(report["first_seq"], 4) << intact.out;
+
+  // Deleting more at the start than the checkpoint allows is caught.
+  ASSERT_EQ(now.Stop(), 0);
+  ASSERT_EQ(RunSql(DatabaseOf(data), "DELETE FROM audit_log WHERE seq = 4;").exit_code, 0);
+  const ProcessResult broken = Verify(key, data, "", false);
+  EXPECT_EQ(broken.exit_code, 4) << broken.out << broken.err;
+  EXPECT_TRUE(NamesRecord(broken.out + broken.err, 4)) << broken.out << broken.err;
+}
+
 }  // namespace
 }  // namespace bifrost::e2e

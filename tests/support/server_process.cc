@@ -43,8 +43,10 @@ ServerProcess::ServerProcess(Options options) : options_(std::move(options)) {
   data_dir_ = options_.data_dir.empty() ? dir_.path() + "/data" : options_.data_dir;
   const std::string key_env = "BIFROST_SECRET_KEY=" + options_.secret_key;
   if (options_.init) {
+    std::vector<std::string> init_env = options_.init_env;
+    init_env.push_back(key_env);
     const auto init = RunProcess({BifrostBinary(), "init", "--data", data_dir_, "--format", "json"},
-                                 "", {key_env});
+                                 "", init_env);
     if (init.exit_code != 0) {
       ADD_FAILURE() << "bifrost init failed (" << init.exit_code << "): " << init.err;
       return;

@@ -22,6 +22,7 @@ class ServerProcess {
     std::vector<std::string> extra_args;  // appended to `bifrost serve`
     std::vector<std::string> extra_env;   // "NAME=value"
     bool init = true;                     // run `bifrost init` first
+    std::vector<std::string> init_env;    // "NAME=value" for `bifrost init`
     std::string data_dir;                 // default: a fresh temporary directory
   };
 
