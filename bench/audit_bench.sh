@@ -92,19 +92,7 @@ PY
 )
   fi
   stop_server
-  python3 - "$label" "$work/wrk.txt" "$groups" <<'PY'
-import re, sys
-name, text, groups = sys.argv[1], open(sys.argv[2]).read(), sys.argv[3]
-def ms(v):
-    if re.match(r"[\d.]+", v) is None: raise SystemExit(f"cannot read wrk output:\n{text}")
-    n, unit = float(re.match(r"[\d.]+", v).group()), re.sub(r"[\d.]+", "", v)
-    return n * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-p50 = ms(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1))
-p99 = ms(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))
-non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-print(f"{name}|{rps:.0f}|{p50:.2f}|{p99:.2f}|{non2xx.group(1) if non2xx else 0}|{groups}")
-PY
+  echo "$label|$(python3 bench/wrk_summary.py "$work/wrk.txt" | cut -d'|' -f1-4)|$groups"
 }
 
 echo "audit_bench: baseline..." >&2

@@ -53,20 +53,9 @@ LUA
 run() {  # slug label path
   BENCH_TOKEN="$member" wrk -t"$wrk_threads" -c"$connections" -d"$duration" --latency \
     -s "$work/auth.lua" "$addr$3" >"$work/$1.txt"
-  python3 - "$2" "$work/$1.txt" <<'PY'
-import re, sys
-name, text = sys.argv[1], open(sys.argv[2]).read()
-def ms(v):
-    n, unit = float(re.match(r"[\d.]+", v).group()), re.sub(r"[\d.]+", "", v)
-    return n * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-p50 = ms(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1))
-p99 = ms(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))
-non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-errors = re.search(r"Socket errors:.*", text)
-print(f"| {name} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {non2xx.group(1) if non2xx else 0} |")
-if errors: print(f"<!-- {errors.group(0)} -->")
-PY
+  IFS='|' read -r rps p50 p99 non2xx errors < <(python3 bench/wrk_summary.py "$work/$1.txt")
+  python3 -c "print(f'| $2 | {$rps:,} | $p50 | $p99 | $non2xx |')"
+  [ -z "$errors" ] || echo "<!-- socket errors: $errors -->"
 }
 
 echo "wrk ${duration}, ${connections} keep-alive connections, ${wrk_threads} wrk threads; server --threads ${server_threads}; $(nproc) CPUs"

@@ -1,5 +1,4 @@
 // The record format: canonical encoding and macs of the chain, and the JSON-lines form.
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -171,7 +170,7 @@ store::AuditRow MakeRow(const Event& event, std::int64_t seq, UnixMicros time,
 std::string ToJsonLine(const store::AuditRow& row) {
   Json j;
   j["seq"] = row.seq;
-  j["time"] = internal::FormatTime(row.time);
+  j["time"] = FormatRfc3339(row.time);
   j["time_us"] = row.time;
   j["action"] = row.action;
   j["outcome"] = row.outcome;
@@ -266,7 +265,7 @@ Result<store::AuditRow> ParseJsonLine(std::string_view line) {
   if (row.seq < 1) return Fail(ErrorCode::kInvalidArgument, "field 'seq' must be at least 1");
   BIFROST_ASSIGN_OR_RETURN(const std::string time_text, get_text("time"));
   BIFROST_ASSIGN_OR_RETURN(row.time, get_int("time_us"));
-  if (time_text != internal::FormatTime(row.time)) {
+  if (time_text != FormatRfc3339(row.time)) {
     return Fail(ErrorCode::kInvalidArgument, "field 'time' does not match 'time_us'");
   }
   BIFROST_ASSIGN_OR_RETURN(row.action, get_text("action"));
@@ -286,21 +285,6 @@ Result<store::AuditRow> ParseJsonLine(std::string_view line) {
 }
 
 namespace internal {
-
-std::string FormatTime(UnixMicros time) {
-  using namespace std::chrono;
-  const sys_time<microseconds> tp{microseconds(time)};
-  const auto day = floor<days>(tp);
-  const year_month_day ymd{day};
-  const hh_mm_ss hms{floor<microseconds>(tp - day)};
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "%04d-%02u-%02uT%02d:%02d:%02d.%06lldZ",
-                static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                static_cast<unsigned>(ymd.day()), static_cast<int>(hms.hours().count()),
-                static_cast<int>(hms.minutes().count()), static_cast<int>(hms.seconds().count()),
-                static_cast<long long>(hms.subseconds().count()));
-  return buf;
-}
 
 Result<ChainTail> ReadTail(store::Txn& txn) {
   BIFROST_ASSIGN_OR_RETURN(const auto last, txn.GetLastAudit());

@@ -22,25 +22,6 @@ constexpr std::size_t kChunkBytes = 64 * 1024;
 // line (a crash during its first append) be told apart from a file that is not ours.
 constexpr std::string_view kRecordStart = R"({"seq":)";
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  int release() {
-    const int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-
- private:
-  int fd_;
-};
-
 Status Unavailable(const std::string& path, std::string_view what, int error) {
   std::string message = "cannot ";
   message += what;
@@ -99,6 +80,10 @@ void SyncParentDirectory(const std::string& path) {
 }
 
 }  // namespace
+
+Fd::~Fd() {
+  if (fd_ >= 0) ::close(fd_);
+}
 
 Result<std::optional<store::AuditRow>> FileSink::Open() {
   Close();

@@ -19,9 +19,6 @@ namespace bifrost::audit::internal {
 std::string RecordContent(const store::AuditRow& row);
 std::string CheckpointContent(const store::AuditCheckpoint& checkpoint);
 
-// RFC 3339 UTC with microseconds: "2026-12-02T04:01:17.123456Z".
-std::string FormatTime(UnixMicros time);
-
 // Where the next record of a chain goes.
 struct ChainTail {
   std::int64_t next_seq = 1;
@@ -40,5 +37,23 @@ Result<std::vector<store::AuditRow>> AppendEvents(store::Txn& txn, const crypto:
 
 // "strerror(errno)" without the thread-safety problem of strerror.
 std::string ErrnoMessage(int error);
+
+// Owns a file descriptor: closes it unless released.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd();
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  int release() {
+    const int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+
+ private:
+  int fd_;
+};
 
 }  // namespace bifrost::audit::internal

@@ -103,19 +103,6 @@ class LineReader {
   std::size_t pos_ = 0;
 };
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 }  // namespace
 
@@ -141,7 +128,7 @@ Result<VerifyReport> Verify(store::Store& store, const std::vector<crypto::MacKe
   // snapshot has. (Records committed but not yet in the file at that moment, a group in
   // flight, can make a live log's file look short by a few records.)
   const std::string& path = options.file_path;
-  std::optional<Fd> file;
+  std::optional<internal::Fd> file;
   std::size_t file_size = 0;
   if (!path.empty()) {
     file.emplace(::open(path.c_str(), O_RDONLY | O_CLOEXEC));

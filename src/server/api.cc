@@ -126,10 +126,10 @@ void AddDetail(audit::Event& event, std::string_view text) {
   event.detail = std::move(detail);
 }
 
-HttpResponse AuditUnavailable(std::string_view request_id) {
-  std::string message =
-      "the audit log could not record this request, so it was refused; the server retries "
-      "the audit log with every request (request id ";
+// The 503 a request gets when its record is not in every sink; `what` says what happened.
+HttpResponse AuditFailure(std::string_view what, std::string_view request_id) {
+  std::string message(what);
+  message += " (request id ";
   message += request_id;
   message += ")";
   HttpResponse response = ErrorResponse(503, "unavailable", message);
@@ -137,18 +137,21 @@ HttpResponse AuditUnavailable(std::string_view request_id) {
   return response;
 }
 
+HttpResponse AuditUnavailable(std::string_view request_id) {
+  return AuditFailure(
+      "the audit log could not record this request, so it was refused; the server retries "
+      "the audit log with every request",
+      request_id);
+}
+
 // A change committed with its database record, whose record the file sink then could not
 // take. Not "refused": the change stands, and the file is caught up once it works again.
 HttpResponse AuditFileBehind(std::string_view request_id) {
-  std::string message =
+  return AuditFailure(
       "the change was made and recorded in the database, but the audit file could not "
       "record it yet (it is caught up once the file works again); check the change before "
-      "retrying (request id ";
-  message += request_id;
-  message += ")";
-  HttpResponse response = ErrorResponse(503, "unavailable", message);
-  response.headers.emplace_back("Retry-After", "1");
-  return response;
+      "retrying",
+      request_id);
 }
 
 // Calls `release` with nothing (send the response) when `status` is ok, else with the 503.
