@@ -15,24 +15,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-extern char** environ;
-
 namespace bifrost::testing {
-namespace {
-
-std::vector<std::string> EnvWith(const std::vector<std::string>& extra) {
-  std::vector<std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) {
-    const std::string_view entry(*e);
-    // The test's own environment must not leak a key or token into the server.
-    if (entry.starts_with("BIFROST_")) continue;
-    env.emplace_back(entry);
-  }
-  for (const auto& e : extra) env.push_back(e);
-  return env;
-}
-
-}  // namespace
 
 std::string BifrostBinary() {
   const char* env = std::getenv("BIFROST_BINARY");
@@ -68,7 +51,7 @@ ServerProcess::ServerProcess(Options options) : options_(std::move(options)) {
     return e.starts_with("BIFROST_SECRET_KEY");
   });
   if (!own_key) extra_env.push_back(key_env);
-  std::vector<std::string> env = EnvWith(extra_env);
+  std::vector<std::string> env = ChildEnvironment(extra_env);
 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);

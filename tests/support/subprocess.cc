@@ -25,6 +25,22 @@ void MustPipe(int fds[2]) {
 
 }  // namespace
 
+std::vector<std::string> ChildEnvironment(const std::vector<std::string>& extra_env) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    if (entry.starts_with("BIFROST_")) continue;
+    const std::string_view name = entry.substr(0, entry.find('='));
+    bool overridden = false;
+    for (const auto& x : extra_env) {
+      if (std::string_view(x).substr(0, x.find('=')) == name) overridden = true;
+    }
+    if (!overridden) env.emplace_back(entry);
+  }
+  for (const auto& e : extra_env) env.push_back(e);
+  return env;
+}
+
 ProcessResult RunProcess(const std::vector<std::string>& argv, const std::string& input,
                          const std::vector<std::string>& extra_env) {
   int in[2], out[2], err[2];
@@ -38,20 +54,7 @@ ProcessResult RunProcess(const std::vector<std::string>& argv, const std::string
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err[1], 2);
 
-  // The test's environment, with `extra_env` replacing variables of the same name. The
-  // runner's own BIFROST_* settings never reach a child: tests must not depend on them.
-  std::vector<std::string> env_storage;
-  for (char** e = environ; *e != nullptr; ++e) {
-    const std::string_view entry(*e);
-    if (entry.starts_with("BIFROST_")) continue;
-    const std::string_view name = entry.substr(0, entry.find('='));
-    bool overridden = false;
-    for (const auto& x : extra_env) {
-      if (std::string_view(x).substr(0, x.find('=')) == name) overridden = true;
-    }
-    if (!overridden) env_storage.emplace_back(entry);
-  }
-  for (const auto& e : extra_env) env_storage.push_back(e);
+  std::vector<std::string> env_storage = ChildEnvironment(extra_env);
   std::vector<char*> envp;
   for (auto& e : env_storage) envp.push_back(e.data());
   envp.push_back(nullptr);

@@ -13,6 +13,11 @@ struct ProcessResult {
   std::string err;
 };
 
+// The environment of a child process: the test's own, with `extra_env` ("NAME=value")
+// replacing variables of the same name. The runner's BIFROST_* settings never reach a
+// child: tests must not depend on them.
+std::vector<std::string> ChildEnvironment(const std::vector<std::string>& extra_env);
+
 // Runs argv[0] (looked up on PATH when it has no '/'), feeding `input` to its stdin.
 // Environment: the test's own without any BIFROST_* variable, with `extra_env`
 // ("NAME=value") added or replacing.
