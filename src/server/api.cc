@@ -175,8 +175,7 @@ HttpResponse HoldUntilRecorded(audit::AuditLog& log, HttpResponse response, audi
 }
 
 // `response` leaves only once the records committed with its change are in every sink.
-HttpResponse HoldUntilSynced(audit::AuditLog& log, HttpResponse response,
-                             std::string request_id) {
+HttpResponse HoldUntilSynced(audit::AuditLog& log, HttpResponse response, std::string request_id) {
   if (!log.has_file_sink()) return response;  // the database commit was the durable write
   response.hold = [&log, request_id = std::move(request_id)](ReleaseResponse release) {
     log.Sync([release = std::move(release), request_id](Status status) {
@@ -192,7 +191,8 @@ HttpResponse ApplyAudit(const ApiContext& context, const AuditSpec& spec,
                         const auth::Principal& principal, HttpResponse response) {
   const bool success = response.status >= 200 && response.status < 300;
   if (response.status == 403) {
-    audit::Event event = EventFor(request, params, &principal, spec.action, audit::Outcome::kDenied);
+    audit::Event event =
+        EventFor(request, params, &principal, spec.action, audit::Outcome::kDenied);
     AddDetail(event, ErrorCodeOf(response));
     return HoldUntilRecorded(*context.audit, std::move(response), std::move(event));
   }
@@ -496,9 +496,9 @@ void RegisterApiRoutes(Router& router, const ApiContext& context) {
         return response;
       }));
 
-  router.Add("GET", "/api/v1/whoami",
-             api_internal::Authenticated(shared, {"whoami", api_internal::AuditMode::kDenials},
-                                         WhoAmI));
+  router.Add(
+      "GET", "/api/v1/whoami",
+      api_internal::Authenticated(shared, {"whoami", api_internal::AuditMode::kDenials}, WhoAmI));
 
   api_internal::RegisterOrgRoutes(router, shared);
   api_internal::RegisterConfigRoutes(router, shared);

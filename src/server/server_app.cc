@@ -255,15 +255,14 @@ Result<auth::CreatedToken> CreateInitialAdmin(auth::TokenService& tokens, audit:
   auth::NewToken request;
   request.name = std::string(kInitialAdminName);
   request.role = auth::Role::kPlatformAdmin;
-  return tokens.Create(request, /*creator=*/nullptr,
-                       [&](store::Txn& txn, const store::TokenRow& row) {
-                         audit::Event event;
-                         event.action = audit::actions::kTokenCreate;
-                         event.actor_name = "bootstrap";
-                         event.detail = "token " + row.id + " (" + row.role + ") by " +
-                                        std::string(command);
-                         return audit.InTxn(std::move(event))(txn);
-                       });
+  return tokens.Create(
+      request, /*creator=*/nullptr, [&](store::Txn& txn, const store::TokenRow& row) {
+        audit::Event event;
+        event.action = audit::actions::kTokenCreate;
+        event.actor_name = "bootstrap";
+        event.detail = "token " + row.id + " (" + row.role + ") by " + std::string(command);
+        return audit.InTxn(std::move(event))(txn);
+      });
 }
 
 // --audit-retention: prunes at start and then hourly, until stopped.
@@ -377,10 +376,11 @@ int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypt
   audit_options.file_path = options.audit_file;
   audit_options.on_health_change = [&log](const std::optional<Error>& error) {
     if (error) {
-      log.Error("the audit log cannot record: requests that need a record are refused (503) "
-                "until it can",
-                {{"code", ErrorCodeName(error->code())},
-                 {"message", std::string_view(error->message())}});
+      log.Error(
+          "the audit log cannot record: requests that need a record are refused (503) "
+          "until it can",
+          {{"code", ErrorCodeName(error->code())},
+           {"message", std::string_view(error->message())}});
     } else {
       log.Info("the audit log records again");
     }
@@ -445,16 +445,15 @@ int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypt
                           std::to_string((*server)->port());
   std::fprintf(stdout, "listening on %s\n", url.c_str());
   std::fflush(stdout);
-  log.Info("listening", {{"address", std::string_view(url)},
-                         {"threads", static_cast<std::int64_t>(options.threads)},
-                         {"max_connections", static_cast<std::int64_t>(options.max_connections)},
-                         {"dev", options.dev},
-                         {"backend", store.BackendName()},
-                         {"audit_file", options.audit_file.empty()
-                                            ? std::string_view("(none)")
-                                            : std::string_view(options.audit_file)},
-                         {"audit_retention_days",
-                          static_cast<std::int64_t>(options.audit_retention_days)}});
+  log.Info("listening",
+           {{"address", std::string_view(url)},
+            {"threads", static_cast<std::int64_t>(options.threads)},
+            {"max_connections", static_cast<std::int64_t>(options.max_connections)},
+            {"dev", options.dev},
+            {"backend", store.BackendName()},
+            {"audit_file", options.audit_file.empty() ? std::string_view("(none)")
+                                                      : std::string_view(options.audit_file)},
+            {"audit_retention_days", static_cast<std::int64_t>(options.audit_retention_days)}});
   if (!tls && !IsLoopbackHost(listen_host)) {
     log.Warn(
         "serving plain HTTP on a non-loopback address (--insecure-no-tls): tokens and "
@@ -574,7 +573,8 @@ int RunInit(const InitOptions& options) {
     auto store = store::SqliteStore::Open({.data_dir = data_dir, .clock = &clock});
     auto admin = [&]() -> Result<auth::CreatedToken> {
       if (!store) return Fail(std::move(store.error()));
-      BIFROST_ASSIGN_OR_RETURN(crypto::MacKey audit_key, crypto::DeriveAuditKey(keyring->primary()));
+      BIFROST_ASSIGN_OR_RETURN(crypto::MacKey audit_key,
+                               crypto::DeriveAuditKey(keyring->primary()));
       // Opening the barrier on the new database records the key's check value in it.
       BIFROST_RETURN_IF_ERROR(barrier::Barrier::Open(std::move(*keyring), **store, clock));
       auth::TokenService tokens(**store, clock);
@@ -635,8 +635,27 @@ int RunAuditVerify(const AuditVerifyOptions& options) {
   auto store = store::SqliteStore::Open({.data_dir = options.data_dir, .clock = &clock});
   if (!store) return StartupFailure(store.error().message());
   // A key that is not this database's would make every record look forged: say so instead.
-  auto barrier = barrier::Barrier::Open(std::move(*keyring), **store, clock);
-  if (!barrier) return StartupFailure(barrier.error().message());
+  // Checked in a read transaction: verifying never writes (Barrier::Open would record a
+  // key in a database that has none).
+  {
+    auto txn = (*store)->Begin(store::TxnMode::kRead);
+    if (!txn) return StartupFailure(txn.error().message());
+    auto checks = (*txn)->ListKeyChecks();
+    if (!checks) return StartupFailure(checks.error().message());
+    const crypto::FernetKey& key = keyring->primary();
+    const std::string check = key.CheckValue();
+    bool known = false;
+    for (const auto& row : *checks)
+      known = known || (row.key_id == key.id() && row.check_value == check);
+    if (!known) {
+      return StartupFailure(checks->empty()
+                                ? "the database records no key, so it cannot be told whether "
+                                  "BIFROST_SECRET_KEY is its key; nothing was checked"
+                                : "BIFROST_SECRET_KEY does not match this database (the configured "
+                                  "key is " +
+                                      key.id() + "); nothing was checked");
+    }
+  }
   std::vector<crypto::MacKey> keys;
   keys.push_back(std::move(*audit_key));
   auto report = audit::Verify(**store, keys, {.file_path = options.audit_file});
@@ -649,21 +668,19 @@ int RunAuditVerify(const AuditVerifyOptions& options) {
         {"first_seq", report->first_seq},
         {"last_seq", report->last_seq},
         {"checkpoint", report->checkpoint},
-        {"file", options.audit_file.empty()
-                     ? nlohmann::json()
-                     : nlohmann::json{{"path", options.audit_file},
-                                      {"records", report->file_records},
-                                      {"first_seq", report->file_first_seq},
-                                      {"last_seq", report->file_last_seq}}},
+        {"file", options.audit_file.empty() ? nlohmann::json()
+                                            : nlohmann::json{{"path", options.audit_file},
+                                                             {"records", report->file_records},
+                                                             {"first_seq", report->file_first_seq},
+                                                             {"last_seq", report->file_last_seq}}},
         {"bad_seq", report->ok ? nlohmann::json() : nlohmann::json(report->bad_seq)},
         {"problem", report->ok ? nlohmann::json() : nlohmann::json(report->problem)}};
-    std::printf("%s\n",
-                out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    std::printf("%s\n", out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     std::string text = "database: " + std::to_string(report->records) + " records";
     if (report->records > 0) {
-      text += ", seq " + std::to_string(report->first_seq) + ".." +
-              std::to_string(report->last_seq);
+      text +=
+          ", seq " + std::to_string(report->first_seq) + ".." + std::to_string(report->last_seq);
     }
     if (report->checkpoint) text += " (older records pruned behind a signed checkpoint)";
     if (report->records == 0 && !report->checkpoint) {
@@ -673,8 +690,8 @@ int RunAuditVerify(const AuditVerifyOptions& options) {
     }
     text += "\n";
     if (!options.audit_file.empty()) {
-      text += "file " + options.audit_file + ": " + std::to_string(report->file_records) +
-              " records";
+      text +=
+          "file " + options.audit_file + ": " + std::to_string(report->file_records) + " records";
       if (report->file_records > 0) {
         text += ", seq " + std::to_string(report->file_first_seq) + ".." +
                 std::to_string(report->file_last_seq);

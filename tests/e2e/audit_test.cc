@@ -186,8 +186,7 @@ std::string ReadAllFiles(const std::string& dir) {
 bool NamesRecord(const std::string& text, std::int64_t seq) {
   std::string needle = "record ";
   needle += std::to_string(seq);
-  for (auto pos = text.find(needle); pos != std::string::npos;
-       pos = text.find(needle, pos + 1)) {
+  for (auto pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1)) {
     const auto after = pos + needle.size();
     if (after == text.size() || text[after] < '0' || text[after] > '9') return true;
   }
@@ -203,7 +202,8 @@ bool LogHasAuditError(const testing::ServerProcess& server) {
     while (std::getline(lines, line)) {
       const json parsed = json::parse(line, nullptr, false);
       if (!parsed.is_object()) continue;
-      if (Str(parsed, "level") == "error" && Str(parsed, "msg").find("audit") != std::string::npos) {
+      if (Str(parsed, "level") == "error" &&
+          Str(parsed, "msg").find("audit") != std::string::npos) {
         return true;
       }
     }
@@ -264,34 +264,54 @@ TEST(AuditE2eTest, EveryActionProducesExactlyItsRecord) {
   const std::int64_t t_start = NowMicros();
   Reply r = api.Call("POST", "/api/v1/orgs", admin, json{{"name", "Alpha"}});
   const std::string org_a = Str(r.json_body, "id");
-  track(r, 201, as_admin({.what = "org create A", .action = "org.create", .outcome = "success",
-                          .org_id = org_a}));
+  track(
+      r, 201,
+      as_admin(
+          {.what = "org create A", .action = "org.create", .outcome = "success", .org_id = org_a}));
   r = api.Call("POST", "/api/v1/orgs", admin, json{{"name", "Beta"}});
   const std::string org_b = Str(r.json_body, "id");
-  track(r, 201, as_admin({.what = "org create B", .action = "org.create", .outcome = "success",
-                          .org_id = org_b}));
+  track(
+      r, 201,
+      as_admin(
+          {.what = "org create B", .action = "org.create", .outcome = "success", .org_id = org_b}));
   ASSERT_FALSE(org_a.empty());
   ASSERT_FALSE(org_b.empty());
   const std::string a_configs = "/api/v1/orgs/" + org_a + "/configs";
   const std::string b_configs = "/api/v1/orgs/" + org_b + "/configs";
 
   r = api.Call("PUT", a_configs + "/api_key", admin, json{{"type", "secret"}, {"value", kCanary}});
-  track(r, 201, as_admin({.what = "secret create", .action = "config.create",
-                          .outcome = "success", .org_id = org_a, .config_key = "api_key",
-                          .detail = "version 1"}));
+  track(r, 201,
+        as_admin({.what = "secret create",
+                  .action = "config.create",
+                  .outcome = "success",
+                  .org_id = org_a,
+                  .config_key = "api_key",
+                  .detail = "version 1"}));
   r = api.Call("PUT", a_configs + "/api_key", admin,
                json{{"type", "secret"}, {"value", kCanaryUpdated}});
-  track(r, 200, as_admin({.what = "secret update", .action = "config.update",
-                          .outcome = "success", .org_id = org_a, .config_key = "api_key",
-                          .detail = "version 2"}));
+  track(r, 200,
+        as_admin({.what = "secret update",
+                  .action = "config.update",
+                  .outcome = "success",
+                  .org_id = org_a,
+                  .config_key = "api_key",
+                  .detail = "version 2"}));
   r = api.Call("PUT", a_configs + "/region", admin, json{{"type", "string"}, {"value", "eu-west"}});
-  track(r, 201, as_admin({.what = "string create", .action = "config.create",
-                          .outcome = "success", .org_id = org_a, .config_key = "region",
-                          .detail = "version 1"}));
+  track(r, 201,
+        as_admin({.what = "string create",
+                  .action = "config.create",
+                  .outcome = "success",
+                  .org_id = org_a,
+                  .config_key = "region",
+                  .detail = "version 1"}));
   r = api.Call("PUT", b_configs + "/api_key", admin, json{{"type", "secret"}, {"value", kCanary}});
-  track(r, 201, as_admin({.what = "secret create in B", .action = "config.create",
-                          .outcome = "success", .org_id = org_b, .config_key = "api_key",
-                          .detail = "version 1"}));
+  track(r, 201,
+        as_admin({.what = "secret create in B",
+                  .action = "config.create",
+                  .outcome = "success",
+                  .org_id = org_b,
+                  .config_key = "api_key",
+                  .detail = "version 1"}));
 
   // Reads of non-secret data leave no record.
   for (const std::string& target : {a_configs + "/region", a_configs, a_configs + "/api_key",
@@ -303,66 +323,106 @@ TEST(AuditE2eTest, EveryActionProducesExactlyItsRecord) {
   }
 
   r = api.Call("DELETE", a_configs + "/region", admin);
-  track(r, 204, as_admin({.what = "delete", .action = "config.delete", .outcome = "success",
-                          .org_id = org_a, .config_key = "region"}));
+  track(r, 204,
+        as_admin({.what = "delete",
+                  .action = "config.delete",
+                  .outcome = "success",
+                  .org_id = org_a,
+                  .config_key = "region"}));
   r = api.Call("GET", a_configs + "/api_key/reveal", admin);
   EXPECT_EQ(Str(r.json_body, "value"), kCanaryUpdated);
-  track(r, 200, as_admin({.what = "reveal", .action = "config.reveal", .outcome = "success",
-                          .org_id = org_a, .config_key = "api_key"}));
+  track(r, 200,
+        as_admin({.what = "reveal",
+                  .action = "config.reveal",
+                  .outcome = "success",
+                  .org_id = org_a,
+                  .config_key = "api_key"}));
   r = api.Call("GET", a_configs + "/no_such_key/reveal", admin);
-  track(r, 404, as_admin({.what = "reveal of a missing key", .action = "config.reveal",
-                          .outcome = "error", .org_id = org_a, .config_key = "no_such_key",
-                          .detail = "not_found"}));
+  track(r, 404,
+        as_admin({.what = "reveal of a missing key",
+                  .action = "config.reveal",
+                  .outcome = "error",
+                  .org_id = org_a,
+                  .config_key = "no_such_key",
+                  .detail = "not_found"}));
 
   r = api.Call("POST", "/api/v1/tokens", admin,
                json{{"role", "member"}, {"org_id", org_a}, {"name", "alpha-member"}});
   const std::string member_id = Str(r.json_body, "id");
   const std::string member = Str(r.json_body, "token");
-  track(r, 201, as_admin({.what = "token create", .action = "token.create", .outcome = "success",
-                          .org_id = org_a, .detail = "token " + member_id + " (member)"}));
+  track(r, 201,
+        as_admin({.what = "token create",
+                  .action = "token.create",
+                  .outcome = "success",
+                  .org_id = org_a,
+                  .detail = "token " + member_id + " (member)"}));
   ASSERT_FALSE(member.empty());
 
   // A member of A reaching into B: denied, recorded under the attempted action. It is not
   // filed under B (B's admins must not see A's token names): the detail names the target.
   r = api.Call("GET", b_configs + "/api_key/reveal", member);
   EXPECT_EQ(r.body.find("CANARY"), std::string::npos);
-  track(r, 403, {.what = "cross-org reveal", .action = "config.reveal", .outcome = "denied",
-                 .org_id = std::nullopt, .config_key = "api_key", .actor_id = member_id,
-                 .actor_name = "alpha-member",
-                 .detail = "permission_denied; target org " + org_b});
+  track(r, 403,
+        {.what = "cross-org reveal",
+         .action = "config.reveal",
+         .outcome = "denied",
+         .org_id = std::nullopt,
+         .config_key = "api_key",
+         .actor_id = member_id,
+         .actor_name = "alpha-member",
+         .detail = "permission_denied; target org " + org_b});
   // A member reading its own org's secret: allowed and recorded under A.
   r = api.Call("GET", a_configs + "/api_key/reveal", member);
   EXPECT_EQ(Str(r.json_body, "value"), kCanaryUpdated);
-  track(r, 200, {.what = "member reveal", .action = "config.reveal", .outcome = "success",
-                 .org_id = org_a, .config_key = "api_key", .actor_id = member_id,
-                 .actor_name = "alpha-member"});
+  track(r, 200,
+        {.what = "member reveal",
+         .action = "config.reveal",
+         .outcome = "success",
+         .org_id = org_a,
+         .config_key = "api_key",
+         .actor_id = member_id,
+         .actor_name = "alpha-member"});
   // A credential pasted where a key or a token id belongs is recorded, but not in clear
   // (the scan of the stored log below checks that).
   r = api.Call("GET", a_configs + "/" + client::UrlEncode(member) + "/reveal", admin);
   EXPECT_GE(r.status, 400) << r.body;
-  track(r, r.status, as_admin({.what = "token as a config key", .action = "config.reveal",
-                               .outcome = "error", .org_id = org_a,
-                               .config_key = "(withheld: looks like a token)"}));
+  track(r, r.status,
+        as_admin({.what = "token as a config key",
+                  .action = "config.reveal",
+                  .outcome = "error",
+                  .org_id = org_a,
+                  .config_key = "(withheld: looks like a token)"}));
   r = api.Call("DELETE", "/api/v1/tokens/" + client::UrlEncode(member), admin);
   EXPECT_GE(r.status, 400) << r.body;
-  track(r, r.status, as_admin({.what = "token as a token id", .action = "token.revoke",
-                               .outcome = "error"}));
+  track(r, r.status,
+        as_admin({.what = "token as a token id", .action = "token.revoke", .outcome = "error"}));
   // A bad write: the value is not an int.
   r = api.Call("PUT", a_configs + "/retries", admin, json{{"type", "int"}, {"value", "abc"}});
-  track(r, 422, as_admin({.what = "bad write", .action = "config.write", .outcome = "error",
-                          .org_id = org_a, .config_key = "retries",
-                          .detail = "invalid_argument"}));
+  track(r, 422,
+        as_admin({.what = "bad write",
+                  .action = "config.write",
+                  .outcome = "error",
+                  .org_id = org_a,
+                  .config_key = "retries",
+                  .detail = "invalid_argument"}));
   // A token that does not exist.
   const std::string bogus = "bft_bogus_0123456789abcdefghijklmnopqrstuv";
   r = api.Call("GET", "/api/v1/whoami", bogus);
-  track(r, 401, {.what = "bogus token", .action = "auth.failure", .outcome = "denied",
-                 .detail = "invalid, expired or revoked token"});
+  track(r, 401,
+        {.what = "bogus token",
+         .action = "auth.failure",
+         .outcome = "denied",
+         .detail = "invalid, expired or revoked token"});
   // The member token revoked: the record belongs to the token's organization, like the
   // token.create record of the same token (otherwise A's admin, who reads only A's records,
   // sees the token created but never revoked).
   r = api.Call("DELETE", "/api/v1/tokens/" + member_id, admin);
-  track(r, 204, as_admin({.what = "token revoke", .action = "token.revoke", .outcome = "success",
-                          .org_id = org_a, .detail = "token " + member_id}));
+  track(r, 204,
+        as_admin({.what = "token revoke",
+                  .action = "token.revoke",
+                  .outcome = "success",
+                  .org_id = org_a,
+                  .detail = "token " + member_id}));
   const std::int64_t t_end = NowMicros();
 
   // ---- The records, as the API lists them.
@@ -435,8 +495,8 @@ TEST(AuditE2eTest, EveryActionProducesExactlyItsRecord) {
   ASSERT_FALSE(stored.empty());
   std::string listed;
   for (const auto& rec : records) listed += rec.dump();
-  for (const std::string& needle : {kCanary, kCanaryUpdated, std::string("CANARY"), admin,
-                                    member, bogus}) {
+  for (const std::string& needle :
+       {kCanary, kCanaryUpdated, std::string("CANARY"), admin, member, bogus}) {
     EXPECT_EQ(stored.find(needle), std::string::npos) << "stored in clear: " << needle;
     EXPECT_EQ(listed.find(needle), std::string::npos) << "listed: " << needle;
   }
@@ -549,8 +609,8 @@ TEST(AuditE2eTest, ListingAccessControl) {
   // since: from the time of a record in the middle.
   const json& middle = all[all.size() / 2];
   const auto middle_time = middle["time_us"].get<std::int64_t>();
-  const std::vector<std::int64_t> since_seqs = matching(
-      [&](const json& rec) { return rec["time_us"].get<std::int64_t>() >= middle_time; });
+  const std::vector<std::int64_t> since_seqs =
+      matching([&](const json& rec) { return rec["time_us"].get<std::int64_t>() >= middle_time; });
   EXPECT_EQ(SeqsOf(ListAll(api, admin, "since=" + client::UrlEncode(Str(middle, "time")))),
             since_seqs);
   EXPECT_EQ(SeqsOf(ListAll(api, admin, "since=2000-01-01")).size(), all.size());
@@ -580,18 +640,17 @@ TEST(AuditE2eTest, ListingAccessControl) {
   }
 
   // The CLI, as A's admin.
-  const ProcessResult listed =
-      server.Cli({"audit", "list", "--org", org_a, "--limit", "1000", "--format", "json"},
-                 a_admin.token);
+  const ProcessResult listed = server.Cli(
+      {"audit", "list", "--org", org_a, "--limit", "1000", "--format", "json"}, a_admin.token);
   ASSERT_EQ(listed.exit_code, 0) << listed.out << listed.err;
   const json cli_records = json::parse(listed.out, nullptr, false);
   ASSERT_TRUE(cli_records.is_array()) << listed.out;
   std::vector<json> cli_vector(cli_records.begin(), cli_records.end());
   EXPECT_EQ(SeqsOf(cli_vector), a_seqs);
   for (const auto& rec : cli_vector) EXPECT_EQ(Opt(rec, "org_id"), org_a) << rec.dump();
-  const ProcessResult limited = server.Cli(
-      {"audit", "list", "--action", "config.reveal", "--limit", "2", "--format", "json"},
-      a_admin.token);
+  const ProcessResult limited =
+      server.Cli({"audit", "list", "--action", "config.reveal", "--limit", "2", "--format", "json"},
+                 a_admin.token);
   ASSERT_EQ(limited.exit_code, 0) << limited.out << limited.err;
   const json two = json::parse(limited.out, nullptr, false);
   ASSERT_TRUE(two.is_array()) << limited.out;
@@ -701,9 +760,9 @@ TEST(AuditE2eTest, DatabaseSinkFailureFailsClosedAndRecovers) {
   SetConfig(api, admin, "/api/v1/orgs/" + org_a, "region", "string", "eu-west");
   const std::string db = DatabaseOf(server.data_dir());
 
-  const ProcessResult fault = RunSql(
-      db, "CREATE TRIGGER audit_fault BEFORE INSERT ON audit_log "
-          "BEGIN SELECT RAISE(ABORT, 'injected fault'); END;");
+  const ProcessResult fault = RunSql(db,
+                                     "CREATE TRIGGER audit_fault BEFORE INSERT ON audit_log "
+                                     "BEGIN SELECT RAISE(ABORT, 'injected fault'); END;");
   ASSERT_EQ(fault.exit_code, 0) << fault.out << fault.err;
 
   const Reply refused = api.Call("GET", a_configs + "/api_key/reveal", admin);
@@ -714,8 +773,8 @@ TEST(AuditE2eTest, DatabaseSinkFailureFailsClosedAndRecovers) {
   const Reply plain = api.Call("GET", a_configs + "/region", admin);
   EXPECT_EQ(plain.status, 200) << plain.body;
   // A change whose record cannot be written is rolled back with it.
-  const Reply write = api.Call("PUT", a_configs + "/region", admin,
-                               json{{"type", "string"}, {"value", "us-east"}});
+  const Reply write =
+      api.Call("PUT", a_configs + "/region", admin, json{{"type", "string"}, {"value", "us-east"}});
   EXPECT_EQ(write.status, 503) << write.body;
   const Reply after = api.Call("GET", a_configs + "/region", admin);
   EXPECT_EQ(Str(after.json_body, "value"), "eu-west") << after.body;
@@ -730,8 +789,8 @@ TEST(AuditE2eTest, DatabaseSinkFailureFailsClosedAndRecovers) {
   const Reply revealed = api.Call("GET", a_configs + "/api_key/reveal", admin);
   EXPECT_EQ(revealed.status, 200) << revealed.body;
   EXPECT_EQ(Str(revealed.json_body, "value"), kCanary);
-  const Reply rewritten = api.Call("PUT", a_configs + "/region", admin,
-                                   json{{"type", "string"}, {"value", "us-east"}});
+  const Reply rewritten =
+      api.Call("PUT", a_configs + "/region", admin, json{{"type", "string"}, {"value", "us-east"}});
   EXPECT_EQ(rewritten.status, 200) << rewritten.body;
   EXPECT_EQ(Int(rewritten.json_body, "version"), 2) << rewritten.body;
   EXPECT_EQ(StatusOf(api, admin)["healthy"], true);
@@ -752,6 +811,11 @@ TEST(AuditE2eTest, DatabaseSinkFailureFailsClosedAndRecovers) {
 }
 
 // ---------------------------------------------------------------------------------------
+
+std::vector<std::uint8_t> ReadBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
 
 class AuditTamperE2eTest : public ::testing::Test {
  protected:
@@ -797,8 +861,8 @@ class AuditTamperE2eTest : public ::testing::Test {
     dir_ = new TempDir();
     file_ = dir_->path() + "/audit.jsonl";
     data_ = dir_->path() + "/data";
-    testing::ServerProcess server(testing::ServerProcess::Options{
-        .extra_args = {"--audit-file", file_}, .data_dir = data_});
+    testing::ServerProcess server(
+        testing::ServerProcess::Options{.extra_args = {"--audit-file", file_}, .data_dir = data_});
     ASSERT_FALSE(server.address().empty());
     key_ = server.secret_key();
     Api api(server.address());
@@ -837,6 +901,15 @@ TEST_F(AuditTamperE2eTest, UntouchedCopyVerifies) {
   EXPECT_EQ(report["ok"], true) << r.out;
   EXPECT_EQ(report["records"], last_seq_) << r.out;
   EXPECT_EQ(report["file"]["records"], last_seq_ - 1) << r.out;
+}
+
+TEST_F(AuditTamperE2eTest, AWrongKeyIsRefusedNotReportedAsTampering) {
+  const Copy copy = Fresh();
+  const std::vector<std::uint8_t> before = ReadBytes(copy.db());
+  const ProcessResult wrong = Verify("another-secret-key-0123456789-abcdefgh", copy.data);
+  EXPECT_EQ(wrong.exit_code, 1) << wrong.out << wrong.err;
+  EXPECT_NE(wrong.err.find("does not match this database"), std::string::npos) << wrong.err;
+  EXPECT_TRUE(before == ReadBytes(copy.db())) << "verify must not write to the database";
 }
 
 TEST_F(AuditTamperE2eTest, DeletedRowIsNamedMissing) {
@@ -1005,7 +1078,6 @@ TEST(AuditE2eTest, CrashLosesNoAcknowledgedReveal) {
   const ProcessResult verified = Verify(restarted.secret_key(), data);
   EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
 }
-
 
 // ---------------------------------------------------------------------------------------
 
