@@ -17,6 +17,6 @@ check '#include <openssl/' '^src/(crypto|server|client)/' 'OpenSSL (crypto; TLS 
 check '#include <sqlite3.h>' '^src/store/sqlite/' 'sqlite3.h'
 check '#include <boost/' '^src/(server|client)/' 'Boost'
 check '#include "server/' '^src/(server|cli)/|^src/main\.cc$' 'server headers'
-check '#include "store/sqlite/' '^src/(store/sqlite|server)/|_test\.cc$' 'the SQLite store (tests may use it)'
+check '#include "store/sqlite/' '^src/(store/sqlite|server|keys)/|_test\.cc$' 'the SQLite store (tests may use it)'
 if [ $fail -ne 0 ]; then echo "1 failed"; exit 1; fi
 echo "layering: all rules hold"

@@ -62,6 +62,12 @@ inline constexpr std::string_view kTokenCreate = "token.create";
 inline constexpr std::string_view kTokenRevoke = "token.revoke";
 inline constexpr std::string_view kAuthFailure = "auth.failure";
 inline constexpr std::string_view kAuditPrune = "audit.prune";
+// Key management (local commands; actor is the operator's user).
+inline constexpr std::string_view kKeysRotateMasterStart = "keys.rotate_master.start";
+inline constexpr std::string_view kKeysRotateMaster = "keys.rotate_master";
+inline constexpr std::string_view kKeysRotateDataStart = "keys.rotate_data.start";
+inline constexpr std::string_view kKeysRotateData = "keys.rotate_data";
+inline constexpr std::string_view kImportBifrost = "import.bifrost";
 }  // namespace actions
 
 // What a caller knows about an access; the log adds seq, time and the chain.

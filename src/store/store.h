@@ -92,6 +92,45 @@ struct TokenRow {
   std::optional<UnixMicros> revoked_at;
 };
 
+// A data key, stored wrapped (docs/storage-format.md, "Data keys"). The master key never
+// seals a config value: each scope (an organization, or the global scope) has its own
+// random data key, kept here encrypted under a master key. The store never sees a key in
+// clear: `wrapped` is a Fernet token under the master key named by `master_key_id`.
+struct DataKeyRow {
+  std::string id;  // the data key's own id (16 hex digits, derived from the key)
+  // "config": seals the values of `scope`. "audit": an audit MAC key of a master key that
+  // was rotated away, kept so old audit records stay verifiable (scope is Global).
+  std::string purpose;
+  Scope scope = Scope::Global();
+  // "active": the one key new values of the scope are sealed with (at most one per scope
+  // and purpose "config"). "retired": still opens values, seals nothing new; deleted once no
+  // value uses it. Audit keys are always "retired".
+  std::string state;
+  std::string wrapped;        // Fernet token under the master key
+  std::string master_key_id;  // id of the master key that wrapped it
+  UnixMicros created_at = 0;
+};
+
+// How many secret rows of one scope are sealed by one key.
+struct SealedCount {
+  Scope scope = Scope::Global();
+  std::string key_id;
+  std::int64_t count = 0;
+};
+
+// One run of `bifrost keys rotate`, so an interrupted run can be resumed rather than
+// started again.
+struct KeyJobRow {
+  std::int64_t id = 0;  // assigned by the store
+  std::string kind;     // "master" | "data"
+  // What it rotates: "" for a master rotation; for a data rotation "*" (every scope),
+  // "global", or an organization id.
+  std::string target;
+  std::string actor;
+  UnixMicros started_at = 0;
+  std::optional<UnixMicros> finished_at;
+};
+
 // One record of the audit log (docs/audit.md). Records form a hash chain: `mac` is the
 // HMAC of the record's content and of `prev_mac` under the audit key named by `key_id`.
 // The store keeps them as given and computes nothing; the audit module makes and checks
@@ -153,7 +192,8 @@ class Txn {
   virtual Result<std::optional<OrgRow>> GetOrgById(std::string_view id) = 0;
   virtual Result<std::optional<OrgRow>> GetOrgByName(std::string_view name) = 0;
   virtual Result<std::vector<OrgRow>> ListOrgs() = 0;  // ordered by name
-  // Deletes the org and every config row of it. kNotFound if there is no such org.
+  // Deletes the org and every config row, token and data key of it. kNotFound if there is
+  // no such org.
   virtual Status DeleteOrg(std::string_view id) = 0;
 
   // Config rows of one scope. Rows of an org scope require the org to exist
@@ -178,6 +218,53 @@ class Txn {
   // what a key rotation still has to re-encrypt.
   virtual Result<std::vector<ConfigRow>> ListConfigsNotSealedBy(std::string_view key_id,
                                                                 std::size_t limit) = 0;
+
+  // Replaces the sealed value and key_id of a secret row and nothing else (not version,
+  // updated_at or updated_by): a re-encryption is not a change. Only if the row still holds
+  // exactly `expected_value`; kConflict when it was changed, deleted or re-created since.
+  virtual Status ResealConfig(const Scope& scope, std::string_view key,
+                              std::string_view expected_value, std::string_view value,
+                              std::string_view key_id) = 0;
+  // Secret rows of exactly this scope (not its fallback) sealed by a key other than
+  // `key_id`, ordered by key, at most `limit`.
+  virtual Result<std::vector<ConfigRow>> ListScopeConfigsNotSealedBy(const Scope& scope,
+                                                                     std::string_view key_id,
+                                                                     std::size_t limit) = 0;
+  // Secret rows counted by (scope, key_id), ordered by scope (global first, then org id)
+  // and key_id.
+  virtual Result<std::vector<SealedCount>> CountSealedConfigs() = 0;
+
+  // Data keys. InsertDataKey: kAlreadyExists on a duplicate id, or when the row is an
+  // active "config" key and its scope already has one; kFailedPrecondition if its org does
+  // not exist. Deleting an org deletes its data keys (crypto-shredding).
+  virtual Status InsertDataKey(const DataKeyRow& row) = 0;
+  virtual Result<std::optional<DataKeyRow>> GetDataKey(std::string_view id) = 0;
+  // The "config" keys of one scope: the active one first, then retired ones by created_at.
+  virtual Result<std::vector<DataKeyRow>> ListScopeDataKeys(const Scope& scope) = 0;
+  // Every data key (all purposes and scopes) with id > after_id, ordered by id, at most
+  // `limit`: paging through all of them.
+  virtual Result<std::vector<DataKeyRow>> ListDataKeys(std::string_view after_id,
+                                                       std::size_t limit) = 0;
+  // Replaces `wrapped` and `master_key_id` if the row is still wrapped by
+  // `expected_master_key_id`. kNotFound if absent, kConflict if wrapped by another key.
+  virtual Status RewrapDataKey(std::string_view id, std::string_view wrapped,
+                               std::string_view master_key_id,
+                               std::string_view expected_master_key_id) = 0;
+  // Sets the state of a data key ("active" | "retired"). kNotFound if absent;
+  // kAlreadyExists if it would make a second active key in its scope.
+  virtual Status SetDataKeyState(std::string_view id, std::string_view state) = 0;
+  // kNotFound if absent.
+  virtual Status DeleteDataKey(std::string_view id) = 0;
+
+  // Key rotation jobs. InsertKeyJob returns the new job's id.
+  virtual Result<std::int64_t> InsertKeyJob(const KeyJobRow& job) = 0;
+  // The most recent unfinished job of this kind and target, or nullopt.
+  virtual Result<std::optional<KeyJobRow>> GetUnfinishedKeyJob(std::string_view kind,
+                                                               std::string_view target) = 0;
+  // Every unfinished job, oldest first.
+  virtual Result<std::vector<KeyJobRow>> ListUnfinishedKeyJobs() = 0;
+  // kNotFound if there is no such job; finishing a finished job keeps the first time.
+  virtual Status FinishKeyJob(std::int64_t id, UnixMicros at) = 0;
 
   // Tokens. InsertToken: kAlreadyExists on a duplicate id or hash, kFailedPrecondition if
   // its org does not exist. Deleting an org deletes its tokens.
