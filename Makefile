@@ -63,6 +63,7 @@ bench: build
 	bench/run.sh $(BUILD_DIR)
 	bench/http_bench.sh $(BUILD_DIR)
 	bench/audit_bench.sh $(BUILD_DIR)
+	bench/keys_bench.sh $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR)

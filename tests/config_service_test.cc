@@ -64,7 +64,8 @@ Result<Installation> OpenInstallation(const std::string& dir, crypto::Keyring ri
                                       const Clock& clock, Limits limits = {}) {
   Installation inst;
   BIFROST_ASSIGN_OR_RETURN(inst.store, store::SqliteStore::Open({.data_dir = dir}));
-  BIFROST_ASSIGN_OR_RETURN(auto barrier, barrier::Barrier::Open(std::move(ring), *inst.store, clock));
+  BIFROST_ASSIGN_OR_RETURN(auto barrier,
+                           barrier::Barrier::Open(std::move(ring), *inst.store, clock));
   inst.barrier = std::make_unique<barrier::Barrier>(std::move(barrier));
   inst.service = std::make_unique<ConfigService>(*inst.store, *inst.barrier, clock, limits);
   return inst;
@@ -121,6 +122,20 @@ class ConfigServiceTest : public ::testing::Test {
     forged.key_id = std::move(key_id);
     ASSERT_TRUE((*txn)->UpdateConfig(forged, forged.version));
     ASSERT_TRUE((*txn)->Commit());
+  }
+  // The scope's data keys as stored, the active one first.
+  std::vector<store::DataKeyRow> ScopeKeys(const Scope& scope) {
+    auto txn = inst_.store->Begin(store::TxnMode::kRead);
+    EXPECT_TRUE(txn);
+    auto rows = (*txn)->ListScopeDataKeys(scope);
+    EXPECT_TRUE(rows);
+    return *rows;
+  }
+  std::string ActiveKeyId(const Scope& scope) {
+    const auto keys = ScopeKeys(scope);
+    EXPECT_FALSE(keys.empty());
+    EXPECT_EQ(keys.empty() ? "" : keys.front().state, "active");
+    return keys.empty() ? "" : keys.front().id;
   }
   std::pair<std::string, std::optional<std::string>> StoredValue(const Scope& scope,
                                                                  std::string_view key) {
@@ -213,12 +228,15 @@ TEST_F(ConfigServiceTest, EveryTypeRoundTripsAndSecretsAreHidden) {
   for (const auto& e : *listed) {
     EXPECT_EQ(e.value.has_value(), e.type != ConfigType::kSecret) << e.key;
   }
-  // The stored form of the secret is an envelope naming the key, never the plaintext.
+  // The stored form of the secret is an envelope naming the key, never the plaintext; the
+  // key is the organization's data key, not the master key.
   auto [stored, key_id] = StoredValue(org.scope(), "api_key");
   EXPECT_TRUE(stored.starts_with("bf1:"));
   EXPECT_EQ(stored.find("sk_live_xxxxx"), std::string::npos);
   ASSERT_TRUE(key_id.has_value());
-  EXPECT_EQ(*key_id, inst_.barrier->keyring().primary().id());
+  EXPECT_EQ(*key_id, ActiveKeyId(org.scope()));
+  EXPECT_NE(*key_id, inst_.barrier->keyring().primary().id());
+  EXPECT_TRUE(stored.starts_with("bf1:" + *key_id + ":"));
 }
 
 TEST_F(ConfigServiceTest, RejectedWritesChangeNothing) {
@@ -301,9 +319,8 @@ TEST_F(ConfigServiceTest, OrgOverridesGlobalAndListSaysWhereFrom) {
   auto missing = acme.Get("nothing_here");
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);
-  EXPECT_EQ(missing.error().message(),
-            "config 'nothing_here' is not set in organization " + acme.scope().org_id() +
-                " or the global scope");
+  EXPECT_EQ(missing.error().message(), "config 'nothing_here' is not set in organization " +
+                                           acme.scope().org_id() + " or the global scope");
 }
 
 TEST_F(ConfigServiceTest, OrganizationsAreIsolated) {
@@ -393,8 +410,8 @@ TEST_F(ConfigServiceTest, SealedValuesAreBoundToTheirRow) {
   const auto [acme_env, acme_kid] = StoredValue(acme.scope(), "stripe_key");
   const auto [global_env, global_kid] = StoredValue(Scope::Global(), "stripe_key");
 
-  ForgeStoredValue(beta.scope(), "stripe_key", acme_env, acme_kid);      // another org
-  ForgeStoredValue(acme.scope(), "other_key", acme_env, acme_kid);       // another key
+  ForgeStoredValue(beta.scope(), "stripe_key", acme_env, acme_kid);  // another org
+  ForgeStoredValue(acme.scope(), "other_key", acme_env, acme_kid);   // another key
   for (const auto& [view, key] : {std::pair{beta, "stripe_key"}, std::pair{acme, "other_key"}}) {
     auto revealed = view.Reveal(key);
     ASSERT_FALSE(revealed) << key;
@@ -448,43 +465,206 @@ TEST_F(ConfigServiceTest, WrongKeyIsRefusedAndChangesNothing) {
   EXPECT_EQ(wrong.error().code(), ErrorCode::kKeyMismatch);
   const std::string right_id = RingFor(kSecretKey).primary().id();
   const std::string wrong_id = RingFor(kOtherSecretKey).primary().id();
+  // The organization's data key is what the wrong key cannot unwrap.
   EXPECT_EQ(wrong.error().message(),
-            "BIFROST_SECRET_KEY does not match this database: it was created with key " +
-                right_id + ", the configured key is " + wrong_id);
+            "none of the 1 data keys can be unwrapped with the configured keys: they are "
+            "wrapped by master key(s) " +
+                right_id + ", the configured key(s) are " + wrong_id +
+                " (BIFROST_SECRET_KEY, BIFROST_SECRET_KEY_PREVIOUS); set BIFROST_SECRET_KEY to "
+                "this database's key, or list it in BIFROST_SECRET_KEY_PREVIOUS");
   EXPECT_EQ(testing::ReadFileOrEmpty(db), before) << "a refused open modified the database";
 
   Reopen(RingFor(kSecretKey));
   EXPECT_EQ(RevealString(Org(org_id), "k"), "sk_keep_me");
 }
 
-// The keyring lets a new primary key be introduced while the old one still decrypts; the
-// database learns the new key and the rows left to re-encrypt can be found by key id.
-TEST_F(ConfigServiceTest, NewPrimaryWithPreviousKeyKeepsOldValuesReadable) {
+// A database without data keys yet is checked against its key checks alone.
+TEST_F(ConfigServiceTest, WrongKeyOnADatabaseWithoutSecretsIsAKeyCheckMismatch) {
+  ASSERT_TRUE(svc().ForGlobal().Set(Write("plain", ConfigType::kString, "v")));
+  Close();
+  auto wrong = OpenInstallation(dir_.path(), RingFor(kOtherSecretKey), clock_);
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error().code(), ErrorCode::kKeyMismatch);
+  EXPECT_EQ(wrong.error().message(),
+            "BIFROST_SECRET_KEY does not match this database: it was created with key " +
+                RingFor(kSecretKey).primary().id() + ", the configured key is " +
+                RingFor(kOtherSecretKey).primary().id());
+}
+
+// A new primary master key next to the previous one: values stay where they are (they are
+// sealed by data keys), the database learns the new key, and the previous key stays needed
+// until the data keys are re-wrapped under the new one.
+TEST_F(ConfigServiceTest, NewPrimaryWithPreviousKeyKeepsValuesReadable) {
   const auto acme = Org(NewOrg("Acme"));
-  ASSERT_TRUE(acme.Set(Write("old", ConfigType::kSecret, "sealed-by-old")));
+  ASSERT_TRUE(acme.Set(Write("old", ConfigType::kSecret, "sealed-before")));
   const std::string org_id = acme.scope().org_id();
+  const std::string data_key = ActiveKeyId(acme.scope());
   Reopen(RingFor(kOtherSecretKey, {kSecretKey}));
   const auto view = Org(org_id);
-  EXPECT_EQ(RevealString(view, "old"), "sealed-by-old");
-  ASSERT_TRUE(view.Set(Write("new", ConfigType::kSecret, "sealed-by-new")));
+  EXPECT_EQ(RevealString(view, "old"), "sealed-before");
+  ASSERT_TRUE(view.Set(Write("new", ConfigType::kSecret, "sealed-after")));
+  // A master rotation does not touch values: both are under the org's data key.
+  EXPECT_EQ(StoredValue(view.scope(), "new").second, data_key);
+  EXPECT_EQ(StoredValue(view.scope(), "old").second, data_key);
+  {
+    auto txn = inst_.store->Begin(store::TxnMode::kRead);
+    ASSERT_TRUE(txn);
+    auto checks = (*txn)->ListKeyChecks();
+    ASSERT_TRUE(checks);
+    EXPECT_EQ(checks->size(), 2u);
+  }
   const std::string new_id = inst_.barrier->keyring().primary().id();
-  EXPECT_EQ(StoredValue(view.scope(), "new").second, new_id);
+  const std::string old_id = RingFor(kSecretKey).primary().id();
+  Close();
+
+  // The new key alone cannot unwrap Acme's data key yet: refused, naming Acme.
+  auto early = OpenInstallation(dir_.path(), RingFor(kOtherSecretKey), clock_);
+  ASSERT_FALSE(early);
+  EXPECT_EQ(early.error().code(), ErrorCode::kKeyMismatch);
+  EXPECT_NE(early.error().message().find("organization Acme (" + org_id + ")"), std::string::npos)
+      << early.error().message();
+  EXPECT_NE(early.error().message().find(old_id), std::string::npos);
+
+  // Re-wrap every data key under the new primary (what `bifrost keys rotate` does).
+  Reopen(RingFor(kOtherSecretKey, {kSecretKey}));
+  {
+    auto txn = inst_.store->Begin(store::TxnMode::kWrite);
+    ASSERT_TRUE(txn);
+    auto rows = (*txn)->ListDataKeys("", 100);
+    ASSERT_TRUE(rows);
+    for (const auto& row : *rows) {
+      if (row.master_key_id == new_id) continue;
+      auto rewrapped = inst_.barrier->Rewrap(row);
+      ASSERT_TRUE(rewrapped) << rewrapped.error().ToString();
+      ASSERT_TRUE((*txn)->RewrapDataKey(row.id, rewrapped->wrapped, rewrapped->master_key_id,
+                                        row.master_key_id));
+    }
+    ASSERT_TRUE((*txn)->Commit());
+  }
+  Reopen(RingFor(kOtherSecretKey));
+  EXPECT_EQ(RevealString(Org(org_id), "old"), "sealed-before");
+  EXPECT_EQ(RevealString(Org(org_id), "new"), "sealed-after");
+}
+
+TEST_F(ConfigServiceTest, CreatingAnOrganizationMakesItsDataKey) {
+  const std::string id = NewOrg("Acme");
+  const auto keys = ScopeKeys(Scope::Org(id));
+  ASSERT_EQ(keys.size(), 1u);
+  EXPECT_EQ(keys[0].purpose, "config");
+  EXPECT_EQ(keys[0].state, "active");
+  EXPECT_EQ(keys[0].master_key_id, inst_.barrier->keyring().primary().id());
+  EXPECT_EQ(keys[0].created_at, clock_.NowMicros());
+  // The first secret uses it; no second key is made.
+  ASSERT_TRUE(Org(id).Set(Write("k", ConfigType::kSecret, "v")));
+  EXPECT_EQ(StoredValue(Scope::Org(id), "k").second, keys[0].id);
+  EXPECT_EQ(ScopeKeys(Scope::Org(id)).size(), 1u);
+
+  // A refused creation leaves no key behind.
+  auto dup = svc().CreateOrganization("Acme");
+  ASSERT_FALSE(dup);
+  auto hook_fails = svc().CreateOrganization(
+      "Beta", std::nullopt, [](store::Txn&, const Organization&) -> Status {
+        return Fail(ErrorCode::kUnavailable, "audit sink down");
+      });
+  ASSERT_FALSE(hook_fails);
   auto txn = inst_.store->Begin(store::TxnMode::kRead);
   ASSERT_TRUE(txn);
-  auto left = (*txn)->ListConfigsNotSealedBy(new_id, 100);
-  ASSERT_TRUE(left);
-  ASSERT_EQ(left->size(), 1u);
-  EXPECT_EQ((*left)[0].key, "old");
-  auto checks = (*txn)->ListKeyChecks();
-  ASSERT_TRUE(checks);
-  EXPECT_EQ(checks->size(), 2u);
-  txn->reset();
-  // The new key alone is now also recognised by this database, but cannot open old rows.
-  Reopen(RingFor(kOtherSecretKey));
-  auto old = Org(org_id).Reveal("old");
-  ASSERT_FALSE(old);
-  EXPECT_EQ(old.error().code(), ErrorCode::kKeyMismatch);
-  EXPECT_EQ(RevealString(Org(org_id), "new"), "sealed-by-new");
+  auto all = (*txn)->ListDataKeys("", 100);
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->size(), 1u);
+}
+
+TEST_F(ConfigServiceTest, SecretsOfTwoOrganizationsUseDifferentKeys) {
+  const auto acme = Org(NewOrg("Acme"));
+  const auto beta = Org(NewOrg("Beta"));
+  const auto global = svc().ForGlobal();
+  ASSERT_TRUE(acme.Set(Write("k", ConfigType::kSecret, "a")));
+  ASSERT_TRUE(beta.Set(Write("k", ConfigType::kSecret, "b")));
+  ASSERT_TRUE(global.Set(Write("k", ConfigType::kSecret, "g")));
+  const auto acme_key = StoredValue(acme.scope(), "k").second;
+  const auto beta_key = StoredValue(beta.scope(), "k").second;
+  const auto global_key = StoredValue(Scope::Global(), "k").second;
+  ASSERT_TRUE(acme_key && beta_key && global_key);
+  EXPECT_NE(*acme_key, *beta_key);
+  EXPECT_NE(*acme_key, *global_key);
+  EXPECT_NE(*beta_key, *global_key);
+  EXPECT_EQ(*acme_key, ActiveKeyId(acme.scope()));
+  EXPECT_EQ(*beta_key, ActiveKeyId(beta.scope()));
+  EXPECT_EQ(*global_key, ActiveKeyId(Scope::Global()));
+  EXPECT_EQ(RevealString(acme, "k"), "a");
+  EXPECT_EQ(RevealString(beta, "k"), "b");
+}
+
+// Deleting an organization destroys its data key: its secrets cannot be revealed again, not
+// even after an old copy of the organization and its rows is written back.
+TEST_F(ConfigServiceTest, DeletingAnOrganizationShredsItsSecrets) {
+  const std::string acme_id = NewOrg("Acme");
+  const std::string beta_id = NewOrg("Beta");
+  ASSERT_TRUE(Org(acme_id).Set(Write("db_password", ConfigType::kSecret, "hunter2")));
+  ASSERT_TRUE(Org(beta_id).Set(Write("db_password", ConfigType::kSecret, "beta-secret")));
+  const auto [envelope, key_id] = StoredValue(Scope::Org(acme_id), "db_password");
+  ASSERT_TRUE(key_id.has_value());
+  EXPECT_EQ(RevealString(Org(acme_id), "db_password"), "hunter2");  // its key is in memory
+
+  ASSERT_TRUE(svc().DeleteOrganization(acme_id));
+  EXPECT_TRUE(ScopeKeys(Scope::Org(acme_id)).empty());
+  EXPECT_EQ(ScopeKeys(Scope::Org(beta_id)).size(), 1u);
+
+  // The restore, as someone with write access to the database (not the key) could do it.
+  {
+    auto txn = inst_.store->Begin(store::TxnMode::kWrite);
+    ASSERT_TRUE(txn);
+    ASSERT_TRUE((*txn)->InsertOrg({.id = acme_id, .name = "Acme", .created_at = 1}));
+    ASSERT_TRUE((*txn)->InsertConfig({.scope = Scope::Org(acme_id),
+                                      .key = "db_password",
+                                      .type = "secret",
+                                      .value = envelope,
+                                      .key_id = key_id,
+                                      .description = "",
+                                      .created_at = 1,
+                                      .updated_at = 1,
+                                      .updated_by = "restore",
+                                      .version = 0}));
+    ASSERT_TRUE((*txn)->Commit());
+  }
+  for (int pass = 0; pass < 2; ++pass) {
+    SCOPED_TRACE(pass == 0 ? "same process" : "after a restart");
+    auto revealed = Org(acme_id).Reveal("db_password");
+    ASSERT_FALSE(revealed);
+    EXPECT_EQ(revealed.error().code(), ErrorCode::kKeyMismatch);
+    EXPECT_NE(revealed.error().message().find("no longer has (its organization was deleted)"),
+              std::string::npos)
+        << revealed.error().message();
+    EXPECT_EQ(revealed.error().message().find("hunter2"), std::string::npos);
+    Reopen(RingFor(kSecretKey));  // the orphaned row does not block the start
+  }
+  EXPECT_EQ(RevealString(Org(beta_id), "db_password"), "beta-secret");
+}
+
+// A rotation by another process replaces an org's active key after this process cached the
+// old one: the next write is stored under the new key all the same.
+TEST_F(ConfigServiceTest, WritesAfterAKeyRotationUseTheNewKey) {
+  const auto acme = Org(NewOrg("Acme"));
+  ASSERT_TRUE(acme.Set(Write("k", ConfigType::kSecret, "v1")));
+  const std::string old_key = ActiveKeyId(acme.scope());
+  std::string new_key;
+  {
+    auto rotator = barrier::Barrier::Open(RingFor(kSecretKey), *inst_.store, clock_);
+    ASSERT_TRUE(rotator) << rotator.error().ToString();
+    auto txn = inst_.store->Begin(store::TxnMode::kWrite);
+    ASSERT_TRUE(txn);
+    ASSERT_TRUE((*txn)->SetDataKeyState(old_key, "retired"));
+    auto created = rotator->CreateDataKey(**txn, acme.scope(), "active");
+    ASSERT_TRUE(created) << created.error().ToString();
+    new_key = created->id;
+    ASSERT_TRUE((*txn)->Commit());
+  }
+  ASSERT_TRUE(acme.Set(Write("k", ConfigType::kSecret, "v2")));
+  ASSERT_TRUE(acme.Set(Write("k2", ConfigType::kSecret, "other")));
+  EXPECT_EQ(StoredValue(acme.scope(), "k").second, new_key);
+  EXPECT_EQ(StoredValue(acme.scope(), "k2").second, new_key);
+  EXPECT_EQ(RevealString(acme, "k"), "v2");
+  EXPECT_EQ(RevealString(acme, "k2"), "other");
 }
 
 // The canary: a secret's plaintext appears in no database file, while a non-secret value

@@ -21,6 +21,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -809,6 +810,723 @@ TEST_P(StoreConformanceTest, KeyChecksInsertListAndDuplicate) {
   EXPECT_EQ(checks[1].key_id, "k2");
   EXPECT_EQ(checks[1].check_value, "check-two");
   EXPECT_EQ(checks[1].added_at, kT1);
+}
+
+// ---- Re-sealing (data-key rotation)
+
+TEST_P(StoreConformanceTest, ResealConfigReplacesValueAndKeyIdOnly) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Global(), "api_key", "env-g-old", "k1")));
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Org(kOrgA), "api_key", "env-a-old", "k1")));
+  });
+  // A real change first, so that version, updated_at and updated_by differ from creation.
+  ConfigRow changed = MakeSecret(Scope::Org(kOrgA), "api_key", "env-a-v2", "k1");
+  changed.updated_at = kT1;
+  changed.updated_by = "user:bob";
+  changed.description = "changed by bob";
+  InWriteTxn(store(), [&](Txn& txn) { ASSERT_OK(txn.UpdateConfig(changed, 1)); });
+
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.ResealConfig(Scope::Org(kOrgA), "api_key", "env-a-v2", "env-a-new", "k2"));
+    ASSERT_OK(txn.ResealConfig(Scope::Global(), "api_key", "env-g-old", "env-g-new", "k2"));
+  });
+
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> org_row,
+                       txn->GetConfig(Scope::Org(kOrgA), "api_key"));
+  ASSERT_TRUE(org_row.has_value());
+  ConfigRow expected = changed;
+  expected.value = "env-a-new";
+  expected.key_id = "k2";
+  expected.version = 2;  // a re-encryption is not a change
+  ExpectSameRow(*org_row, expected);
+
+  ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> global_row,
+                       txn->GetConfig(Scope::Global(), "api_key"));
+  ASSERT_TRUE(global_row.has_value());
+  ConfigRow expected_global = MakeSecret(Scope::Global(), "api_key", "env-g-new", "k2");
+  expected_global.version = 1;
+  ExpectSameRow(*global_row, expected_global);
+}
+
+TEST_P(StoreConformanceTest, ResealConfigRefusesARowChangedDeletedOrRecreatedSinceRead) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Org(kOrgA), "changed", "env-1", "k1")));
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Org(kOrgA), "deleted", "env-2", "k1")));
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Org(kOrgA), "recreated", "env-3", "k1")));
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Global(), "global_only", "env-4", "k1")));
+    ASSERT_OK(txn.InsertConfig(MakeConfig(Scope::Org(kOrgA), "plain", "env-5")));
+  });
+  // What a rotation would have read, before writers got there.
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.UpdateConfig(MakeSecret(Scope::Org(kOrgA), "changed", "env-1b", "k2"), 1));
+    ASSERT_OK(txn.DeleteConfig(Scope::Org(kOrgA), "deleted", std::nullopt));
+    ASSERT_OK(txn.DeleteConfig(Scope::Org(kOrgA), "recreated", std::nullopt));
+    // Same scope, key and version 1 again: only the value tells the rows apart.
+    ASSERT_OK_AND_ASSIGN(ConfigRow again, txn.InsertConfig(MakeSecret(
+                                              Scope::Org(kOrgA), "recreated", "env-3b", "k1")));
+    EXPECT_EQ(again.version, 1);
+  });
+
+  struct Attempt {
+    Scope scope;
+    std::string key;
+    std::string expected_value;
+  };
+  const Attempt attempts[] = {
+      {Scope::Org(kOrgA), "changed", "env-1"},
+      {Scope::Org(kOrgA), "deleted", "env-2"},
+      {Scope::Org(kOrgA), "recreated", "env-3"},
+      {Scope::Org(kOrgA), "global_only", "env-4"},  // the global row is not this scope's
+      {Scope::Org(kOrgB), "changed", "env-1b"},     // nor is another org's
+      {Scope::Org(kOrgA), "plain", "env-5"},        // not a secret
+      {Scope::Global(), "missing", "env-6"},
+  };
+  for (const Attempt& attempt : attempts) {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(
+        txn->ResealConfig(attempt.scope, attempt.key, attempt.expected_value, "env-new", "k9"),
+        ErrorCode::kConflict);
+  }
+
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> changed,
+                       txn->GetConfig(Scope::Org(kOrgA), "changed"));
+  ASSERT_TRUE(changed.has_value());
+  EXPECT_EQ(changed->value, "env-1b");
+  EXPECT_EQ(changed->key_id, std::optional<std::string>("k2"));
+  EXPECT_EQ(changed->version, 2);
+  ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> deleted,
+                       txn->GetConfig(Scope::Org(kOrgA), "deleted"));
+  EXPECT_FALSE(deleted.has_value());
+  ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> recreated,
+                       txn->GetConfig(Scope::Org(kOrgA), "recreated"));
+  ASSERT_TRUE(recreated.has_value());
+  EXPECT_EQ(recreated->value, "env-3b");
+  ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> global_only,
+                       txn->GetConfig(Scope::Global(), "global_only"));
+  ASSERT_TRUE(global_only.has_value());
+  EXPECT_EQ(global_only->value, "env-4");
+  ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> plain, txn->GetConfig(Scope::Org(kOrgA), "plain"));
+  ASSERT_TRUE(plain.has_value());
+  EXPECT_EQ(plain->value, "env-5");
+  EXPECT_FALSE(plain->key_id.has_value());
+}
+
+TEST_P(StoreConformanceTest, ResealConfigNeedsAKeyId) {
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Global(), "s", "env-1", "k1")));
+  });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->ResealConfig(Scope::Global(), "s", "env-1", "env-2", ""),
+                      ErrorCode::kInvalidArgument);
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> row, txn->GetConfig(Scope::Global(), "s"));
+  ASSERT_TRUE(row.has_value());
+  EXPECT_EQ(row->value, "env-1");
+}
+
+TEST_P(StoreConformanceTest, ListScopeConfigsNotSealedByStaysInItsScope) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    // Key ids on both sides of "k5", so that both "less" and "greater" count as other keys.
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Org(kOrgA), "d", "env-a-d", "k1")));
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Org(kOrgA), "b", "env-a-b", "k9")));
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Org(kOrgA), "a", "env-a-a", "k5")));
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Org(kOrgA), "c", "env-a-c", "k1")));
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Org(kOrgA), "e", "env-a-e", "k50")));
+    ASSERT_OK(txn.InsertConfig(MakeConfig(Scope::Org(kOrgA), "plain", "v")));
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Org(kOrgB), "a", "env-b-a", "k1")));
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Global(), "a", "env-g-a", "k1")));
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Global(), "z", "env-g-z", "k5")));
+  });
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> a,
+                       txn->ListScopeConfigsNotSealedBy(Scope::Org(kOrgA), "k5", 100));
+  EXPECT_EQ(Keys(a), (std::vector<std::string>{"b", "c", "d", "e"}));
+  for (const ConfigRow& row : a) {
+    EXPECT_EQ(row.scope, Scope::Org(kOrgA));
+    EXPECT_EQ(row.type, "secret");
+    EXPECT_EQ(row.value, "env-a-" + row.key);
+    EXPECT_EQ(row.version, 1);
+  }
+  ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> b,
+                       txn->ListScopeConfigsNotSealedBy(Scope::Org(kOrgB), "k5", 100));
+  EXPECT_EQ(Keys(b), (std::vector<std::string>{"a"}));
+  ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> global,
+                       txn->ListScopeConfigsNotSealedBy(Scope::Global(), "k5", 100));
+  ASSERT_EQ(global.size(), 1u);
+  EXPECT_EQ(global[0].value, "env-g-a");
+  EXPECT_TRUE(global[0].scope.is_global());
+  ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> missing,
+                       txn->ListScopeConfigsNotSealedBy(Scope::Org(kMissingOrg), "k5", 100));
+  EXPECT_TRUE(missing.empty());
+
+  // A limit gives that many rows, ordered by key; 0 gives none.
+  ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> two,
+                       txn->ListScopeConfigsNotSealedBy(Scope::Org(kOrgA), "k5", 2));
+  ASSERT_EQ(two.size(), 2u);
+  EXPECT_LT(two[0].key, two[1].key);
+  for (const ConfigRow& row : two) EXPECT_NE(row.key_id, std::optional<std::string>("k5"));
+  ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> none,
+                       txn->ListScopeConfigsNotSealedBy(Scope::Org(kOrgA), "k5", 0));
+  EXPECT_TRUE(none.empty());
+  // Every secret of the scope is "not sealed by" a key nobody used.
+  ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> all,
+                       txn->ListScopeConfigsNotSealedBy(Scope::Org(kOrgA), "k0", 100));
+  EXPECT_EQ(Keys(all), (std::vector<std::string>{"a", "b", "c", "d", "e"}));
+}
+
+// The loop of a data-key rotation: list a batch, re-seal it, until nothing is left. It ends,
+// re-seals every row of the scope exactly once and touches no other scope.
+TEST_P(StoreConformanceTest, RotationLoopWithResealConfigFinishes) {
+  CreateTwoOrgs(store());
+  constexpr int kRows = 23;
+  InWriteTxn(store(), [](Txn& txn) {
+    for (int i = 0; i < kRows; ++i) {
+      std::string key = "s";
+      key += std::to_string(100 + i);
+      // Old values under three keys, on both sides of the new one.
+      const std::string old_key = i % 3 == 0 ? "k1" : (i % 3 == 1 ? "k7" : "k3");
+      ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Org(kOrgA), key, "old-" + key, old_key)));
+    }
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Org(kOrgB), "other", "old-other", "k1")));
+  });
+  int batches = 0;
+  int resealed = 0;
+  std::vector<std::string> seen;
+  while (true) {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> batch,
+                         txn->ListScopeConfigsNotSealedBy(Scope::Org(kOrgA), "k5", 5));
+    if (batch.empty()) break;
+    ASSERT_LE(batch.size(), 5u);
+    for (std::size_t i = 1; i < batch.size(); ++i) EXPECT_LT(batch[i - 1].key, batch[i].key);
+    for (const ConfigRow& row : batch) {
+      ASSERT_OK(txn->ResealConfig(row.scope, row.key, row.value, "new-" + row.key, "k5"));
+      seen.push_back(row.key);
+      ++resealed;
+    }
+    ASSERT_OK(txn->Commit());
+    ++batches;
+    ASSERT_LE(batches, 5) << "rotation does not terminate";
+  }
+  EXPECT_EQ(batches, 5);
+  EXPECT_EQ(resealed, kRows);
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(std::adjacent_find(seen.begin(), seen.end()), seen.end()) << "a row came back";
+
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> rows, txn->ListConfigs(Scope::Org(kOrgA)));
+  ASSERT_EQ(rows.size(), static_cast<std::size_t>(kRows));
+  for (const ConfigRow& row : rows) {
+    EXPECT_EQ(row.value, "new-" + row.key);
+    EXPECT_EQ(row.key_id, std::optional<std::string>("k5"));
+    EXPECT_EQ(row.version, 1);
+  }
+  ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> other, txn->GetConfig(Scope::Org(kOrgB), "other"));
+  ASSERT_TRUE(other.has_value());
+  EXPECT_EQ(other->value, "old-other");
+}
+
+TEST_P(StoreConformanceTest, CountSealedConfigsGroupsByScopeAndKey) {
+  CreateTwoOrgs(store());
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+    ASSERT_OK_AND_ASSIGN(std::vector<SealedCount> empty, txn->CountSealedConfigs());
+    EXPECT_TRUE(empty.empty());
+  }
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Org(kOrgB), "x", "e", "k1")));
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Org(kOrgA), "x", "e", "k2")));
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Org(kOrgA), "y", "e", "k1")));
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Org(kOrgA), "z", "e", "k2")));
+    ASSERT_OK(txn.InsertConfig(MakeConfig(Scope::Org(kOrgA), "plain", "v")));
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Global(), "x", "e", "k9")));
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Global(), "y", "e", "k0")));
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Global(), "z", "e", "k9")));
+    ASSERT_OK(txn.InsertConfig(MakeConfig(Scope::Global(), "plain", "v")));
+  });
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<SealedCount> counts, txn->CountSealedConfigs());
+  // Global first, then organizations by id (kOrgA < kOrgB); within a scope by key id.
+  ASSERT_EQ(counts.size(), 5u);
+  const std::vector<std::tuple<Scope, std::string, std::int64_t>> expected = {
+      {Scope::Global(), "k0", 1},   {Scope::Global(), "k9", 2},   {Scope::Org(kOrgA), "k1", 1},
+      {Scope::Org(kOrgA), "k2", 2}, {Scope::Org(kOrgB), "k1", 1},
+  };
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ(counts[i].scope, std::get<0>(expected[i]));
+    EXPECT_EQ(counts[i].key_id, std::get<1>(expected[i]));
+    EXPECT_EQ(counts[i].count, std::get<2>(expected[i]));
+  }
+}
+
+// ---- Data keys
+
+DataKeyRow MakeDataKey(const std::string& id, Scope scope, const std::string& state,
+                       UnixMicros created_at = kT0, const std::string& purpose = "config") {
+  DataKeyRow row;
+  row.id = id;
+  row.purpose = purpose;
+  row.scope = std::move(scope);
+  row.state = state;
+  row.wrapped = "gAAAAA-wrapped-" + id;
+  row.master_key_id = "mk1";
+  row.created_at = created_at;
+  return row;
+}
+
+void ExpectSameDataKey(const DataKeyRow& actual, const DataKeyRow& expected) {
+  EXPECT_EQ(actual.id, expected.id);
+  EXPECT_EQ(actual.purpose, expected.purpose);
+  EXPECT_EQ(actual.scope, expected.scope) << "scope " << actual.scope.name();
+  EXPECT_EQ(actual.state, expected.state);
+  EXPECT_EQ(actual.wrapped, expected.wrapped);
+  EXPECT_EQ(actual.master_key_id, expected.master_key_id);
+  EXPECT_EQ(actual.created_at, expected.created_at);
+}
+
+std::vector<std::string> DataKeyIds(const std::vector<DataKeyRow>& rows) {
+  std::vector<std::string> ids;
+  for (const DataKeyRow& row : rows) ids.push_back(row.id);
+  return ids;
+}
+
+TEST_P(StoreConformanceTest, DataKeyInsertAndGet) {
+  CreateTwoOrgs(store());
+  DataKeyRow org_key = MakeDataKey("dk-a", Scope::Org(kOrgA), "active", kT1);
+  org_key.master_key_id = "0123456789abcdef";
+  const DataKeyRow global_key = MakeDataKey("dk-g", Scope::Global(), "active", kT2);
+  const DataKeyRow audit_key = MakeDataKey("ak-1", Scope::Global(), "retired", kT0, "audit");
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK(txn.InsertDataKey(org_key));
+    ASSERT_OK(txn.InsertDataKey(global_key));
+    ASSERT_OK(txn.InsertDataKey(audit_key));
+    // A write transaction sees its own writes.
+    ASSERT_OK_AND_ASSIGN(std::optional<DataKeyRow> own, txn.GetDataKey("dk-a"));
+    ASSERT_TRUE(own.has_value());
+  });
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  for (const DataKeyRow* expected :
+       std::initializer_list<const DataKeyRow*>{&org_key, &global_key, &audit_key}) {
+    ASSERT_OK_AND_ASSIGN(std::optional<DataKeyRow> got, txn->GetDataKey(expected->id));
+    ASSERT_TRUE(got.has_value()) << expected->id;
+    ExpectSameDataKey(*got, *expected);
+  }
+  ASSERT_OK_AND_ASSIGN(std::optional<DataKeyRow> missing, txn->GetDataKey("nope"));
+  EXPECT_FALSE(missing.has_value());
+}
+
+TEST_P(StoreConformanceTest, AtMostOneActiveConfigKeyPerScope) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertDataKey(MakeDataKey("a1", Scope::Org(kOrgA), "active")));
+    ASSERT_OK(txn.InsertDataKey(MakeDataKey("b1", Scope::Org(kOrgB), "active")));
+    ASSERT_OK(txn.InsertDataKey(MakeDataKey("g1", Scope::Global(), "active")));
+    // Retired keys and audit keys do not count.
+    ASSERT_OK(txn.InsertDataKey(MakeDataKey("a2", Scope::Org(kOrgA), "retired")));
+    ASSERT_OK(txn.InsertDataKey(MakeDataKey("a3", Scope::Org(kOrgA), "retired")));
+    ASSERT_OK(txn.InsertDataKey(MakeDataKey("g2", Scope::Global(), "retired")));
+    ASSERT_OK(txn.InsertDataKey(MakeDataKey("m1", Scope::Global(), "retired", kT0, "audit")));
+    ASSERT_OK(txn.InsertDataKey(MakeDataKey("m2", Scope::Global(), "retired", kT0, "audit")));
+  });
+  const std::pair<DataKeyRow, const char*> refused[] = {
+      {MakeDataKey("a1", Scope::Org(kOrgB), "retired"), "duplicate id"},
+      {MakeDataKey("m1", Scope::Global(), "retired", kT0, "audit"), "duplicate audit id"},
+      {MakeDataKey("a9", Scope::Org(kOrgA), "active"), "second active key of an org"},
+      {MakeDataKey("g9", Scope::Global(), "active"), "second active global key"},
+  };
+  for (const auto& [row, why] : refused) {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->InsertDataKey(row), ErrorCode::kAlreadyExists);
+  }
+  // The same rule when a key is made active by SetDataKeyState.
+  for (const char* id : {"a2", "g2"}) {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->SetDataKeyState(id, "active"), ErrorCode::kAlreadyExists);
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<DataKeyRow> all, txn->ListDataKeys("", 100));
+  EXPECT_EQ(DataKeyIds(all),
+            (std::vector<std::string>{"a1", "a2", "a3", "b1", "g1", "g2", "m1", "m2"}));
+  ASSERT_OK_AND_ASSIGN(std::optional<DataKeyRow> a1, txn->GetDataKey("a1"));
+  ASSERT_TRUE(a1.has_value());
+  EXPECT_EQ(a1->scope, Scope::Org(kOrgA));
+}
+
+TEST_P(StoreConformanceTest, DataKeyOfMissingOrgIsFailedPrecondition) {
+  CreateTwoOrgs(store());
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->InsertDataKey(MakeDataKey("x1", Scope::Org(kMissingOrg), "active")),
+                      ErrorCode::kFailedPrecondition);
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::optional<DataKeyRow> row, txn->GetDataKey("x1"));
+  EXPECT_FALSE(row.has_value());
+}
+
+TEST_P(StoreConformanceTest, InvalidDataKeysAreRejected) {
+  CreateTwoOrgs(store());
+  DataKeyRow bad_purpose = MakeDataKey("x1", Scope::Global(), "retired");
+  bad_purpose.purpose = "signing";
+  DataKeyRow bad_state = MakeDataKey("x2", Scope::Global(), "spare");
+  DataKeyRow org_audit = MakeDataKey("x3", Scope::Org(kOrgA), "retired", kT0, "audit");
+  DataKeyRow active_audit = MakeDataKey("x4", Scope::Global(), "active", kT0, "audit");
+  DataKeyRow no_wrapped = MakeDataKey("x5", Scope::Global(), "retired");
+  no_wrapped.wrapped.clear();
+  DataKeyRow no_master = MakeDataKey("x6", Scope::Global(), "retired");
+  no_master.master_key_id.clear();
+  for (const DataKeyRow* row :
+       {&bad_purpose, &bad_state, &org_audit, &active_audit, &no_wrapped, &no_master}) {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->InsertDataKey(*row), ErrorCode::kInvalidArgument);
+  }
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertDataKey(MakeDataKey("g1", Scope::Global(), "retired")));
+  });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->SetDataKeyState("g1", "spare"), ErrorCode::kInvalidArgument);
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<DataKeyRow> all, txn->ListDataKeys("", 100));
+  EXPECT_EQ(DataKeyIds(all), (std::vector<std::string>{"g1"}));
+  EXPECT_EQ(all[0].state, "retired");
+}
+
+TEST_P(StoreConformanceTest, ListScopeDataKeysIsActiveFirstThenRetiredByAge) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertDataKey(MakeDataKey("a-old", Scope::Org(kOrgA), "retired", kT0)));
+    ASSERT_OK(txn.InsertDataKey(MakeDataKey("a-new", Scope::Org(kOrgA), "active", kT2)));
+    ASSERT_OK(txn.InsertDataKey(MakeDataKey("a-mid", Scope::Org(kOrgA), "retired", kT1)));
+    ASSERT_OK(txn.InsertDataKey(MakeDataKey("b-1", Scope::Org(kOrgB), "retired", kT0)));
+    ASSERT_OK(txn.InsertDataKey(MakeDataKey("g-1", Scope::Global(), "retired", kT1)));
+    ASSERT_OK(txn.InsertDataKey(MakeDataKey("g-0", Scope::Global(), "active", kT0)));
+    // Audit keys are global but seal no config: never listed as a scope's keys.
+    ASSERT_OK(txn.InsertDataKey(MakeDataKey("m-1", Scope::Global(), "retired", kT0, "audit")));
+  });
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<DataKeyRow> a, txn->ListScopeDataKeys(Scope::Org(kOrgA)));
+  EXPECT_EQ(DataKeyIds(a), (std::vector<std::string>{"a-new", "a-old", "a-mid"}));
+  ASSERT_EQ(a.size(), 3u);
+  ExpectSameDataKey(a[0], MakeDataKey("a-new", Scope::Org(kOrgA), "active", kT2));
+  ASSERT_OK_AND_ASSIGN(std::vector<DataKeyRow> b, txn->ListScopeDataKeys(Scope::Org(kOrgB)));
+  EXPECT_EQ(DataKeyIds(b), (std::vector<std::string>{"b-1"}));  // no active key: none first
+  ASSERT_OK_AND_ASSIGN(std::vector<DataKeyRow> global, txn->ListScopeDataKeys(Scope::Global()));
+  EXPECT_EQ(DataKeyIds(global), (std::vector<std::string>{"g-0", "g-1"}));
+  ASSERT_OK_AND_ASSIGN(std::vector<DataKeyRow> none,
+                       txn->ListScopeDataKeys(Scope::Org(kMissingOrg)));
+  EXPECT_TRUE(none.empty());
+}
+
+TEST_P(StoreConformanceTest, ListDataKeysPagesThroughEveryKeyById) {
+  CreateTwoOrgs(store());
+  std::vector<std::string> ids;
+  InWriteTxn(store(), [&](Txn& txn) {
+    for (int i = 0; i < 25; ++i) {
+      // Not inserted in id order; scopes and purposes mixed.
+      std::string id = "dk";
+      id += std::to_string(100 + (i * 7) % 25);
+      ids.push_back(id);
+      const Scope scope = i % 3 == 0 ? Scope::Global() : Scope::Org(i % 3 == 1 ? kOrgA : kOrgB);
+      const bool audit = scope.is_global() && i % 2 == 0;
+      ASSERT_OK(
+          txn.InsertDataKey(MakeDataKey(id, scope, "retired", kT0, audit ? "audit" : "config")));
+    }
+  });
+  std::sort(ids.begin(), ids.end());
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  std::vector<std::string> paged;
+  std::string after;
+  int pages = 0;
+  while (true) {
+    ASSERT_OK_AND_ASSIGN(std::vector<DataKeyRow> page, txn->ListDataKeys(after, 10));
+    if (page.empty()) break;
+    ASSERT_LE(page.size(), 10u);
+    for (const DataKeyRow& row : page) paged.push_back(row.id);
+    after = page.back().id;
+    ++pages;
+    ASSERT_LE(pages, 4);
+  }
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(paged, ids);
+  ASSERT_OK_AND_ASSIGN(std::vector<DataKeyRow> from_middle, txn->ListDataKeys("dk112", 3));
+  EXPECT_EQ(DataKeyIds(from_middle), (std::vector<std::string>{"dk113", "dk114", "dk115"}));
+  ASSERT_OK_AND_ASSIGN(std::vector<DataKeyRow> zero, txn->ListDataKeys("", 0));
+  EXPECT_TRUE(zero.empty());
+}
+
+TEST_P(StoreConformanceTest, RewrapDataKeyChecksTheMasterKeyItReplaces) {
+  CreateTwoOrgs(store());
+  const DataKeyRow original = MakeDataKey("dk-a", Scope::Org(kOrgA), "active", kT1);
+  InWriteTxn(store(), [&](Txn& txn) { ASSERT_OK(txn.InsertDataKey(original)); });
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.RewrapDataKey("dk-a", "gAAAAA-rewrapped", "mk2", "mk1"));
+  });
+  {
+    // Another rotation got there first: the row is no longer wrapped by mk1.
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->RewrapDataKey("dk-a", "gAAAAA-stale", "mk3", "mk1"),
+                      ErrorCode::kConflict);
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->RewrapDataKey("nope", "gAAAAA-x", "mk2", "mk1"), ErrorCode::kNotFound);
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::optional<DataKeyRow> row, txn->GetDataKey("dk-a"));
+  ASSERT_TRUE(row.has_value());
+  DataKeyRow expected = original;
+  expected.wrapped = "gAAAAA-rewrapped";
+  expected.master_key_id = "mk2";
+  ExpectSameDataKey(*row, expected);
+}
+
+TEST_P(StoreConformanceTest, SetDataKeyStateRotatesTheActiveKey) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertDataKey(MakeDataKey("old", Scope::Org(kOrgA), "active", kT0)));
+  });
+  // A rotation's first step: retire the old key and add the new one, in one transaction.
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.SetDataKeyState("old", "retired"));
+    ASSERT_OK(txn.InsertDataKey(MakeDataKey("new", Scope::Org(kOrgA), "active", kT1)));
+    // Setting the state a key already has is fine.
+    ASSERT_OK(txn.SetDataKeyState("new", "active"));
+  });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->SetDataKeyState("nope", "retired"), ErrorCode::kNotFound);
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+    ASSERT_OK_AND_ASSIGN(std::vector<DataKeyRow> keys, txn->ListScopeDataKeys(Scope::Org(kOrgA)));
+    EXPECT_EQ(DataKeyIds(keys), (std::vector<std::string>{"new", "old"}));
+    ASSERT_EQ(keys.size(), 2u);
+    EXPECT_EQ(keys[0].state, "active");
+    EXPECT_EQ(keys[1].state, "retired");
+  }
+  // The last step: the retired key is destroyed.
+  InWriteTxn(store(), [](Txn& txn) { ASSERT_OK(txn.DeleteDataKey("old")); });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->DeleteDataKey("old"), ErrorCode::kNotFound);
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<DataKeyRow> keys, txn->ListScopeDataKeys(Scope::Org(kOrgA)));
+  EXPECT_EQ(DataKeyIds(keys), (std::vector<std::string>{"new"}));
+  ASSERT_OK_AND_ASSIGN(std::optional<DataKeyRow> old, txn->GetDataKey("old"));
+  EXPECT_FALSE(old.has_value());
+}
+
+// Crypto-shredding: an organization's data keys go with it; other scopes keep theirs, and a
+// re-created organization with the same id starts without keys.
+TEST_P(StoreConformanceTest, DeleteOrgCascadesToItsDataKeysOnly) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertDataKey(MakeDataKey("a1", Scope::Org(kOrgA), "active")));
+    ASSERT_OK(txn.InsertDataKey(MakeDataKey("a2", Scope::Org(kOrgA), "retired")));
+    ASSERT_OK(txn.InsertDataKey(MakeDataKey("b1", Scope::Org(kOrgB), "active")));
+    ASSERT_OK(txn.InsertDataKey(MakeDataKey("g1", Scope::Global(), "active")));
+    ASSERT_OK(txn.InsertDataKey(MakeDataKey("m1", Scope::Global(), "retired", kT0, "audit")));
+  });
+  InWriteTxn(store(), [](Txn& txn) { ASSERT_OK(txn.DeleteOrg(kOrgA)); });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+    ASSERT_OK_AND_ASSIGN(std::vector<DataKeyRow> all, txn->ListDataKeys("", 100));
+    EXPECT_EQ(DataKeyIds(all), (std::vector<std::string>{"b1", "g1", "m1"}));
+    ASSERT_OK_AND_ASSIGN(std::optional<DataKeyRow> a1, txn->GetDataKey("a1"));
+    EXPECT_FALSE(a1.has_value());
+    ASSERT_OK_AND_ASSIGN(std::vector<DataKeyRow> a, txn->ListScopeDataKeys(Scope::Org(kOrgA)));
+    EXPECT_TRUE(a.empty());
+  }
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertOrg(MakeOrg(kOrgA, "acme-again")));
+    ASSERT_OK_AND_ASSIGN(std::vector<DataKeyRow> fresh, txn.ListScopeDataKeys(Scope::Org(kOrgA)));
+    EXPECT_TRUE(fresh.empty());
+    // The old ids are free again: nothing half-deleted is left behind.
+    ASSERT_OK(txn.InsertDataKey(MakeDataKey("a1", Scope::Org(kOrgA), "active")));
+  });
+}
+
+TEST_P(StoreConformanceTest, UncommittedDataKeysAndJobsLeaveNoTrace) {
+  CreateTwoOrgs(store());
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    ASSERT_OK(txn->InsertDataKey(MakeDataKey("a1", Scope::Org(kOrgA), "active")));
+    ASSERT_OK(txn->InsertKeyJob(
+        KeyJobRow{.kind = "data", .target = "*", .actor = "op", .started_at = kT0}));
+    // Destroyed without Commit.
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<DataKeyRow> keys, txn->ListDataKeys("", 100));
+  EXPECT_TRUE(keys.empty());
+  ASSERT_OK_AND_ASSIGN(std::vector<KeyJobRow> jobs, txn->ListUnfinishedKeyJobs());
+  EXPECT_TRUE(jobs.empty());
+}
+
+TEST_P(StoreConformanceTest, KeyRotationWritesOnReadTxnAreRejected) {
+  CreateTwoOrgs(store());
+  std::int64_t job = 0;
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK(txn.InsertConfig(MakeSecret(Scope::Global(), "s", "env-1", "k1")));
+    ASSERT_OK(txn.InsertDataKey(MakeDataKey("g1", Scope::Global(), "active")));
+    ASSERT_OK_AND_ASSIGN(
+        job, txn.InsertKeyJob(
+                 KeyJobRow{.kind = "master", .target = "", .actor = "op", .started_at = kT0}));
+  });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+    EXPECT_ERROR_CODE(txn->ResealConfig(Scope::Global(), "s", "env-1", "env-2", "k2"),
+                      ErrorCode::kFailedPrecondition);
+    EXPECT_ERROR_CODE(txn->InsertDataKey(MakeDataKey("g2", Scope::Global(), "retired")),
+                      ErrorCode::kFailedPrecondition);
+    EXPECT_ERROR_CODE(txn->RewrapDataKey("g1", "w", "mk2", "mk1"), ErrorCode::kFailedPrecondition);
+    EXPECT_ERROR_CODE(txn->SetDataKeyState("g1", "retired"), ErrorCode::kFailedPrecondition);
+    EXPECT_ERROR_CODE(txn->DeleteDataKey("g1"), ErrorCode::kFailedPrecondition);
+    EXPECT_ERROR_CODE(txn->InsertKeyJob(KeyJobRow{
+                          .kind = "data", .target = "*", .actor = "op", .started_at = kT0}),
+                      ErrorCode::kFailedPrecondition);
+    EXPECT_ERROR_CODE(txn->FinishKeyJob(job, kT1), ErrorCode::kFailedPrecondition);
+    ASSERT_OK(txn->Commit());
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> s, txn->GetConfig(Scope::Global(), "s"));
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->value, "env-1");
+  ASSERT_OK_AND_ASSIGN(std::vector<DataKeyRow> keys, txn->ListDataKeys("", 100));
+  ASSERT_EQ(keys.size(), 1u);
+  ExpectSameDataKey(keys[0], MakeDataKey("g1", Scope::Global(), "active"));
+  ASSERT_OK_AND_ASSIGN(std::vector<KeyJobRow> jobs, txn->ListUnfinishedKeyJobs());
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].id, job);
+}
+
+// Error messages about data keys name the key, never its wrapped form.
+TEST_P(StoreConformanceTest, DataKeyErrorMessagesNeverContainTheWrappedKey) {
+  CreateTwoOrgs(store());
+  const DataKeyRow row = MakeDataKey("a1", Scope::Org(kOrgA), "active");
+  InWriteTxn(store(), [&](Txn& txn) { ASSERT_OK(txn.InsertDataKey(row)); });
+  std::vector<Error> errors;
+  auto collect = [&](const Status& status) {
+    ASSERT_FALSE(status.has_value());
+    errors.push_back(status.error());
+  };
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    collect(txn->InsertDataKey(row));
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    DataKeyRow second = MakeDataKey("a2", Scope::Org(kOrgA), "active");
+    second.wrapped = row.wrapped;
+    collect(txn->InsertDataKey(second));
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    collect(txn->RewrapDataKey("a1", row.wrapped, "mk2", "mk9"));
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    DataKeyRow orphan = MakeDataKey("x1", Scope::Org(kMissingOrg), "active");
+    orphan.wrapped = row.wrapped;
+    collect(txn->InsertDataKey(orphan));
+  }
+  ASSERT_EQ(errors.size(), 4u);
+  for (const Error& error : errors) {
+    EXPECT_EQ(error.message().find(row.wrapped), std::string::npos) << error.ToString();
+    EXPECT_EQ(error.message().find("gAAAAA"), std::string::npos) << error.ToString();
+  }
+}
+
+// ---- Key rotation jobs
+
+TEST_P(StoreConformanceTest, KeyJobsInsertFindListAndFinish) {
+  std::int64_t master = 0;
+  std::int64_t data_all = 0;
+  std::int64_t data_org = 0;
+  std::int64_t data_all_again = 0;
+  std::int64_t done = 0;
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK_AND_ASSIGN(
+        master, txn.InsertKeyJob(KeyJobRow{
+                    .kind = "master", .target = "", .actor = "op alice", .started_at = kT0}));
+    ASSERT_OK_AND_ASSIGN(data_all,
+                         txn.InsertKeyJob(KeyJobRow{
+                             .kind = "data", .target = "*", .actor = "op bob", .started_at = kT1}));
+    ASSERT_OK_AND_ASSIGN(
+        data_org, txn.InsertKeyJob(KeyJobRow{
+                      .kind = "data", .target = kOrgA, .actor = "op bob", .started_at = kT1}));
+    ASSERT_OK_AND_ASSIGN(
+        data_all_again,
+        txn.InsertKeyJob(
+            KeyJobRow{.kind = "data", .target = "*", .actor = "op carol", .started_at = kT1}));
+    ASSERT_OK_AND_ASSIGN(done, txn.InsertKeyJob(KeyJobRow{.kind = "data",
+                                                          .target = "global",
+                                                          .actor = "op",
+                                                          .started_at = kT0,
+                                                          .finished_at = kT1}));
+  });
+  EXPECT_LT(master, data_all);
+  EXPECT_LT(data_all, data_org);
+  EXPECT_LT(data_org, data_all_again);
+  EXPECT_LT(data_all_again, done);
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+    // The most recent unfinished job of that kind and target.
+    ASSERT_OK_AND_ASSIGN(std::optional<KeyJobRow> all, txn->GetUnfinishedKeyJob("data", "*"));
+    ASSERT_TRUE(all.has_value());
+    EXPECT_EQ(all->id, data_all_again);
+    EXPECT_EQ(all->kind, "data");
+    EXPECT_EQ(all->target, "*");
+    EXPECT_EQ(all->actor, "op carol");
+    EXPECT_EQ(all->started_at, kT1);
+    EXPECT_FALSE(all->finished_at.has_value());
+    ASSERT_OK_AND_ASSIGN(std::optional<KeyJobRow> m, txn->GetUnfinishedKeyJob("master", ""));
+    ASSERT_TRUE(m.has_value());
+    EXPECT_EQ(m->id, master);
+    EXPECT_EQ(m->actor, "op alice");
+    EXPECT_EQ(m->started_at, kT0);
+    ASSERT_OK_AND_ASSIGN(std::optional<KeyJobRow> finished,
+                         txn->GetUnfinishedKeyJob("data", "global"));
+    EXPECT_FALSE(finished.has_value());
+    ASSERT_OK_AND_ASSIGN(std::optional<KeyJobRow> other_kind,
+                         txn->GetUnfinishedKeyJob("master", "*"));
+    EXPECT_FALSE(other_kind.has_value());
+    ASSERT_OK_AND_ASSIGN(std::vector<KeyJobRow> unfinished, txn->ListUnfinishedKeyJobs());
+    std::vector<std::int64_t> ids;
+    for (const KeyJobRow& job : unfinished) ids.push_back(job.id);
+    EXPECT_EQ(ids, (std::vector<std::int64_t>{master, data_all, data_org, data_all_again}));
+  }
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK(txn.FinishKeyJob(data_all_again, kT2));
+    // Finishing again keeps the first time and is not an error.
+    ASSERT_OK(txn.FinishKeyJob(data_all_again, kT2 + 5));
+    ASSERT_OK(txn.FinishKeyJob(done, kT2));
+  });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->FinishKeyJob(done + 1000, kT2), ErrorCode::kNotFound);
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  // The older unfinished "*" job is found again once the newer one finished.
+  ASSERT_OK_AND_ASSIGN(std::optional<KeyJobRow> all, txn->GetUnfinishedKeyJob("data", "*"));
+  ASSERT_TRUE(all.has_value());
+  EXPECT_EQ(all->id, data_all);
+  ASSERT_OK_AND_ASSIGN(std::vector<KeyJobRow> unfinished, txn->ListUnfinishedKeyJobs());
+  ASSERT_EQ(unfinished.size(), 3u);
+  EXPECT_EQ(unfinished[0].id, master);
+  EXPECT_EQ(unfinished[1].id, data_all);
+  EXPECT_EQ(unfinished[2].id, data_org);
+  EXPECT_EQ(unfinished[2].target, kOrgA);
 }
 
 // ---- Tokens

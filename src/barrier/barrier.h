@@ -73,6 +73,7 @@ class Barrier {
   //  - audit keys: for every non-primary key of the ring, the audit MAC key derived from it
   //    is stored wrapped under the primary (purpose "audit"), so audit records made under a
   //    master key stay verifiable after that key is dropped.
+  // `store` and `clock` must outlive the barrier: Seal uses the store on its own.
   static Result<Barrier> Open(crypto::Keyring keyring, store::Store& store, const Clock& clock,
                               OpenOptions options = {});
 

@@ -13,6 +13,7 @@
 
 #include "cli/cli_error.h"
 #include "cli/commands.h"
+#include "cli/local_commands.h"
 #include "cli/table.h"
 #include "cli/terminal.h"
 #include "server/server_app.h"
@@ -43,6 +44,12 @@ constexpr const char* kFooter = R"(Examples:
   bifrost config set region eu-west --global
   bifrost token create --role member --org acme --name ci --ttl 30d
   bifrost audit list --org acme --since 24h
+
+  # Local commands, on the server's host (need BIFROST_SECRET_KEY like serve):
+  bifrost keys status --data /var/lib/bifrost   # master keys in use, unfinished rotations
+  bifrost keys rotate --data /var/lib/bifrost   # after a new master key (docs/keys.md)
+  bifrost import bifrost --data /var/lib/bifrost --organizations orgs.csv \
+      --configs configs.csv --source-key-file old.key
 
 Environment (client commands):
   BIFROST_ADDR    server address, http(s)://HOST[:PORT] (default http://127.0.0.1:8420)
@@ -125,8 +132,10 @@ int RunCliUnguarded(const std::vector<std::string>& args, CliIo& io) {
   auto* serve = app.add_subcommand("serve", "Run the server");
   serve->footer(
       "Runs until SIGTERM or SIGINT and prints \"listening on http(s)://HOST:PORT\" once bound.\n"
-      "Needs BIFROST_SECRET_KEY (or BIFROST_SECRET_KEY_FILE) unless --dev. Every flag but --dev\n"
-      "may also come from its environment variable (BIFROST_DATA, BIFROST_LISTEN, ...).\n"
+      "Needs BIFROST_SECRET_KEY (or BIFROST_SECRET_KEY_FILE) unless --dev. During a master-key\n"
+      "rotation BIFROST_SECRET_KEY_PREVIOUS (or BIFROST_SECRET_KEY_PREVIOUS_FILE) lists the\n"
+      "older keys, one per line (docs/keys.md). Every flag but --dev may also come from its\n"
+      "environment variable (BIFROST_DATA, BIFROST_LISTEN, ...).\n"
       "Plain HTTP is served only on a loopback address unless --insecure-no-tls.\n"
       "Examples:\n"
       "  bifrost serve --data /var/lib/bifrost --listen 0.0.0.0:8420 \\\n"
@@ -413,7 +422,9 @@ int RunCliUnguarded(const std::vector<std::string>& args, CliIo& io) {
   AddFormat(audit_verify, verify_format);
   audit_verify->footer(
       "Reads the database directly, not through a server; needs BIFROST_SECRET_KEY (or\n"
-      "BIFROST_SECRET_KEY_FILE). Names the first record that was changed, removed or reordered.\n"
+      "BIFROST_SECRET_KEY_FILE). Records made under an older master key verify too: with it\n"
+      "in BIFROST_SECRET_KEY_PREVIOUS, or after a rotation without it (its audit key is kept).\n"
+      "Names the first record that was changed, removed or reordered.\n"
       "Exit codes: 0 the log is intact, 4 it is not, 1 it cannot be checked.\n"
       "Example: bifrost audit verify --data /var/lib/bifrost --file /var/log/bifrost/audit.jsonl");
   audit_verify->callback([&] {
@@ -424,6 +435,10 @@ int RunCliUnguarded(const std::vector<std::string>& args, CliIo& io) {
       return {};
     };
   });
+
+  // ---- keys / import (local commands) ----
+  AddKeysCommands(app, action, io);
+  AddImportCommands(app, action, io);
 
   // ---- whoami / version ----
   Format misc_format = Format::kTable;

@@ -1,6 +1,7 @@
 #include "config/config_service.h"
 
 #include <map>
+#include <optional>
 
 #include "common/text.h"
 #include "crypto/random.h"
@@ -37,9 +38,8 @@ Result<Organization> ConfigService::CreateOrganization(
   BIFROST_RETURN_IF_ERROR(ValidateOrgName(name));
   if (id) {
     if (!IsCanonicalUuid(*id)) {
-      return Fail(ErrorCode::kInvalidArgument,
-                  "organization id " + QuoteForMessage(*id) +
-                      " is not a canonical lower-case UUID");
+      return Fail(ErrorCode::kInvalidArgument, "organization id " + QuoteForMessage(*id) +
+                                                   " is not a canonical lower-case UUID");
     }
   } else {
     BIFROST_ASSIGN_OR_RETURN(id, crypto::NewUuidV4());
@@ -56,6 +56,9 @@ Result<Organization> ConfigService::CreateOrganization(
     return Fail(ErrorCode::kAlreadyExists, "organization " + row.id + " already exists");
   }
   BIFROST_RETURN_IF_ERROR(txn->InsertOrg(row));
+  // The organization's data key is born with it, in the same transaction: every org has
+  // one from the start, and a failed creation leaves neither behind.
+  BIFROST_RETURN_IF_ERROR(barrier_->ActiveKey(*txn, store::Scope::Org(row.id)));
   Organization created = ToOrganization(std::move(row));
   if (before_commit) BIFROST_RETURN_IF_ERROR(before_commit(*txn, created));
   BIFROST_RETURN_IF_ERROR(txn->Commit());
@@ -75,8 +78,7 @@ Result<Organization> ConfigService::GetOrganizationByName(std::string_view name)
   BIFROST_ASSIGN_OR_RETURN(auto txn, store_->Begin(store::TxnMode::kRead));
   BIFROST_ASSIGN_OR_RETURN(auto row, txn->GetOrgByName(name));
   if (!row) {
-    return Fail(ErrorCode::kNotFound,
-                "no organization is named " + QuoteForMessage(name));
+    return Fail(ErrorCode::kNotFound, "no organization is named " + QuoteForMessage(name));
   }
   return ToOrganization(std::move(*row));
 }
@@ -99,7 +101,11 @@ Status ConfigService::DeleteOrganization(std::string_view id,
   }
   BIFROST_RETURN_IF_ERROR(deleted);
   if (before_commit) BIFROST_RETURN_IF_ERROR(before_commit(*txn));
-  return txn->Commit();
+  BIFROST_RETURN_IF_ERROR(txn->Commit());
+  // The store deleted the org's data keys with it (crypto-shredding); drop them from memory
+  // too. Only after the commit: a rolled-back deletion leaves the keys in use.
+  barrier_->Forget(store::Scope::Org(std::string(id)));
+  return Ok();
 }
 
 Result<ScopeConfig> ConfigService::ForOrg(std::string_view org_id) const {
@@ -109,8 +115,8 @@ Result<ScopeConfig> ConfigService::ForOrg(std::string_view org_id) const {
 
 ScopeConfig ConfigService::ForGlobal() const { return ScopeConfig(*this, store::Scope::Global()); }
 
-Result<ConfigEntry> ScopeConfig::Set(const ConfigWrite& write,
-                                     const store::CommitHookWith<ConfigEntry>& before_commit) const {
+Result<ConfigEntry> ScopeConfig::Set(
+    const ConfigWrite& write, const store::CommitHookWith<ConfigEntry>& before_commit) const {
   const ConfigService& s = *service_;
   BIFROST_RETURN_IF_ERROR(ValidateKey(write.key));
   BIFROST_RETURN_IF_ERROR(ValidateValue(write.key, write.type, write.value.view(), s.limits_));
@@ -131,11 +137,10 @@ Result<ConfigEntry> ScopeConfig::Set(const ConfigWrite& write,
                        .updated_at = now,
                        .updated_by = write.actor,
                        .version = 0};
+  std::optional<barrier::Barrier::Sealed> sealed;
   if (write.type == ConfigType::kSecret) {
     // Sealed before the transaction, so the writer slot is held only for the row write.
-    BIFROST_ASSIGN_OR_RETURN(auto sealed, s.barrier_->Seal(scope_, write.key, write.value.view()));
-    row.value = std::move(sealed.envelope);
-    row.key_id = std::move(sealed.key_id);
+    BIFROST_ASSIGN_OR_RETURN(sealed, s.barrier_->Seal(scope_, write.key, write.value.view()));
   } else {
     row.value = std::string(write.value.view());
   }
@@ -143,12 +148,10 @@ Result<ConfigEntry> ScopeConfig::Set(const ConfigWrite& write,
   BIFROST_ASSIGN_OR_RETURN(auto txn, s.store_->Begin(store::TxnMode::kWrite));
   BIFROST_ASSIGN_OR_RETURN(const auto existing, txn->GetConfig(scope_, write.key));
   const std::string name = "config " + QuoteForMessage(write.key) + " in " + InScope(scope_);
-  store::ConfigRow stored;
   if (!existing) {
     if (write.expected_version && *write.expected_version > 0) {
       return Fail(ErrorCode::kNotFound, name + " does not exist");
     }
-    BIFROST_ASSIGN_OR_RETURN(stored, txn->InsertConfig(row));
   } else {
     if (write.expected_version && *write.expected_version == 0) {
       return Fail(ErrorCode::kAlreadyExists, name + " already exists");
@@ -158,6 +161,21 @@ Result<ConfigEntry> ScopeConfig::Set(const ConfigWrite& write,
                                             std::to_string(existing->version) + ", not " +
                                             std::to_string(*write.expected_version));
     }
+  }
+  if (sealed) {
+    // A data-key rotation may have started since Seal: the value is written only under the
+    // key this transaction sees as active (sealed again if that changed), so a rotation that
+    // has re-sealed every row never finds a new one under its retired key.
+    BIFROST_ASSIGN_OR_RETURN(
+        barrier::Barrier::Sealed current,
+        s.barrier_->EnsureCurrent(*txn, scope_, write.key, write.value.view(), std::move(*sealed)));
+    row.value = std::move(current.envelope);
+    row.key_id = std::move(current.key_id);
+  }
+  store::ConfigRow stored;
+  if (!existing) {
+    BIFROST_ASSIGN_OR_RETURN(stored, txn->InsertConfig(row));
+  } else {
     BIFROST_ASSIGN_OR_RETURN(stored, txn->UpdateConfig(row, existing->version));
   }
   ConfigEntry entry = ToEntry(stored);
@@ -178,9 +196,9 @@ Result<ConfigEntry> ScopeConfig::Get(std::string_view key) const {
   BIFROST_ASSIGN_OR_RETURN(auto txn, service_->store_->Begin(store::TxnMode::kRead));
   BIFROST_ASSIGN_OR_RETURN(const auto row, Resolve(*txn, key));
   if (!row) {
-    return Fail(ErrorCode::kNotFound,
-                "config " + QuoteForMessage(key) + " is not set in " + InScope(scope_) +
-                    (scope_.is_global() ? "" : " or the global scope"));
+    return Fail(ErrorCode::kNotFound, "config " + QuoteForMessage(key) + " is not set in " +
+                                          InScope(scope_) +
+                                          (scope_.is_global() ? "" : " or the global scope"));
   }
   BIFROST_RETURN_IF_ERROR(StoredType(*row));
   return ToEntry(*row);
@@ -190,15 +208,17 @@ Result<RevealedValue> ScopeConfig::Reveal(std::string_view key) const {
   BIFROST_ASSIGN_OR_RETURN(auto txn, service_->store_->Begin(store::TxnMode::kRead));
   BIFROST_ASSIGN_OR_RETURN(const auto row, Resolve(*txn, key));
   if (!row) {
-    return Fail(ErrorCode::kNotFound,
-                "config " + QuoteForMessage(key) + " is not set in " + InScope(scope_) +
-                    (scope_.is_global() ? "" : " or the global scope"));
+    return Fail(ErrorCode::kNotFound, "config " + QuoteForMessage(key) + " is not set in " +
+                                          InScope(scope_) +
+                                          (scope_.is_global() ? "" : " or the global scope"));
   }
   BIFROST_ASSIGN_OR_RETURN(const ConfigType type, StoredType(*row));
   RevealedValue out{.entry = ToEntry(*row), .value = {}};
   if (type == ConfigType::kSecret) {
-    // The row's own scope, not ours: a global secret is bound to the global scope.
-    BIFROST_ASSIGN_OR_RETURN(out.value, service_->barrier_->Open(row->scope, row->key, row->value));
+    // The row's own scope, not ours: a global secret is bound to the global scope. Its data
+    // key, if not yet in memory, is read through the same snapshot as the row.
+    BIFROST_ASSIGN_OR_RETURN(out.value,
+                             service_->barrier_->Open(*txn, row->scope, row->key, row->value));
   } else {
     out.value = crypto::SecureBuffer::From(row->value);
   }

@@ -7,7 +7,10 @@
 // global scope (an org entry overrides the global entry of the same key).
 //
 // Writes are all-or-nothing: a value is validated (and sealed, for secrets) before the
-// write transaction starts, and a rejected write changes nothing.
+// write transaction starts, and a rejected write changes nothing. Secrets are sealed with
+// their scope's data key (barrier/barrier.h); inside the write transaction the barrier checks
+// that key is still the scope's active one, so a write racing a key rotation is sealed again
+// under the new key rather than stored under the retired one.
 //
 // Thread-safety: ConfigService and ScopeConfig are safe to use from many threads; they
 // hold no mutable state of their own.
@@ -54,7 +57,8 @@ class ConfigService {
   ConfigService(store::Store& store, const barrier::Barrier& barrier, const Clock& clock,
                 Limits limits = {});
 
-  // Organizations. `id` keeps a given UUID (imports); otherwise a random one is made.
+  // Organizations. `id` keeps a given UUID (imports); otherwise a random one is made. The
+  // organization's data key is created in the same transaction.
   // `before_commit` (optional) runs inside the write transaction, after the change and
   // before the commit (the audit record of the change); its error rolls everything back.
   Result<Organization> CreateOrganization(
@@ -63,7 +67,10 @@ class ConfigService {
   Result<Organization> GetOrganization(std::string_view id) const;
   Result<Organization> GetOrganizationByName(std::string_view name) const;
   Result<std::vector<Organization>> ListOrganizations() const;
-  // Deletes the organization and all of its config.
+  // Deletes the organization and all of its config, and its data keys (crypto-shredding: its
+  // secrets cannot be opened again, not even from a backup of their rows; see
+  // docs/storage-format.md for values from before data keys). The barrier forgets the keys
+  // once the deletion committed.
   Status DeleteOrganization(std::string_view id, const store::CommitHook& before_commit = {});
 
   // The view of one organization (kNotFound if it does not exist), or of the global scope.

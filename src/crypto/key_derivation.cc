@@ -5,6 +5,7 @@
 #include <openssl/kdf.h>
 #include <openssl/params.h>
 
+#include <climits>
 #include <memory>
 #include <string>
 
@@ -67,6 +68,60 @@ Result<FernetKey> DeriveMasterKey(std::string_view secret, std::string_view sour
       SecureBuffer key,
       HkdfSha256({reinterpret_cast<const std::uint8_t*>(secret.data()), secret.size()}, kSalt,
                  kInfo, kFernetKeySize));
+  return FernetKey::FromBytes(key.bytes());
+}
+
+}  // namespace bifrost::crypto
+
+namespace bifrost::crypto {
+
+Result<SecureBuffer> Pbkdf2HmacSha256(std::span<const std::uint8_t> password,
+                                      std::string_view salt, unsigned iterations,
+                                      std::size_t length) {
+  if (iterations == 0 || iterations > static_cast<unsigned>(INT_MAX) ||
+      length > static_cast<std::size_t>(INT_MAX) ||
+      password.size() > static_cast<std::size_t>(INT_MAX) ||
+      salt.size() > static_cast<std::size_t>(INT_MAX)) {
+    return Fail(ErrorCode::kInvalidArgument, "PBKDF2 parameters out of range");
+  }
+  SecureBuffer out(length);
+  if (PKCS5_PBKDF2_HMAC(reinterpret_cast<const char*>(password.data()),
+                        static_cast<int>(password.size()),
+                        reinterpret_cast<const unsigned char*>(salt.data()),
+                        static_cast<int>(salt.size()), static_cast<int>(iterations), EVP_sha256(),
+                        static_cast<int>(out.size()), out.data()) != 1) {
+    return Fail(ErrorCode::kInternal, "PBKDF2-HMAC-SHA256 derivation failed");
+  }
+  return out;
+}
+
+namespace {
+
+Status CheckLegacySecret(std::string_view secret, std::string_view source) {
+  if (secret.empty()) {
+    return Fail(ErrorCode::kInvalidArgument, std::string(source) + " is empty");
+  }
+  return Ok();
+}
+
+std::span<const std::uint8_t> BytesOf(std::string_view text) {
+  return {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()};
+}
+
+}  // namespace
+
+Result<FernetKey> DeriveLegacyHkdfKey(std::string_view secret, std::string_view source) {
+  BIFROST_RETURN_IF_ERROR(CheckLegacySecret(secret, source));
+  BIFROST_ASSIGN_OR_RETURN(SecureBuffer key,
+                           HkdfSha256(BytesOf(secret), kSalt, kInfo, kFernetKeySize));
+  return FernetKey::FromBytes(key.bytes());
+}
+
+Result<FernetKey> DeriveLegacyPbkdf2Key(std::string_view secret, std::string_view source) {
+  BIFROST_RETURN_IF_ERROR(CheckLegacySecret(secret, source));
+  BIFROST_ASSIGN_OR_RETURN(
+      SecureBuffer key,
+      Pbkdf2HmacSha256(BytesOf(secret), kSalt, kLegacyPbkdf2Iterations, kFernetKeySize));
   return FernetKey::FromBytes(key.bytes());
 }
 

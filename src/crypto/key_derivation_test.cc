@@ -71,5 +71,76 @@ TEST(DeriveMasterKey, RefusesInvalidUtf8) {
   EXPECT_EQ(key.error().message(), "BIFROST_SECRET_KEY_FILE is not valid UTF-8");
 }
 
+// RFC 7914 section 11 (PBKDF2-HMAC-SHA256 vectors) and the common "password"/"salt" vectors.
+TEST(Pbkdf2, KnownAnswers) {
+  const std::string_view password = "password";
+  auto one = Pbkdf2HmacSha256(
+      {reinterpret_cast<const std::uint8_t*>(password.data()), password.size()}, "salt", 1, 32);
+  ASSERT_TRUE(one);
+  EXPECT_EQ(Hex(*one), "120fb6cffcf8b32c43e7225256c4f837a86548c92ccc35480805987cb70be17b");
+  auto many = Pbkdf2HmacSha256(
+      {reinterpret_cast<const std::uint8_t*>(password.data()), password.size()}, "salt", 4096,
+      32);
+  ASSERT_TRUE(many);
+  EXPECT_EQ(Hex(*many), "c5e478d59288c841aa530db6845c4c8d962893a001ce4e11a4963873aa98134a");
+  const std::string_view passwd = "passwd";
+  auto longer = Pbkdf2HmacSha256(
+      {reinterpret_cast<const std::uint8_t*>(passwd.data()), passwd.size()}, "salt", 1, 64);
+  ASSERT_TRUE(longer);
+  EXPECT_EQ(Hex(*longer),
+            "55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc"
+            "49ca9cccf179b645991664b39d77ef317c71b845b1e30bd509112041d3a19783");
+}
+
+TEST(Pbkdf2, RefusesZeroIterations) {
+  auto out = Pbkdf2HmacSha256({}, "salt", 0, 32);
+  ASSERT_FALSE(out);
+  EXPECT_EQ(out.error().code(), ErrorCode::kInvalidArgument);
+}
+
+// Expected keys computed with Python's cryptography (HKDF and PBKDF2HMAC, as the current and
+// older Python Bifrost derive them).
+TEST(DeriveLegacyKeys, MatchPythonBifrost) {
+  struct Case {
+    std::string secret, hkdf, pbkdf2;
+  };
+  for (const Case& c : {
+           Case{"correct-horse-battery-staple-0123456789",
+                "-KAqgcpEGCdjUpxucPmQYOaM5YRh_TqMe3kfmDesRN4=",
+                "fWCpbMXsJik-VJW-yLVNUYiy5_4rvasquGnLJGK-ic0="},
+           Case{"short", "7xyUla9sQPNGDa61w9x9lkf7CnraRcqOwQCm6YJdaKs=",
+                "_BPQIY9ZgqTFYjsPWZQB_1Lvlzof1TUGbC9v2vzpb98="},
+           Case{"ключ", "rLhTqCkNWn9c2jePfhe56lAPdX1fxM2sbNUxm_5eYwM=",
+                "HzNSsaVYjX0YctysXJVV4kbU3-VVvxX7SHyZexUF58E="},
+       }) {
+    auto hkdf = DeriveLegacyHkdfKey(c.secret, "the source key");
+    ASSERT_TRUE(hkdf) << hkdf.error().ToString();
+    EXPECT_EQ(hkdf->ToBase64().view(), c.hkdf) << c.secret;
+    auto pbkdf2 = DeriveLegacyPbkdf2Key(c.secret, "the source key");
+    ASSERT_TRUE(pbkdf2) << pbkdf2.error().ToString();
+    EXPECT_EQ(pbkdf2->ToBase64().view(), c.pbkdf2) << c.secret;
+  }
+}
+
+// The legacy HKDF derivation is DeriveMasterKey without the length rule, not another KDF.
+TEST(DeriveLegacyKeys, HkdfAgreesWithDeriveMasterKey) {
+  const std::string secret = "correct-horse-battery-staple-0123456789";
+  auto legacy = DeriveLegacyHkdfKey(secret, "the source key");
+  auto current = DeriveMasterKey(secret, "BIFROST_SECRET_KEY");
+  ASSERT_TRUE(legacy && current);
+  EXPECT_EQ(legacy->id(), current->id());
+  EXPECT_FALSE(DeriveMasterKey("short", "BIFROST_SECRET_KEY"));
+  EXPECT_TRUE(DeriveLegacyHkdfKey("short", "the source key"));
+}
+
+TEST(DeriveLegacyKeys, RefuseAnEmptySecret) {
+  for (auto derive : {&DeriveLegacyHkdfKey, &DeriveLegacyPbkdf2Key}) {
+    auto key = derive("", "the source key file 'old.key'");
+    ASSERT_FALSE(key);
+    EXPECT_EQ(key.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_EQ(key.error().message(), "the source key file 'old.key' is empty");
+  }
+}
+
 }  // namespace
 }  // namespace bifrost::crypto

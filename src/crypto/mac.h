@@ -30,10 +30,16 @@ class MacKey {
   // The same, as 64 lower-case hex digits.
   std::string MacHex(std::initializer_list<std::string_view> parts) const;
   // Constant-time comparison of MacHex(parts) with `expected_hex`.
-  bool VerifyHex(std::initializer_list<std::string_view> parts, std::string_view expected_hex) const;
+  bool VerifyHex(std::initializer_list<std::string_view> parts,
+                 std::string_view expected_hex) const;
 
   // A stable public identifier: 16 hex digits of HMAC(key, "bifrost mac key id v1").
   const std::string& id() const { return id_; }
+
+  // A copy of the key's kMacKeySize bytes, for storing the key wrapped under a master key
+  // (the barrier keeps the audit keys of rotated master keys). Key material: wrap or wipe
+  // it, never log it; FromBytes of the result gives back an equal key.
+  SecureBuffer ExportBytes() const { return key_.Clone(); }
 
  private:
   MacKey(SecureBuffer key, std::string id) : key_(std::move(key)), id_(std::move(id)) {}

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <numeric>
@@ -90,6 +91,24 @@ TEST(MacKey, VerifyHexAcceptsOnlyTheExactMac) {
   if (upper != good) {
     EXPECT_FALSE(key.VerifyHex({"a", "b"}, upper));
   }
+}
+
+TEST(MacKey, ExportBytesGivesBackTheSameKey) {
+  const std::vector<std::uint8_t> bytes = Bytes0To31();
+  const MacKey key = KeyOf(bytes);
+  const SecureBuffer exported = key.ExportBytes();
+  ASSERT_EQ(exported.size(), kMacKeySize);
+  EXPECT_TRUE(std::equal(exported.bytes().begin(), exported.bytes().end(), bytes.begin()));
+  // Round trip: the same id and the same macs.
+  auto again = MacKey::FromBytes(exported.bytes());
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->id(), key.id());
+  EXPECT_EQ(again->MacHex({"abc"}), key.MacHex({"abc"}));
+  // A copy: the key keeps working after the exported bytes are wiped.
+  SecureBuffer wiped = key.ExportBytes();
+  wiped.Clear();
+  EXPECT_EQ(key.MacHex({"what do ya want for nothing?"}),
+            "099805f4ac310786968565c098db515cc50862b420ae31e20238312344bed36a");
 }
 
 // The audit key of the master key bytes 0..31, computed with Python (HKDF by hand from hmac):

@@ -39,6 +39,8 @@
 #include "crypto/mac.h"
 #include "crypto/random.h"
 #include "crypto/secure_buffer.h"
+#include "keys/key_source.h"
+#include "keys/keys.h"
 #include "server/access_log.h"
 #include "server/api.h"
 #include "server/dispatch.h"
@@ -48,13 +50,9 @@
 namespace bifrost::server {
 namespace {
 
-constexpr const char* kSecretKeyEnv = "BIFROST_SECRET_KEY";
-constexpr const char* kSecretKeyFileEnv = "BIFROST_SECRET_KEY_FILE";
 constexpr std::string_view kDevDataDir = "./.bifrost-dev";
 constexpr std::string_view kDevKeyFileName = "secret-key";
 constexpr std::string_view kInitialAdminName = "initial-admin";
-// A key file larger than this is certainly not a key (and not read whole into memory).
-constexpr std::size_t kMaxKeyFileBytes = 64 * 1024;
 // File descriptors the server needs besides one per connection: the database and its
 // journal, the listener, the event loop, stdio, a TLS library that opens files.
 constexpr rlim_t kReservedFds = 64;
@@ -67,10 +65,6 @@ int StartupFailure(std::string_view reason) {
   std::fprintf(stderr, "bifrost: %.*s\n", static_cast<int>(reason.size()), reason.data());
   std::fflush(stderr);
   return 1;
-}
-
-void Warn(std::string_view text) {
-  std::fprintf(stderr, "bifrost: warning: %.*s\n", static_cast<int>(text.size()), text.data());
 }
 
 std::string ErrnoText(int err) { return std::error_code(err, std::generic_category()).message(); }
@@ -91,86 +85,6 @@ bool PathExists(const std::string& path) {
   struct stat st {};
   return ::lstat(path.c_str(), &st) == 0;
 }
-
-// The secret, and the name error messages use for where it came from.
-struct Secret {
-  crypto::SecureBuffer text;
-  std::string source;
-};
-
-// Reads a key file into wiped memory, dropping one trailing newline ("\n" or "\r\n").
-// Warns when group or others may read it.
-Result<crypto::SecureBuffer> ReadKeyFile(const std::string& path, std::string_view what) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return Fail(ErrorCode::kFailedPrecondition,
-                "cannot open " + std::string(what) + " '" + path + "': " + ErrnoText(errno));
-  }
-  struct stat st {};
-  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    Warn(std::string(what) + " '" + path + "' may be read by group or others (mode " + mode +
-         "); chmod 600 it");
-  }
-  crypto::SecureBuffer contents(kMaxKeyFileBytes + 1);
-  std::size_t size = 0;
-  while (size < contents.size()) {
-    const ssize_t n = ::read(fd, contents.data() + size, contents.size() - size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      return Fail(ErrorCode::kFailedPrecondition,
-                  "cannot read " + std::string(what) + " '" + path + "': " + ErrnoText(err));
-    }
-    if (n == 0) break;
-    size += static_cast<std::size_t>(n);
-  }
-  ::close(fd);
-  if (size > kMaxKeyFileBytes) {
-    return Fail(ErrorCode::kInvalidArgument, std::string(what) + " '" + path + "' is larger than " +
-                                                 std::to_string(kMaxKeyFileBytes) + " bytes");
-  }
-  if (size > 0 && contents.data()[size - 1] == '\n') {
-    --size;
-    if (size > 0 && contents.data()[size - 1] == '\r') --size;
-  }
-  contents.Resize(size);
-  return contents;
-}
-
-// Takes the secret key out of the environment: BIFROST_SECRET_KEY, or the file named by
-// BIFROST_SECRET_KEY_FILE. Both variables are removed from the environment whatever happens,
-// and the value's bytes in the environment block are overwritten first (unsetenv only drops
-// the pointer; the text would otherwise stay in memory and in /proc/self/environ). An empty
-// variable counts as unset. nullopt when neither is set.
-Result<std::optional<Secret>> TakeSecretFromEnvironment() {
-  std::optional<crypto::SecureBuffer> value;
-  std::string file;
-  if (char* raw = std::getenv(kSecretKeyEnv); raw != nullptr) {
-    const std::size_t length = std::strlen(raw);
-    if (length > 0) value = crypto::SecureBuffer::From(std::string_view(raw, length));
-    crypto::SecureWipe(raw, length);
-  }
-  if (const char* raw = std::getenv(kSecretKeyFileEnv); raw != nullptr) file = raw;
-  ::unsetenv(kSecretKeyEnv);
-  ::unsetenv(kSecretKeyFileEnv);
-
-  if (value && !file.empty()) {
-    return Fail(ErrorCode::kInvalidArgument,
-                "both BIFROST_SECRET_KEY and BIFROST_SECRET_KEY_FILE are set; set only one");
-  }
-  if (value) return Secret{std::move(*value), kSecretKeyEnv};
-  if (!file.empty()) {
-    BIFROST_ASSIGN_OR_RETURN(auto text, ReadKeyFile(file, "BIFROST_SECRET_KEY_FILE"));
-    return Secret{std::move(text), kSecretKeyFileEnv};
-  }
-  return std::optional<Secret>();
-}
-
-constexpr std::string_view kMissingKey =
-    "BIFROST_SECRET_KEY is not set (or set BIFROST_SECRET_KEY_FILE to a file holding it)";
 
 // Creates the directory (and parents) with mode 0700 when it does not exist.
 Status EnsureDirectory(const std::string& dir) {
@@ -195,13 +109,13 @@ Status EnsureDirectory(const std::string& dir) {
 
 // The key of a --dev server without BIFROST_SECRET_KEY: kept in <data>/secret-key (0600),
 // made on the first start (32 random bytes as unpadded base64url text, 43 characters).
-Result<Secret> DevSecret(const std::string& data_dir) {
+Result<keys::Secret> DevSecret(const std::string& data_dir) {
   BIFROST_RETURN_IF_ERROR(EnsureDirectory(data_dir));
   const std::string path = data_dir + "/" + std::string(kDevKeyFileName);
   const std::string source = "the development key file '" + path + "'";
   if (PathExists(path)) {
-    BIFROST_ASSIGN_OR_RETURN(auto text, ReadKeyFile(path, "the development key file"));
-    return Secret{std::move(text), source};
+    BIFROST_ASSIGN_OR_RETURN(auto text, keys::ReadKeyFile(path, "the development key file"));
+    return keys::Secret{std::move(text), source};
   }
   crypto::SecureBuffer random(32);
   BIFROST_RETURN_IF_ERROR(crypto::RandomBytes(random.mutable_bytes()));
@@ -235,12 +149,7 @@ Result<Secret> DevSecret(const std::string& data_dir) {
     return Fail(ErrorCode::kFailedPrecondition,
                 "cannot write the development key file '" + path + "': " + ErrnoText(err));
   }
-  return Secret{std::move(text), source};
-}
-
-Result<crypto::Keyring> KeyringFromSecret(const Secret& secret) {
-  BIFROST_ASSIGN_OR_RETURN(auto master, crypto::DeriveMasterKey(secret.text.view(), secret.source));
-  return crypto::Keyring::Create(std::move(master));
+  return keys::Secret{std::move(text), source};
 }
 
 void WriteOut(const crypto::SecureBuffer& text) {
@@ -359,6 +268,36 @@ std::string UrlHost(const std::string& host) {
   return host.find(':') != std::string::npos ? "[" + host + "]" : host;
 }
 
+// Start-up: the configured master keys (ids only: an id reveals nothing of its key), and a
+// warning for each previous key that no data key or value needs any more, so the operator
+// knows when step 4 of a rotation (docs/keys.md) may be taken.
+void LogMasterKeys(const barrier::Barrier& barrier, store::Store& store, AccessLog& log) {
+  const auto& ring = barrier.keyring().keys();
+  std::string previous;
+  for (std::size_t i = 1; i < ring.size(); ++i) {
+    if (!previous.empty()) previous += ", ";
+    previous += ring[i].id();
+  }
+  log.Info("master keys", {{"primary_key_id", std::string_view(ring.front().id())},
+                           {"previous_key_ids", previous.empty() ? std::string_view("(none)")
+                                                                 : std::string_view(previous)}});
+  if (ring.size() < 2) return;
+  auto status = keys::GetKeyStatus(store, barrier);
+  if (!status) {
+    log.Warn("could not tell whether the previous master keys are still used",
+             {{"code", ErrorCodeName(status.error().code())},
+              {"message", std::string_view(status.error().message())}});
+    return;
+  }
+  for (const auto& use : status->master_keys) {
+    if (!use.configured || use.primary || use.data_keys > 0 || use.direct_values > 0) continue;
+    std::string message = "previous master key ";
+    message += use.key_id;
+    message += " is no longer used; it can be removed from BIFROST_SECRET_KEY_PREVIOUS";
+    log.Warn(message, {{"key_id", std::string_view(use.key_id)}});
+  }
+}
+
 // The part of RunServe that runs on an open store: returns the exit code.
 int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypto::Keyring keyring,
                    const std::string& listen_host, bool tls) {
@@ -372,6 +311,7 @@ int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypt
   auth::TokenService tokens(store, clock);
 
   AccessLog log(std::cerr, clock);
+  LogMasterKeys(barrier, store, log);
   audit::AuditLogOptions audit_options;
   audit_options.file_path = options.audit_file;
   audit_options.on_health_change = [&log](const std::optional<Error>& error) {
@@ -483,9 +423,9 @@ int RunServe(const ServeOptions& options) {
   HardenProcess();
   // A peer that goes away must be an error on that write, not the end of the process.
   std::signal(SIGPIPE, SIG_IGN);
-  // The key leaves the environment first, whatever else goes wrong.
-  auto env_secret = TakeSecretFromEnvironment();
-  if (!env_secret) return StartupFailure(env_secret.error().message());
+  // The keys leave the environment first, whatever else goes wrong.
+  auto env_keys = keys::TakeKeysFromEnvironment();
+  if (!env_keys) return StartupFailure(env_keys.error().message());
 
   // Flags, before anything touches the disk.
   const bool tls = !options.tls_cert.empty() || !options.tls_key.empty();
@@ -526,16 +466,17 @@ int RunServe(const ServeOptions& options) {
                           "` first");
   }
 
-  std::optional<Secret> secret = std::move(*env_secret);
+  std::optional<keys::Secret> secret = std::move(env_keys->current);
   if (!secret) {
-    if (!options.dev) return StartupFailure(kMissingKey);
+    if (!options.dev) return StartupFailure(keys::MissingKeyMessage());
     auto dev_secret = DevSecret(data_dir);
     if (!dev_secret) return StartupFailure(dev_secret.error().message());
     secret = std::move(*dev_secret);
   }
   if (options.dev) PrintDevWarning(data_dir, secret->source);
-  auto keyring = KeyringFromSecret(*secret);
+  auto keyring = keys::BuildKeyring(*secret, env_keys->previous);
   secret.reset();  // wiped
+  env_keys->previous.clear();
   if (!keyring) return StartupFailure(keyring.error().message());
 
   const Clock& clock = SystemClock::Instance();
@@ -549,7 +490,7 @@ int RunServe(const ServeOptions& options) {
 
 int RunInit(const InitOptions& options) {
   HardenProcess();
-  auto env_secret = TakeSecretFromEnvironment();
+  auto env_keys = keys::TakeKeysFromEnvironment();
   if (options.data_dir.empty()) {
     return StartupFailure("init needs a data directory: give --data DIR (or set BIFROST_DATA)");
   }
@@ -559,10 +500,13 @@ int RunInit(const InitOptions& options) {
     return StartupFailure(data_dir +
                           " already holds a Bifrost database; refusing to initialize it again");
   }
-  if (!env_secret) return StartupFailure(env_secret.error().message());
-  if (!env_secret->has_value()) return StartupFailure(kMissingKey);
-  auto keyring = KeyringFromSecret(**env_secret);
-  env_secret->reset();
+  if (!env_keys) return StartupFailure(env_keys.error().message());
+  if (!env_keys->current) return StartupFailure(keys::MissingKeyMessage());
+  // Previous keys are harmless here (a new database has nothing they could open) and are
+  // accepted, so that one environment serves init, serve and the local commands alike.
+  auto keyring = keys::BuildKeyring(*env_keys->current, env_keys->previous);
+  env_keys->current.reset();  // wiped
+  env_keys->previous.clear();
   if (!keyring) return StartupFailure(keyring.error().message());
 
   const bool directory_existed = PathExists(data_dir);
@@ -615,7 +559,7 @@ int RunInit(const InitOptions& options) {
 
 int RunAuditVerify(const AuditVerifyOptions& options) {
   HardenProcess();
-  auto env_secret = TakeSecretFromEnvironment();
+  auto env_keys = keys::TakeKeysFromEnvironment();
   if (options.data_dir.empty()) {
     return StartupFailure(
         "audit verify needs a data directory: give --data DIR (or set BIFROST_DATA)");
@@ -623,42 +567,68 @@ int RunAuditVerify(const AuditVerifyOptions& options) {
   if (!PathExists(DatabasePath(options.data_dir))) {
     return StartupFailure("no database in " + options.data_dir);
   }
-  if (!env_secret) return StartupFailure(env_secret.error().message());
-  if (!env_secret->has_value()) return StartupFailure(kMissingKey);
-  auto keyring = KeyringFromSecret(**env_secret);
-  env_secret->reset();
+  if (!env_keys) return StartupFailure(env_keys.error().message());
+  if (!env_keys->current) return StartupFailure(keys::MissingKeyMessage());
+  auto keyring = keys::BuildKeyring(*env_keys->current, env_keys->previous);
+  env_keys->current.reset();  // wiped
+  env_keys->previous.clear();
   if (!keyring) return StartupFailure(keyring.error().message());
-  auto audit_key = crypto::DeriveAuditKey(keyring->primary());
-  if (!audit_key) return StartupFailure(audit_key.error().message());
 
   const Clock& clock = SystemClock::Instance();
   auto store = store::SqliteStore::Open({.data_dir = options.data_dir, .clock = &clock});
   if (!store) return StartupFailure(store.error().message());
   // A key that is not this database's would make every record look forged: say so instead.
-  // Checked in a read transaction: verifying never writes (Barrier::Open would record a
-  // key in a database that has none).
+  // Verifying never writes, so the barrier opens read-only (it refuses keys that do not fit
+  // the database without recording anything), and a database without any key check cannot
+  // tell whether the key is its own.
   {
     auto txn = (*store)->Begin(store::TxnMode::kRead);
     if (!txn) return StartupFailure(txn.error().message());
     auto checks = (*txn)->ListKeyChecks();
     if (!checks) return StartupFailure(checks.error().message());
-    const crypto::FernetKey& key = keyring->primary();
-    const std::string check = key.CheckValue();
+    if (checks->empty()) {
+      return StartupFailure(
+          "the database records no key, so it cannot be told whether BIFROST_SECRET_KEY is "
+          "its key; nothing was checked");
+    }
+    // Said in these words before the barrier's finer checks: a key that is not this
+    // database's at all is the common mistake.
     bool known = false;
-    for (const auto& row : *checks)
-      known = known || (row.key_id == key.id() && row.check_value == check);
+    std::string configured;
+    for (const auto& key : keyring->keys()) {
+      const std::string check = key.CheckValue();
+      for (const auto& row : *checks) {
+        known = known || (row.key_id == key.id() && row.check_value == check);
+      }
+      if (!configured.empty()) configured += ", ";
+      configured += key.id();
+    }
     if (!known) {
-      return StartupFailure(checks->empty()
-                                ? "the database records no key, so it cannot be told whether "
-                                  "BIFROST_SECRET_KEY is its key; nothing was checked"
-                                : "BIFROST_SECRET_KEY does not match this database (the configured "
-                                  "key is " +
-                                      key.id() + "); nothing was checked");
+      std::string reason = "BIFROST_SECRET_KEY does not match this database (the configured ";
+      reason += keyring->keys().size() == 1 ? "key is " : "keys are ";
+      reason += configured;
+      reason += "); nothing was checked";
+      return StartupFailure(reason);
     }
   }
-  std::vector<crypto::MacKey> keys;
-  keys.push_back(std::move(*audit_key));
-  auto report = audit::Verify(**store, keys, {.file_path = options.audit_file});
+  auto barrier = barrier::Barrier::Open(std::move(*keyring), **store, clock, {.read_only = true});
+  if (!barrier) {
+    std::string reason = barrier.error().message();
+    if (reason.ends_with('.')) reason.pop_back();
+    reason += "; nothing was checked";
+    return StartupFailure(reason);
+  }
+  // Every audit key this ring can verify with: those of the configured master keys and the
+  // stored ones of master keys rotated away, so a chain that spans a rotation verifies.
+  std::vector<crypto::MacKey> verify_keys;
+  {
+    auto txn = (*store)->Begin(store::TxnMode::kRead);
+    if (!txn) return StartupFailure(txn.error().message());
+    auto audit_keys = barrier->AuditKeys(**txn);
+    if (!audit_keys) return StartupFailure(audit_keys.error().message());
+    verify_keys = std::move(*audit_keys);
+  }
+  auto report = audit::Verify(**store, verify_keys, {.file_path = options.audit_file});
   if (!report) return StartupFailure(report.error().message());
 
   if (options.json) {

@@ -32,8 +32,11 @@ struct ServeOptions {
 };
 
 // Runs the server until SIGTERM/SIGINT. Prints "listening on http(s)://HOST:PORT" on stdout
-// once bound. Reads BIFROST_SECRET_KEY / BIFROST_SECRET_KEY_FILE (and removes them from the
-// environment). Returns the process exit code; on a start-up failure prints one line
+// once bound. Reads the master keys (BIFROST_SECRET_KEY / BIFROST_SECRET_KEY_FILE, and
+// BIFROST_SECRET_KEY_PREVIOUS / BIFROST_SECRET_KEY_PREVIOUS_FILE during a rotation: see
+// keys/key_source.h) and removes them from the environment. Logs the configured master key
+// ids and warns about previous keys nothing needs any more. Returns the process exit code; on
+// a start-up failure (including keys the barrier refuses for this database) prints one line
 // "bifrost: <reason>" on stderr and returns 1.
 int RunServe(const ServeOptions& options);
 
@@ -52,10 +55,13 @@ struct AuditVerifyOptions {
   bool json = false;       // --format json: the report as one JSON object
 };
 
-// `bifrost audit verify`: walks the audit chain of the database (and the file) with the
-// audit key derived from BIFROST_SECRET_KEY. Prints what it checked; returns 0 when the log
-// is intact, 4 when it is not (naming the first record that was changed, removed or
-// reordered), 1 when it cannot check (no key, no database, unreadable file).
+// `bifrost audit verify`: walks the audit chain of the database (and the file) with every
+// audit key the master keys give (those derived from BIFROST_SECRET_KEY and the previous
+// keys, and the stored audit keys of master keys rotated away: Barrier::AuditKeys), so a
+// chain that spans a master-key rotation verifies. Opens the barrier read-only: nothing is
+// written. Prints what it checked; returns 0 when the log is intact, 4 when it is not
+// (naming the first record that was changed, removed or reordered), 1 when it cannot check
+// (no key, no database, a key that is not this database's, unreadable file).
 int RunAuditVerify(const AuditVerifyOptions& options);
 
 }  // namespace bifrost::server

@@ -37,6 +37,7 @@ class ServerProcess {
   const std::string& admin_token() const { return admin_token_; }
   const std::string& data_dir() const { return data_dir_; }
   const std::string& secret_key() const { return options_.secret_key; }
+  pid_t pid() const { return pid_; }  // -1 when not running
 
   // Sends SIGTERM and waits up to 60 s (then kills it and fails the test); returns the exit
   // code (128+signal if killed).

@@ -109,6 +109,55 @@ CREATE TABLE audit_checkpoint (
   mac        TEXT    NOT NULL
 ) STRICT;
 )sql"},
+    {4, "data_keys", R"sql(
+-- Envelope encryption (docs/storage-format.md, "Data keys"): each scope's random data key,
+-- stored only wrapped (a Fernet token under the master key named by master_key_id). The
+-- store never sees a key in clear. org_id NULL is the global scope. Deleting an
+-- organization deletes its keys (crypto-shredding: its values can never be opened again,
+-- even from an old copy of their rows); secure_delete zeroes the freed bytes in the file.
+-- Audit keys ('audit') are MAC keys of master keys that were rotated away, kept so that old
+-- audit records stay verifiable; they belong to the global scope and never seal anything.
+CREATE TABLE data_keys (
+  id            TEXT    NOT NULL PRIMARY KEY,
+  purpose       TEXT    NOT NULL CHECK (purpose IN ('config', 'audit')),
+  org_id        TEXT    NULL REFERENCES organizations(id) ON DELETE CASCADE,
+  state         TEXT    NOT NULL CHECK (state IN ('active', 'retired')),
+  wrapped       TEXT    NOT NULL,
+  master_key_id TEXT    NOT NULL,
+  created_at    INTEGER NOT NULL,
+  CONSTRAINT audit_keys_are_global_and_retired
+    CHECK (purpose = 'config' OR (org_id IS NULL AND state = 'retired'))
+) STRICT;
+
+-- At most one active config key per scope. Two partial indexes, as for configs, because
+-- NULLs are distinct in a UNIQUE index: for the global scope every indexed row has the same
+-- state, so uniqueness on it allows one row.
+CREATE UNIQUE INDEX data_keys_one_active_org ON data_keys (org_id)
+  WHERE purpose = 'config' AND state = 'active' AND org_id IS NOT NULL;
+CREATE UNIQUE INDEX data_keys_one_active_global ON data_keys (state)
+  WHERE purpose = 'config' AND state = 'active' AND org_id IS NULL;
+-- One scope's keys (org_id = ? or org_id IS NULL), and the ON DELETE CASCADE.
+CREATE INDEX data_keys_scope ON data_keys (org_id, created_at);
+
+-- One rotation run (`bifrost keys rotate`), so that an interrupted run is resumed rather
+-- than started again. AUTOINCREMENT: ids are never reused, so "the most recent" is the
+-- highest id even after rows were deleted.
+CREATE TABLE key_jobs (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind        TEXT    NOT NULL CHECK (kind IN ('master', 'data')),
+  target      TEXT    NOT NULL,
+  actor       TEXT    NOT NULL,
+  started_at  INTEGER NOT NULL,
+  finished_at INTEGER NULL
+) STRICT;
+CREATE INDEX key_jobs_unfinished ON key_jobs (kind, target, id) WHERE finished_at IS NULL;
+
+-- A data-key rotation lists a scope's secrets not sealed by its new key, a batch at a time,
+-- until none is left. This index lets each batch read only rows still to do, in index order
+-- (see ListScopeConfigsNotSealedBy), instead of walking past the rows already re-sealed; it
+-- also answers CountSealedConfigs without touching the table.
+CREATE INDEX configs_scope_key_id ON configs (org_id, key_id, key) WHERE key_id IS NOT NULL;
+)sql"},
 };
 
 constexpr const char* kCreateMigrationsTable = R"sql(

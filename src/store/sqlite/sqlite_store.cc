@@ -172,8 +172,8 @@ Status ValidateConfigRow(const ConfigRow& row) {
   if (row.key_id && row.key_id->empty()) {
     // An empty id would hide a sealed row from ListConfigsNotSealedBy("") and so from the
     // barrier's "sealed rows but no key check" guard.
-    return Fail(ErrorCode::kInvalidArgument, ConfigSubject(row.scope, row.key) +
-                                                 " has an empty key_id");
+    return Fail(ErrorCode::kInvalidArgument,
+                ConfigSubject(row.scope, row.key) + " has an empty key_id");
   }
   return Ok();
 }
@@ -260,6 +260,61 @@ Status ValidateAuditRow(const AuditRow& row) {
   return Ok();
 }
 
+std::string DataKeySubject(std::string_view id) { return "data key '" + std::string(id) + "'"; }
+
+DataKeyRow ReadDataKeyRow(const Statement& stmt) {
+  DataKeyRow row;
+  row.id = stmt.ColumnText(0);
+  row.purpose = stmt.ColumnText(1);
+  row.scope = stmt.ColumnIsNull(2) ? Scope::Global() : Scope::Org(stmt.ColumnText(2));
+  row.state = stmt.ColumnText(3);
+  row.wrapped = stmt.ColumnText(4);
+  row.master_key_id = stmt.ColumnText(5);
+  row.created_at = stmt.ColumnInt64(6);
+  return row;
+}
+
+bool IsDataKeyState(std::string_view state) { return state == "active" || state == "retired"; }
+
+// A data key row's own rules, checked before SQLite's constraints so that the message names
+// the key. Messages never contain the wrapped key.
+Status ValidateDataKeyRow(const DataKeyRow& row) {
+  if (row.id.empty() || row.master_key_id.empty() || row.wrapped.empty()) {
+    return Fail(ErrorCode::kInvalidArgument,
+                DataKeySubject(row.id) + " needs an id, a wrapped key and a master key id");
+  }
+  if (row.purpose != "config" && row.purpose != "audit") {
+    return Fail(ErrorCode::kInvalidArgument,
+                DataKeySubject(row.id) + " has unknown purpose '" + row.purpose + "'");
+  }
+  if (!IsDataKeyState(row.state)) {
+    return Fail(ErrorCode::kInvalidArgument,
+                DataKeySubject(row.id) + " has unknown state '" + row.state + "'");
+  }
+  if (row.purpose == "audit" && (!row.scope.is_global() || row.state != "retired")) {
+    return Fail(ErrorCode::kInvalidArgument,
+                DataKeySubject(row.id) + " is an audit key, which must be global and retired");
+  }
+  return Ok();
+}
+
+std::string KeyJobSubject(std::int64_t id) {
+  std::string subject = "key job ";
+  subject += std::to_string(id);
+  return subject;
+}
+
+KeyJobRow ReadKeyJobRow(const Statement& stmt) {
+  KeyJobRow row;
+  row.id = stmt.ColumnInt64(0);
+  row.kind = stmt.ColumnText(1);
+  row.target = stmt.ColumnText(2);
+  row.actor = stmt.ColumnText(3);
+  row.started_at = stmt.ColumnInt64(4);
+  row.finished_at = ColumnOptionalInt64(stmt, 5);
+  return row;
+}
+
 // ---- SQL. Constant text only; every value is bound. Config queries exist in a global and
 // an org variant because "org_id IS ?" defeats the partial unique indexes.
 
@@ -311,6 +366,74 @@ constexpr std::string_view kListNotSealedBy =
     "SELECT org_id, key, type, value, key_id, description, created_at, updated_at, "
     "updated_by, version FROM configs WHERE key_id IS NOT NULL AND key_id != ?1 "
     "ORDER BY id LIMIT ?2";
+// Only if the row still holds exactly the value the caller read: a row changed, deleted or
+// deleted and re-created (version 1 again) since then holds another envelope (each one has
+// its own random IV), so it is never overwritten with a re-encryption of the old value.
+constexpr std::string_view kResealConfigGlobal =
+    "UPDATE configs SET value = ?3, key_id = ?4 "
+    "WHERE org_id IS NULL AND key = ?1 AND type = 'secret' AND value = ?2";
+constexpr std::string_view kResealConfigOrg =
+    "UPDATE configs SET value = ?3, key_id = ?4 "
+    "WHERE org_id = ?5 AND key = ?1 AND type = 'secret' AND value = ?2";
+// A rotation calls this until it returns nothing, so each call must cost the batch, not the
+// scope. "key_id != ?" would walk every row already re-sealed; the two ranges either side
+// of the key each come out of configs_scope_key_id in (key_id, key) order and are merged
+// (MERGE (UNION ALL), no sort), stopping after ?2 rows. Only that batch is then sorted by
+// key. So a batch is the first ?2 rows in (key_id, key) order, returned ordered by key.
+#define BIFROST_CONFIG_COLUMNS \
+  "org_id, key, type, value, key_id, description, created_at, updated_at, updated_by, version"
+#define BIFROST_NOT_SEALED_BY(scope_condition)                                      \
+  "SELECT " BIFROST_CONFIG_COLUMNS " FROM (SELECT " BIFROST_CONFIG_COLUMNS          \
+  " FROM configs WHERE " scope_condition                                            \
+  " AND key_id IS NOT NULL AND key_id < ?1 "                                        \
+  "UNION ALL SELECT " BIFROST_CONFIG_COLUMNS " FROM configs WHERE " scope_condition \
+  " AND key_id IS NOT NULL AND key_id > ?1 ORDER BY key_id, key LIMIT ?2) ORDER BY key"
+constexpr std::string_view kListScopeNotSealedByGlobal = BIFROST_NOT_SEALED_BY("org_id IS NULL");
+constexpr std::string_view kListScopeNotSealedByOrg = BIFROST_NOT_SEALED_BY("org_id = ?3");
+#undef BIFROST_NOT_SEALED_BY
+#undef BIFROST_CONFIG_COLUMNS
+// A scan of configs_scope_key_id alone (covering; NULL, the global scope, sorts first).
+constexpr std::string_view kCountSealedConfigs =
+    "SELECT org_id, key_id, count(*) FROM configs WHERE key_id IS NOT NULL "
+    "GROUP BY org_id, key_id ORDER BY org_id NULLS FIRST, key_id";
+
+// The columns every data key query returns, in ReadDataKeyRow's order.
+#define BIFROST_DATA_KEY_COLUMNS "id, purpose, org_id, state, wrapped, master_key_id, created_at"
+constexpr std::string_view kInsertDataKey =
+    "INSERT INTO data_keys (" BIFROST_DATA_KEY_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+constexpr std::string_view kGetDataKey =
+    "SELECT " BIFROST_DATA_KEY_COLUMNS " FROM data_keys WHERE id = ?1";
+// The active key first, then the retired ones by age.
+constexpr std::string_view kListScopeDataKeysGlobal =
+    "SELECT " BIFROST_DATA_KEY_COLUMNS
+    " FROM data_keys WHERE org_id IS NULL AND "
+    "purpose = 'config' ORDER BY state = 'active' DESC, created_at, id";
+constexpr std::string_view kListScopeDataKeysOrg =
+    "SELECT " BIFROST_DATA_KEY_COLUMNS
+    " FROM data_keys WHERE org_id = ?1 AND "
+    "purpose = 'config' ORDER BY state = 'active' DESC, created_at, id";
+constexpr std::string_view kListDataKeys =
+    "SELECT " BIFROST_DATA_KEY_COLUMNS " FROM data_keys WHERE id > ?1 ORDER BY id LIMIT ?2";
+#undef BIFROST_DATA_KEY_COLUMNS
+constexpr std::string_view kRewrapDataKey =
+    "UPDATE data_keys SET wrapped = ?2, master_key_id = ?3 WHERE id = ?1 AND master_key_id = ?4";
+constexpr std::string_view kSetDataKeyState = "UPDATE data_keys SET state = ?2 WHERE id = ?1";
+constexpr std::string_view kDeleteDataKey = "DELETE FROM data_keys WHERE id = ?1";
+
+#define BIFROST_KEY_JOB_COLUMNS "id, kind, target, actor, started_at, finished_at"
+constexpr std::string_view kInsertKeyJob =
+    "INSERT INTO key_jobs (kind, target, actor, started_at, finished_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id";
+constexpr std::string_view kGetUnfinishedKeyJob =
+    "SELECT " BIFROST_KEY_JOB_COLUMNS
+    " FROM key_jobs WHERE kind = ?1 AND target = ?2 AND "
+    "finished_at IS NULL ORDER BY id DESC LIMIT 1";
+constexpr std::string_view kListUnfinishedKeyJobs =
+    "SELECT " BIFROST_KEY_JOB_COLUMNS " FROM key_jobs WHERE finished_at IS NULL ORDER BY id";
+#undef BIFROST_KEY_JOB_COLUMNS
+// The first finishing time wins, as for token revocation.
+constexpr std::string_view kFinishKeyJob =
+    "UPDATE key_jobs SET finished_at = coalesce(finished_at, ?2) WHERE id = ?1";
 
 constexpr std::string_view kInsertToken =
     "INSERT INTO tokens (id, name, org_id, role, hash, created_at, created_by, expires_at, "
@@ -610,6 +733,256 @@ class SqliteTxn final : public Txn {
     return ReadConfigRows(stmt);
   }
 
+  Status ResealConfig(const Scope& scope, std::string_view key, std::string_view expected_value,
+                      std::string_view value, std::string_view key_id) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("ResealConfig"));
+    if (key_id.empty()) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  ConfigSubject(scope, key) + ": a sealed value needs a key_id");
+    }
+    BIFROST_ASSIGN_OR_RETURN(
+        Statement stmt,
+        connection_->Prepare(scope.is_global() ? kResealConfigGlobal : kResealConfigOrg,
+                             "reseal config"));
+    stmt.BindText(1, key);
+    stmt.BindText(2, expected_value);
+    stmt.BindText(3, value);
+    stmt.BindText(4, key_id);
+    if (!scope.is_global()) stmt.BindText(5, scope.org_id());
+    Status resealed = stmt.Run();
+    if (!resealed) return Fail(Annotate(resealed.error(), ConfigSubject(scope, key)));
+    if (connection_->Changes() == 0) {
+      return Fail(ErrorCode::kConflict, ConfigSubject(scope, key) +
+                                            " was changed, deleted or re-created since it was "
+                                            "read; it was not re-sealed");
+    }
+    return Ok();
+  }
+
+  Result<std::vector<ConfigRow>> ListScopeConfigsNotSealedBy(const Scope& scope,
+                                                             std::string_view key_id,
+                                                             std::size_t limit) override {
+    BIFROST_RETURN_IF_ERROR(CheckUsable());
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt,
+                             connection_->Prepare(scope.is_global() ? kListScopeNotSealedByGlobal
+                                                                    : kListScopeNotSealedByOrg,
+                                                  "list a scope's configs not sealed by a key"));
+    stmt.BindText(1, key_id);
+    stmt.BindInt64(2, LimitValue(limit));
+    if (!scope.is_global()) stmt.BindText(3, scope.org_id());
+    return ReadConfigRows(stmt);
+  }
+
+  Result<std::vector<SealedCount>> CountSealedConfigs() override {
+    BIFROST_RETURN_IF_ERROR(CheckUsable());
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt,
+                             connection_->Prepare(kCountSealedConfigs, "count sealed configs"));
+    std::vector<SealedCount> counts;
+    while (true) {
+      BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
+      if (!has_row) break;
+      counts.push_back(SealedCount{
+          .scope = stmt.ColumnIsNull(0) ? Scope::Global() : Scope::Org(stmt.ColumnText(0)),
+          .key_id = stmt.ColumnText(1),
+          .count = stmt.ColumnInt64(2)});
+    }
+    return counts;
+  }
+
+  // ---- Data keys
+
+  Status InsertDataKey(const DataKeyRow& row) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("InsertDataKey"));
+    BIFROST_RETURN_IF_ERROR(ValidateDataKeyRow(row));
+    if (!row.scope.is_global()) {
+      BIFROST_ASSIGN_OR_RETURN(const std::optional<OrgRow> org, GetOrgById(row.scope.org_id()));
+      if (!org.has_value()) {
+        return Fail(ErrorCode::kFailedPrecondition, DataKeySubject(row.id) + ": organization '" +
+                                                        row.scope.org_id() + "' does not exist");
+      }
+    }
+    Status inserted = [&]() -> Status {
+      BIFROST_ASSIGN_OR_RETURN(Statement stmt,
+                               connection_->Prepare(kInsertDataKey, "insert data key"));
+      stmt.BindText(1, row.id);
+      stmt.BindText(2, row.purpose);
+      if (row.scope.is_global()) {
+        stmt.BindNull(3);
+      } else {
+        stmt.BindText(3, row.scope.org_id());
+      }
+      stmt.BindText(4, row.state);
+      stmt.BindText(5, row.wrapped);
+      stmt.BindText(6, row.master_key_id);
+      stmt.BindInt64(7, row.created_at);
+      return stmt.Run();
+    }();
+    if (inserted) return Ok();
+    if (inserted.error().code() != ErrorCode::kAlreadyExists) {
+      return Fail(Annotate(inserted.error(), DataKeySubject(row.id)));
+    }
+    // Which unique rule: the id, or one active key per scope?
+    BIFROST_ASSIGN_OR_RETURN(const std::optional<DataKeyRow> same_id, GetDataKey(row.id));
+    if (same_id.has_value()) {
+      return Fail(ErrorCode::kAlreadyExists, DataKeySubject(row.id) + " already exists");
+    }
+    return Fail(ErrorCode::kAlreadyExists, DataKeySubject(row.id) + ": scope '" +
+                                               ScopeText(row.scope) +
+                                               "' already has an active data key");
+  }
+
+  Result<std::optional<DataKeyRow>> GetDataKey(std::string_view id) override {
+    BIFROST_RETURN_IF_ERROR(CheckUsable());
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(kGetDataKey, "get data key"));
+    stmt.BindText(1, id);
+    BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
+    if (!has_row) return std::optional<DataKeyRow>();
+    return std::optional<DataKeyRow>(ReadDataKeyRow(stmt));
+  }
+
+  Result<std::vector<DataKeyRow>> ListScopeDataKeys(const Scope& scope) override {
+    BIFROST_RETURN_IF_ERROR(CheckUsable());
+    BIFROST_ASSIGN_OR_RETURN(
+        Statement stmt,
+        connection_->Prepare(scope.is_global() ? kListScopeDataKeysGlobal : kListScopeDataKeysOrg,
+                             "list a scope's data keys"));
+    if (!scope.is_global()) stmt.BindText(1, scope.org_id());
+    return ReadDataKeyRows(stmt);
+  }
+
+  Result<std::vector<DataKeyRow>> ListDataKeys(std::string_view after_id,
+                                               std::size_t limit) override {
+    BIFROST_RETURN_IF_ERROR(CheckUsable());
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(kListDataKeys, "list data keys"));
+    stmt.BindText(1, after_id);
+    stmt.BindInt64(2, LimitValue(limit));
+    return ReadDataKeyRows(stmt);
+  }
+
+  Status RewrapDataKey(std::string_view id, std::string_view wrapped,
+                       std::string_view master_key_id,
+                       std::string_view expected_master_key_id) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("RewrapDataKey"));
+    if (wrapped.empty() || master_key_id.empty()) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  DataKeySubject(id) + " needs a wrapped key and a master key id");
+    }
+    {
+      BIFROST_ASSIGN_OR_RETURN(Statement stmt,
+                               connection_->Prepare(kRewrapDataKey, "re-wrap data key"));
+      stmt.BindText(1, id);
+      stmt.BindText(2, wrapped);
+      stmt.BindText(3, master_key_id);
+      stmt.BindText(4, expected_master_key_id);
+      Status rewrapped = stmt.Run();
+      if (!rewrapped) return Fail(Annotate(rewrapped.error(), DataKeySubject(id)));
+      if (connection_->Changes() == 1) return Ok();
+    }
+    BIFROST_ASSIGN_OR_RETURN(const std::optional<DataKeyRow> current, GetDataKey(id));
+    if (!current.has_value()) {
+      return Fail(ErrorCode::kNotFound, DataKeySubject(id) + " does not exist");
+    }
+    return Fail(ErrorCode::kConflict, DataKeySubject(id) + " is wrapped by master key '" +
+                                          current->master_key_id + "', not the expected '" +
+                                          std::string(expected_master_key_id) + "'");
+  }
+
+  Status SetDataKeyState(std::string_view id, std::string_view state) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("SetDataKeyState"));
+    if (!IsDataKeyState(state)) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  DataKeySubject(id) + ": unknown state '" + std::string(state) + "'");
+    }
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt,
+                             connection_->Prepare(kSetDataKeyState, "set data key state"));
+    stmt.BindText(1, id);
+    stmt.BindText(2, state);
+    Status set = stmt.Run();
+    if (!set) {
+      if (set.error().code() == ErrorCode::kAlreadyExists) {
+        return Fail(ErrorCode::kAlreadyExists,
+                    DataKeySubject(id) + ": its scope already has an active data key");
+      }
+      return Fail(Annotate(set.error(), DataKeySubject(id)));
+    }
+    if (connection_->Changes() == 0) {
+      return Fail(ErrorCode::kNotFound, DataKeySubject(id) + " does not exist");
+    }
+    return Ok();
+  }
+
+  Status DeleteDataKey(std::string_view id) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("DeleteDataKey"));
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt,
+                             connection_->Prepare(kDeleteDataKey, "delete data key"));
+    stmt.BindText(1, id);
+    Status deleted = stmt.Run();
+    if (!deleted) return Fail(Annotate(deleted.error(), DataKeySubject(id)));
+    if (connection_->Changes() == 0) {
+      return Fail(ErrorCode::kNotFound, DataKeySubject(id) + " does not exist");
+    }
+    return Ok();
+  }
+
+  // ---- Key rotation jobs
+
+  Result<std::int64_t> InsertKeyJob(const KeyJobRow& job) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("InsertKeyJob"));
+    if (job.kind != "master" && job.kind != "data") {
+      return Fail(ErrorCode::kInvalidArgument, "key job has unknown kind '" + job.kind + "'");
+    }
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(kInsertKeyJob, "insert key job"));
+    stmt.BindText(1, job.kind);
+    stmt.BindText(2, job.target);
+    stmt.BindText(3, job.actor);
+    stmt.BindInt64(4, job.started_at);
+    BindOptionalInt64(stmt, 5, job.finished_at);
+    Result<bool> has_row = stmt.Step();
+    if (!has_row) return Fail(Annotate(has_row.error(), "key job"));
+    if (!*has_row) return Fail(ErrorCode::kInternal, "insert key job returned no id");
+    const std::int64_t id = stmt.ColumnInt64(0);
+    BIFROST_RETURN_IF_ERROR(stmt.Run());
+    return id;
+  }
+
+  Result<std::optional<KeyJobRow>> GetUnfinishedKeyJob(std::string_view kind,
+                                                       std::string_view target) override {
+    BIFROST_RETURN_IF_ERROR(CheckUsable());
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt,
+                             connection_->Prepare(kGetUnfinishedKeyJob, "get unfinished key job"));
+    stmt.BindText(1, kind);
+    stmt.BindText(2, target);
+    BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
+    if (!has_row) return std::optional<KeyJobRow>();
+    return std::optional<KeyJobRow>(ReadKeyJobRow(stmt));
+  }
+
+  Result<std::vector<KeyJobRow>> ListUnfinishedKeyJobs() override {
+    BIFROST_RETURN_IF_ERROR(CheckUsable());
+    BIFROST_ASSIGN_OR_RETURN(
+        Statement stmt, connection_->Prepare(kListUnfinishedKeyJobs, "list unfinished key jobs"));
+    std::vector<KeyJobRow> jobs;
+    while (true) {
+      BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
+      if (!has_row) break;
+      jobs.push_back(ReadKeyJobRow(stmt));
+    }
+    return jobs;
+  }
+
+  Status FinishKeyJob(std::int64_t id, UnixMicros at) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("FinishKeyJob"));
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(kFinishKeyJob, "finish key job"));
+    stmt.BindInt64(1, id);
+    stmt.BindInt64(2, at);
+    Status finished = stmt.Run();
+    if (!finished) return Fail(Annotate(finished.error(), KeyJobSubject(id)));
+    if (connection_->Changes() == 0) {
+      return Fail(ErrorCode::kNotFound, KeyJobSubject(id) + " does not exist");
+    }
+    return Ok();
+  }
+
   // ---- Tokens
 
   Status InsertToken(const TokenRow& token) override {
@@ -834,6 +1207,16 @@ class SqliteTxn final : public Txn {
   static std::int64_t LimitValue(std::size_t limit) {
     constexpr auto kMaxLimit = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
     return static_cast<std::int64_t>(limit > kMaxLimit ? kMaxLimit : limit);
+  }
+
+  static Result<std::vector<DataKeyRow>> ReadDataKeyRows(Statement& stmt) {
+    std::vector<DataKeyRow> rows;
+    while (true) {
+      BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
+      if (!has_row) break;
+      rows.push_back(ReadDataKeyRow(stmt));
+    }
+    return rows;
   }
 
   static Result<std::vector<AuditRow>> ReadAuditRows(Statement& stmt) {

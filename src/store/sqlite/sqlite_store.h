@@ -11,10 +11,12 @@
 // created with mode 0600 (an existing one is tightened to 0600), and SQLite gives its -wal
 // and -shm files the same mode. Every connection runs with synchronous=FULL (a committed
 // transaction survives power loss), foreign_keys=ON, temp_store=MEMORY (no temp files) and
-// secure_delete=ON (freed pages are zeroed, so deleted envelopes do not linger in the file).
+// secure_delete=ON (freed pages are zeroed, so deleted envelopes and the wrapped data keys
+// of a deleted organization do not linger in the file).
 //
 // Schema: migrations (store/sqlite/migrations.h) are applied by Open() in one write
-// transaction; a database newer than this binary is refused.
+// transaction; a database newer than this binary is refused. Deleting an organization
+// deletes its config rows, tokens and data keys through ON DELETE CASCADE.
 //
 // Thread-safety: Begin() may be called from any number of threads. Each Txn belongs to one
 // thread. Every Txn must be destroyed before the SqliteStore (checked: the destructor aborts

@@ -152,7 +152,7 @@ class SqliteStoreTest : public ::testing::Test {
 TEST_F(SqliteStoreTest, OpenReportsBackendAndPath) {
   ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
   EXPECT_EQ(store->BackendName(), "sqlite");
-  EXPECT_EQ(store->SchemaVersion(), 3);
+  EXPECT_EQ(store->SchemaVersion(), 4);
   EXPECT_EQ(store->database_path(), db_path_);
 }
 
@@ -183,25 +183,25 @@ TEST_F(SqliteStoreTest, EveryConnectionHasTheRequiredSettings) {
 TEST_F(SqliteStoreTest, SchemaMigrationsRecordsEachVersionOnceAcrossReopens) {
   {
     ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
-    EXPECT_EQ(store->SchemaVersion(), 3);
+    EXPECT_EQ(store->SchemaVersion(), 4);
   }
   clock_.AdvanceMicros(60'000'000);
   {
     ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
-    EXPECT_EQ(store->SchemaVersion(), 3);
+    EXPECT_EQ(store->SchemaVersion(), 4);
   }
   RawDb raw(db_path_);
   ASSERT_TRUE(raw.IsOpen());
   EXPECT_EQ(raw.QueryText("SELECT count(*) FROM schema_migrations"),
-            std::optional<std::string>("3"));
+            std::optional<std::string>("4"));
   EXPECT_EQ(raw.QueryText("SELECT group_concat(version || ':' || name || ':' || applied_at, ' ') "
                           "FROM (SELECT * FROM schema_migrations ORDER BY version)"),
-            std::optional<std::string>("1:initial_schema:" + std::to_string(kT0) +
-                                       " 2:api_tokens:" + std::to_string(kT0) +
-                                       " 3:audit_log:" + std::to_string(kT0)));
+            std::optional<std::string>(
+                "1:initial_schema:" + std::to_string(kT0) + " 2:api_tokens:" + std::to_string(kT0) +
+                " 3:audit_log:" + std::to_string(kT0) + " 4:data_keys:" + std::to_string(kT0)));
   // The tables of every migration exist and are STRICT.
   for (const char* table : {"organizations", "configs", "key_checks", "tokens", "audit_log",
-                            "audit_checkpoint", "schema_migrations"}) {
+                            "audit_checkpoint", "data_keys", "key_jobs", "schema_migrations"}) {
     EXPECT_EQ(raw.QueryText(std::string("SELECT strict FROM pragma_table_list WHERE name = '") +
                             table + "'"),
               std::optional<std::string>("1"))
@@ -229,22 +229,25 @@ TEST_F(SqliteStoreTest, ConcurrentOpensOfAFreshDatabaseMigrateOnce) {
   for (std::thread& thread : threads) thread.join();
   for (int i = 0; i < kOpeners; ++i) {
     EXPECT_FALSE(errors[i].has_value()) << errors[i]->ToString();
-    EXPECT_EQ(versions[i], 3);
+    EXPECT_EQ(versions[i], 4);
   }
   RawDb raw(db_path_);
   ASSERT_TRUE(raw.IsOpen());
   EXPECT_EQ(raw.QueryText("SELECT count(*) FROM schema_migrations"),
-            std::optional<std::string>("3"));
+            std::optional<std::string>("4"));
 }
 
 // A database written by a binary that knew only migration 1 is brought to the latest version
-// on open, keeping its data, and migrations 2 and 3 are recorded with the time of that open.
+// on open, keeping its data, and migrations 2 to 4 are recorded with the time of that open.
 TEST_F(SqliteStoreTest, VersionOneDatabaseIsMigratedToLatest) {
   { ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options())); }
   {
     // Roll the file back to what migration 1 alone leaves, plus some data.
     RawDb raw(db_path_);
     ASSERT_TRUE(raw.IsOpen());
+    ASSERT_TRUE(raw.Exec("DROP INDEX configs_scope_key_id"));
+    ASSERT_TRUE(raw.Exec("DROP TABLE key_jobs"));
+    ASSERT_TRUE(raw.Exec("DROP TABLE data_keys"));
     ASSERT_TRUE(raw.Exec("DROP TABLE audit_checkpoint"));
     ASSERT_TRUE(raw.Exec("DROP TABLE audit_log"));
     ASSERT_TRUE(raw.Exec("DROP TABLE tokens"));
@@ -256,7 +259,7 @@ TEST_F(SqliteStoreTest, VersionOneDatabaseIsMigratedToLatest) {
   }
   clock_.AdvanceMicros(5'000'000);
   ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
-  EXPECT_EQ(store->SchemaVersion(), 3);
+  EXPECT_EQ(store->SchemaVersion(), 4);
   {
     ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
     ASSERT_OK_AND_ASSIGN(std::optional<OrgRow> org, txn->GetOrgById(kOrgA));
@@ -278,6 +281,8 @@ TEST_F(SqliteStoreTest, VersionOneDatabaseIsMigratedToLatest) {
             std::optional<std::string>(std::to_string(kT0 + 5'000'000)));
   EXPECT_EQ(raw.QueryText("SELECT applied_at FROM schema_migrations WHERE version = 3"),
             std::optional<std::string>(std::to_string(kT0 + 5'000'000)));
+  EXPECT_EQ(raw.QueryText("SELECT applied_at FROM schema_migrations WHERE version = 4"),
+            std::optional<std::string>(std::to_string(kT0 + 5'000'000)));
   EXPECT_EQ(raw.QueryText("SELECT applied_at FROM schema_migrations WHERE version = 1"),
             std::optional<std::string>(std::to_string(kT0)));
   EXPECT_EQ(raw.QueryText("SELECT count(*) FROM tokens"), std::optional<std::string>("1"));
@@ -288,8 +293,9 @@ TEST_F(SqliteStoreTest, VersionOneDatabaseIsMigratedToLatest) {
 }
 
 // A database written by a binary that knew migrations 1 and 2 gains the audit tables on
-// open, keeping its orgs, configs and tokens; migration 3 is recorded with that open's time.
-TEST_F(SqliteStoreTest, VersionTwoDatabaseIsMigratedToVersionThree) {
+// open, keeping its orgs, configs and tokens; migrations 3 and 4 are recorded with that
+// open's time.
+TEST_F(SqliteStoreTest, VersionTwoDatabaseIsMigratedToLatest) {
   const std::string token_id = "7d1c1d8e-3d6c-4b53-9a39-5b0e7c6f0001";
   {
     ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
@@ -309,15 +315,18 @@ TEST_F(SqliteStoreTest, VersionTwoDatabaseIsMigratedToVersionThree) {
     // Roll the file back to what migrations 1 and 2 leave.
     RawDb raw(db_path_);
     ASSERT_TRUE(raw.IsOpen());
+    ASSERT_TRUE(raw.Exec("DROP INDEX configs_scope_key_id"));
+    ASSERT_TRUE(raw.Exec("DROP TABLE key_jobs"));
+    ASSERT_TRUE(raw.Exec("DROP TABLE data_keys"));
     ASSERT_TRUE(raw.Exec("DROP TABLE audit_checkpoint"));
     ASSERT_TRUE(raw.Exec("DROP TABLE audit_log"));
-    ASSERT_TRUE(raw.Exec("DELETE FROM schema_migrations WHERE version = 3"));
+    ASSERT_TRUE(raw.Exec("DELETE FROM schema_migrations WHERE version >= 3"));
     EXPECT_EQ(raw.QueryText("SELECT count(*) FROM sqlite_schema WHERE name LIKE 'audit%'"),
               std::optional<std::string>("0"));
   }
   clock_.AdvanceMicros(7'000'000);
   ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
-  EXPECT_EQ(store->SchemaVersion(), 3);
+  EXPECT_EQ(store->SchemaVersion(), 4);
   {
     ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
     ASSERT_OK_AND_ASSIGN(std::optional<OrgRow> org, txn->GetOrgById(kOrgA));
@@ -347,7 +356,8 @@ TEST_F(SqliteStoreTest, VersionTwoDatabaseIsMigratedToVersionThree) {
                           "FROM (SELECT * FROM schema_migrations ORDER BY version)"),
             std::optional<std::string>("1:initial_schema:" + std::to_string(kT0) +
                                        " 2:api_tokens:" + std::to_string(kT0) +
-                                       " 3:audit_log:" + std::to_string(kT0 + 7'000'000)));
+                                       " 3:audit_log:" + std::to_string(kT0 + 7'000'000) +
+                                       " 4:data_keys:" + std::to_string(kT0 + 7'000'000)));
   for (const char* table : {"audit_log", "audit_checkpoint"}) {
     EXPECT_EQ(raw.QueryText(std::string("SELECT strict FROM pragma_table_list WHERE name = '") +
                             table + "'"),
@@ -451,7 +461,7 @@ TEST_F(SqliteStoreTest, NewerSchemaVersionIsRefused) {
   ASSERT_FALSE(store.has_value());
   EXPECT_EQ(store.error().code(), ErrorCode::kFailedPrecondition) << store.error().ToString();
   EXPECT_EQ(store.error().message(),
-            "database schema version 7 is newer than this bifrost supports (3); upgrade bifrost");
+            "database schema version 7 is newer than this bifrost supports (4); upgrade bifrost");
 }
 
 TEST_F(SqliteStoreTest, DataIsDurableAcrossCloseAndReopen) {
@@ -809,6 +819,205 @@ TEST_F(SqliteStoreTest, SchemaEnforcesTokenRoleOrgPairingAndUniqueHash) {
   // Deleting the org takes its tokens with it, and only them.
   ASSERT_TRUE(raw.Exec("DELETE FROM organizations WHERE id = 'o1'"));
   EXPECT_EQ(raw.QueryText("SELECT group_concat(id) FROM tokens"), std::optional<std::string>("t1"));
+}
+
+// A database from before data keys (schema 3) keeps its rows, sealed directly by a master
+// key, and gains the data key and key job tables and the rotation index.
+TEST_F(SqliteStoreTest, VersionThreeDatabaseIsMigratedToVersionFour) {
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
+    ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
+    ASSERT_OK(txn->InsertOrg(OrgRow{kOrgA, "acme", kT0}));
+    ConfigRow row;
+    row.scope = Scope::Org(kOrgA);
+    row.key = "db_password";
+    row.type = "secret";
+    row.value = "bf1:00000000000000aa:legacy";
+    row.key_id = "00000000000000aa";
+    row.updated_by = "user:alice";
+    ASSERT_OK(txn->InsertConfig(row));
+    ASSERT_OK(txn->Commit());
+  }
+  {
+    RawDb raw(db_path_);
+    ASSERT_TRUE(raw.IsOpen());
+    ASSERT_TRUE(raw.Exec("DROP INDEX configs_scope_key_id"));
+    ASSERT_TRUE(raw.Exec("DROP TABLE key_jobs"));
+    ASSERT_TRUE(raw.Exec("DROP TABLE data_keys"));
+    ASSERT_TRUE(raw.Exec("DELETE FROM schema_migrations WHERE version = 4"));
+  }
+  clock_.AdvanceMicros(9'000'000);
+  ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
+  EXPECT_EQ(store->SchemaVersion(), 4);
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
+    ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> left,
+                         txn->ListScopeConfigsNotSealedBy(Scope::Org(kOrgA), "dk", 10));
+    ASSERT_EQ(left.size(), 1u);
+    EXPECT_EQ(left[0].value, "bf1:00000000000000aa:legacy");
+    ASSERT_OK_AND_ASSIGN(std::vector<DataKeyRow> keys, txn->ListDataKeys("", 10));
+    EXPECT_TRUE(keys.empty());
+    ASSERT_OK(txn->InsertDataKey(DataKeyRow{.id = "dk",
+                                            .purpose = "config",
+                                            .scope = Scope::Org(kOrgA),
+                                            .state = "active",
+                                            .wrapped = "w",
+                                            .master_key_id = "00000000000000aa",
+                                            .created_at = kT0}));
+    ASSERT_OK_AND_ASSIGN(const std::int64_t job,
+                         txn->InsertKeyJob(KeyJobRow{
+                             .kind = "data", .target = "*", .actor = "op", .started_at = kT0}));
+    EXPECT_GE(job, 1);
+    ASSERT_OK(txn->Commit());
+  }
+  RawDb raw(db_path_);
+  ASSERT_TRUE(raw.IsOpen());
+  EXPECT_EQ(raw.QueryText("SELECT applied_at FROM schema_migrations WHERE version = 4"),
+            std::optional<std::string>(std::to_string(kT0 + 9'000'000)));
+  EXPECT_EQ(raw.QueryText("SELECT count(*) FROM pragma_index_list('configs') "
+                          "WHERE name = 'configs_scope_key_id'"),
+            std::optional<std::string>("1"));
+  EXPECT_EQ(raw.QueryText("SELECT group_concat(name, ' ') FROM (SELECT name FROM "
+                          "pragma_index_list('data_keys') WHERE origin = 'c' ORDER BY name)"),
+            std::optional<std::string>(
+                "data_keys_one_active_global data_keys_one_active_org data_keys_scope"));
+}
+
+// The data key and key job tables refuse what the store refuses: one active config key per
+// scope (the global scope included, though its org_id is NULL), audit keys only global and
+// retired, known purposes, states and kinds, and keys of existing organizations only; an
+// organization's keys go with it.
+TEST_F(SqliteStoreTest, SchemaEnforcesDataKeyRules) {
+  { ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options())); }
+  RawDb raw(db_path_);
+  ASSERT_TRUE(raw.IsOpen());
+  ASSERT_TRUE(raw.Exec("PRAGMA foreign_keys=ON"));  // off by default per connection
+  ASSERT_TRUE(raw.Exec("INSERT INTO organizations (id, name, created_at) VALUES ('o1', 'a', 0)"));
+  ASSERT_TRUE(raw.Exec("INSERT INTO organizations (id, name, created_at) VALUES ('o2', 'b', 0)"));
+  const std::string insert =
+      "INSERT INTO data_keys (id, purpose, org_id, state, wrapped, master_key_id, created_at) "
+      "VALUES ";
+  for (const char* values : {
+           "('g1', 'config', NULL, 'active', 'w', 'm', 0)",
+           "('g2', 'config', NULL, 'retired', 'w', 'm', 0)",
+           "('g3', 'config', NULL, 'retired', 'w', 'm', 0)",
+           "('a1', 'config', 'o1', 'active', 'w', 'm', 0)",
+           "('a2', 'config', 'o1', 'retired', 'w', 'm', 0)",
+           "('b1', 'config', 'o2', 'active', 'w', 'm', 0)",
+           "('m1', 'audit', NULL, 'retired', 'w', 'm', 0)",
+           "('m2', 'audit', NULL, 'retired', 'w', 'm', 0)",
+       }) {
+    ASSERT_TRUE(raw.Exec(insert + values)) << values;
+  }
+  for (const char* values : {
+           "('g1', 'config', NULL, 'retired', 'w', 'm', 0)",      // duplicate id
+           "('g4', 'config', NULL, 'active', 'w', 'm', 0)",       // second active global key
+           "('a3', 'config', 'o1', 'active', 'w', 'm', 0)",       // second active key of o1
+           "('m3', 'audit', NULL, 'active', 'w', 'm', 0)",        // an active audit key
+           "('m3', 'audit', 'o1', 'retired', 'w', 'm', 0)",       // an org's audit key
+           "('x1', 'signing', NULL, 'retired', 'w', 'm', 0)",     // unknown purpose
+           "('x1', 'config', NULL, 'spare', 'w', 'm', 0)",        // unknown state
+           "('x1', 'config', 'nope', 'active', 'w', 'm', 0)",     // organization missing
+           "('x1', 'config', NULL, 'retired', NULL, 'm', 0)",     // no wrapped key
+           "('x1', 'config', NULL, 'retired', 'w', 'm', 'now')",  // STRICT
+       }) {
+    EXPECT_EQ(raw.TryExec(insert + values) & 0xff, SQLITE_CONSTRAINT) << values;
+  }
+  // Promoting a retired key while another is active breaks the same rule.
+  EXPECT_EQ(raw.TryExec("UPDATE data_keys SET state = 'active' WHERE id = 'a2'") & 0xff,
+            SQLITE_CONSTRAINT);
+  EXPECT_EQ(raw.TryExec("UPDATE data_keys SET state = 'active' WHERE id = 'g2'") & 0xff,
+            SQLITE_CONSTRAINT);
+  EXPECT_EQ(raw.QueryText("SELECT count(*) FROM data_keys"), std::optional<std::string>("8"));
+
+  const std::string job =
+      "INSERT INTO key_jobs (kind, target, actor, started_at, finished_at) VALUES ";
+  ASSERT_TRUE(raw.Exec(job + "('master', '', 'op', 0, NULL)"));
+  EXPECT_EQ(raw.TryExec(job + "('other', '', 'op', 0, NULL)") & 0xff, SQLITE_CONSTRAINT);
+  EXPECT_EQ(raw.TryExec(job + "('data', NULL, 'op', 0, NULL)") & 0xff, SQLITE_CONSTRAINT);
+
+  // Deleting an org takes its keys, and only them.
+  ASSERT_TRUE(raw.Exec("DELETE FROM organizations WHERE id = 'o1'"));
+  EXPECT_EQ(raw.QueryText("SELECT group_concat(id) FROM (SELECT id FROM data_keys ORDER BY id)"),
+            std::optional<std::string>("b1,g1,g2,g3,m1,m2"));
+}
+
+// A rotation batch reads only rows still to do, from the (org_id, key_id, key) index, in
+// index order: the two ranges either side of the new key are merged, and only the batch
+// itself is sorted (the one temp b-tree). No scan of the scope, nor of the table.
+TEST_F(SqliteStoreTest, ListScopeConfigsNotSealedByReadsOnlyTheRowsLeft) {
+  { ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options())); }
+  RawDb raw(db_path_);
+  ASSERT_TRUE(raw.IsOpen());
+  const std::string columns =
+      "org_id, key, type, value, key_id, description, created_at, updated_at, updated_by, "
+      "version";
+  for (const std::string scope : {"org_id IS NULL", "org_id = ?3"}) {
+    const std::string arm = "SELECT " + columns + " FROM configs WHERE " + scope +
+                            " AND key_id IS NOT NULL AND key_id ";
+    const std::string plan =
+        raw.QueryPlan("SELECT " + columns + " FROM (" + arm + "< ?1 UNION ALL " + arm +
+                      "> ?1 ORDER BY key_id, key LIMIT ?2) ORDER BY key");
+    SCOPED_TRACE(plan);
+    EXPECT_NE(plan.find("MERGE (UNION ALL)"), std::string::npos);
+    EXPECT_NE(plan.find("SEARCH configs USING INDEX configs_scope_key_id (org_id=? AND "
+                        "key_id>? AND key_id<?)"),
+              std::string::npos);
+    EXPECT_NE(plan.find("SEARCH configs USING INDEX configs_scope_key_id (org_id=? AND "
+                        "key_id>?)"),
+              std::string::npos);
+    EXPECT_EQ(plan.find("SCAN configs"), std::string::npos);
+    // One sort only: the outer ORDER BY key of at most one batch.
+    const std::size_t first = plan.find("TEMP B-TREE");
+    ASSERT_NE(first, std::string::npos);
+    EXPECT_EQ(plan.find("TEMP B-TREE", first + 1), std::string::npos);
+  }
+  // Counting by (scope, key) reads the index alone, already in the order asked for.
+  const std::string count = raw.QueryPlan(
+      "SELECT org_id, key_id, count(*) FROM configs WHERE key_id IS NOT NULL "
+      "GROUP BY org_id, key_id ORDER BY org_id NULLS FIRST, key_id");
+  EXPECT_NE(count.find("COVERING INDEX configs_scope_key_id"), std::string::npos) << count;
+  EXPECT_EQ(count.find("TEMP B-TREE"), std::string::npos) << count;
+}
+
+// Crypto-shredding reaches the file: the wrapped keys of a deleted organization are zeroed,
+// not left in a free page (secure_delete).
+TEST_F(SqliteStoreTest, DeletedDataKeysDoNotLingerInTheFile) {
+  const std::string marker = "WRAPPED-KEY-MARKER-8c2e4a6f";
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
+    {
+      ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
+      ASSERT_OK(txn->InsertOrg(OrgRow{kOrgA, "acme", kT0}));
+      for (int i = 0; i < 3; ++i) {
+        std::string id = "dk";
+        id += std::to_string(i);
+        ASSERT_OK(txn->InsertDataKey(DataKeyRow{.id = id,
+                                                .purpose = "config",
+                                                .scope = Scope::Org(kOrgA),
+                                                .state = i == 0 ? "active" : "retired",
+                                                .wrapped = marker + std::to_string(i),
+                                                .master_key_id = "mk",
+                                                .created_at = kT0}));
+      }
+      ASSERT_OK(txn->InsertDataKey(DataKeyRow{.id = "global",
+                                              .purpose = "config",
+                                              .scope = Scope::Global(),
+                                              .state = "active",
+                                              .wrapped = "KEPT-WRAPPED-KEY",
+                                              .master_key_id = "mk",
+                                              .created_at = kT0}));
+      ASSERT_OK(txn->Commit());
+    }
+    ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
+    ASSERT_OK(txn->DeleteOrg(kOrgA));
+    ASSERT_OK(txn->Commit());
+  }  // closing the last connection checkpoints the WAL into the file
+  std::ifstream in(db_path_, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(bytes.empty());
+  EXPECT_NE(bytes.find("KEPT-WRAPPED-KEY"), std::string::npos);  // the scan would find it
+  EXPECT_EQ(bytes.find(marker), std::string::npos);
 }
 
 }  // namespace

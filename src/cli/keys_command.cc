@@ -1,0 +1,433 @@
+// `bifrost keys status` and `bifrost keys rotate`: local commands on a data directory
+// (docs/keys.md). They read the master keys from the environment like the server does and
+// may run while the server serves the same database.
+#include <unistd.h>
+
+#include <iostream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cli/commands.h"
+#include "cli/local_commands.h"
+#include "cli/progress.h"
+#include "cli/table.h"
+#include "cli/terminal.h"
+#include "common/clock.h"
+#include "common/text.h"
+#include "keys/installation.h"
+#include "keys/keys.h"
+
+namespace bifrost::cli {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kKeysFooter =
+    R"(Local commands, like init and audit verify: they open the database in the data
+directory directly (on the server's host) and need the server's master keys in the
+environment. The server may keep serving meanwhile; an interrupted rotation leaves every
+value readable, and running the same command again finishes it.
+
+Values are sealed with a data key of their organization (or of the global scope); the
+data keys are stored wrapped by the master key, BIFROST_SECRET_KEY.
+
+Rotating the master key:
+  1. Generate a new key (at least 32 characters), e.g. `openssl rand -base64 32`.
+  2. Restart every server with BIFROST_SECRET_KEY=<new key> and
+     BIFROST_SECRET_KEY_PREVIOUS=<old key>.
+  3. Run `bifrost keys rotate --data DIR` with the same two variables.
+  4. Run `bifrost keys status --data DIR`: once it says the previous keys are no longer
+     used, remove BIFROST_SECRET_KEY_PREVIOUS and restart the servers.
+
+Examples:
+  bifrost keys status --data /var/lib/bifrost
+  bifrost keys rotate --data /var/lib/bifrost               # re-wrap under the new master key
+  bifrost keys rotate --data /var/lib/bifrost --org acme    # a new data key for acme
+
+Environment:
+  BIFROST_SECRET_KEY (or BIFROST_SECRET_KEY_FILE)             the current master key
+  BIFROST_SECRET_KEY_PREVIOUS (or BIFROST_SECRET_KEY_PREVIOUS_FILE)
+                                  older master keys, one per line, during a rotation
+  BIFROST_DATA                    the data directory, instead of --data
+Reference: docs/keys.md)";
+
+constexpr const char* kStatusFooter =
+    R"(Shows which master keys the data keys and values need, how many data keys and
+secrets there are, and any rotation that was interrupted. Only reads: it writes nothing,
+not even an audit record.
+--format json prints one object: primary_key_id; master_keys (key_id, role
+"primary"|"previous"|"not configured", data_keys, direct_values); organizations;
+data_keys; sealed_values; unfinished (data-key rotations not finished: scope
+"global"|"organization", org_id, name, active_key, values_left); unfinished_jobs (id, kind,
+target, actor, started_at); previous_keys_unused.
+Examples:
+  bifrost keys status --data /var/lib/bifrost
+  BIFROST_DATA=/var/lib/bifrost bifrost keys status --format json)";
+
+constexpr const char* kRotateFooter =
+    R"(Without --org or --all: master-key rotation. Re-wraps every data key that an older
+master key (from BIFROST_SECRET_KEY_PREVIOUS) wraps under the current one,
+BIFROST_SECRET_KEY. No value is re-encrypted; the work is one small row per organization.
+With --org ORG: data-key rotation of one organization (name or id): a new data key, every
+secret re-encrypted with it, then the old key destroyed. --all: the same for the global
+scope and every organization.
+Every run is recorded in the audit log (keys.rotate_master.start / keys.rotate_master,
+keys.rotate_data.start / keys.rotate_data) with the operator as actor. Killed halfway,
+every value stays readable: run the same command again to finish.
+Progress goes to stderr (a bar on a terminal), the summary to stdout. --format json prints
+one object: for a master rotation {rotation: "master", primary_key_id, rewrapped,
+data_keys, previous_keys_unused}; for a data rotation {rotation: "data", scopes: [{scope,
+org_id, name, new_key, old_keys, resealed, resumed}], resealed}.
+Exit codes: 0 done, 1 error (nothing is lost: run it again), 2 usage, 3 no such organization.
+Examples:
+  bifrost keys rotate --data /var/lib/bifrost                 # after a new master key
+  bifrost keys rotate --data /var/lib/bifrost --org acme      # acme's data key
+  bifrost keys rotate --data /var/lib/bifrost --all --batch-size 2000 --format json)";
+
+struct StatusArgs {
+  std::string data_dir;
+  Format format = Format::kTable;
+};
+
+struct RotateArgs {
+  std::string data_dir;
+  std::string org;  // a name or an id; empty: not given
+  bool all = false;
+  std::size_t batch_size = 500;
+  Format format = Format::kTable;
+};
+
+void AddFormatOption(CLI::App* command, Format& format) {
+  command->add_option("--format", format, "Output format")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, Format>{{"table", Format::kTable}, {"json", Format::kJson}}))
+      ->option_text("table|json (default table)");
+}
+
+void AddDataOption(CLI::App* command, std::string& data_dir) {
+  command->add_option("--data", data_dir, "Data directory (its database)")
+      ->envname("BIFROST_DATA")
+      ->required()
+      ->option_text("DIR (env BIFROST_DATA)");
+}
+
+void PrintJson(CliIo& io, const json& value) {
+  *io.out << value.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
+}
+
+// The bar needs a terminal that understands "\r" and erasing to the end of the line.
+bool ProgressOnTerminal(CliIo& io) {
+  if (io.err != &std::cerr || !IsTerminal(STDERR_FILENO)) return false;
+  return io.getenv("TERM").value_or("") != "dumb";
+}
+
+CliResult<keys::LocalInstallation> OpenInstallation(const std::string& data_dir,
+                                                    std::string command, bool read_only) {
+  auto installation = keys::OpenLocalInstallation(
+      {.data_dir = data_dir, .command = std::move(command), .read_only = read_only},
+      SystemClock::Instance());
+  if (!installation) return FromError(installation.error());
+  return std::move(*installation);
+}
+
+// An organization by name, or by id when no organization has that name.
+CliResult<store::OrgRow> ResolveOrg(store::Store& store, const std::string& org) {
+  auto txn = store.Begin(store::TxnMode::kRead);
+  if (!txn) return FromError(txn.error());
+  auto by_name = (*txn)->GetOrgByName(org);
+  if (!by_name) return FromError(by_name.error());
+  if (*by_name) return std::move(**by_name);
+  if (IsCanonicalUuid(org)) {
+    auto by_id = (*txn)->GetOrgById(org);
+    if (!by_id) return FromError(by_id.error());
+    if (*by_id) return std::move(**by_id);
+  }
+  return NotFoundError("organization " + QuoteForMessage(org) + " does not exist");
+}
+
+std::string ScopeKind(const store::Scope& scope) {
+  return scope.is_global() ? "global" : "organization";
+}
+
+json OrgIdJson(const store::Scope& scope) {
+  return scope.is_global() ? json() : json(scope.org_id());
+}
+
+std::string ScopeText(const store::Scope& scope, const std::string& label) {
+  return scope.is_global() ? std::string("global") : "organization " + label;
+}
+
+std::string MasterRole(const keys::MasterKeyUse& use) {
+  if (use.primary) return "primary";
+  return use.configured ? "previous" : "not configured";
+}
+
+bool HasPreviousKeys(const keys::KeyStatus& status) {
+  for (const auto& use : status.master_keys) {
+    if (use.configured && !use.primary) return true;
+  }
+  return false;
+}
+
+// What the operator should do next about the master keys, as one or more lines.
+std::string MasterKeyAdvice(const keys::KeyStatus& status) {
+  std::int64_t wrapped_by_others = 0;
+  std::int64_t direct_by_others = 0;
+  for (const auto& use : status.master_keys) {
+    if (use.primary) continue;
+    wrapped_by_others += use.data_keys;
+    direct_by_others += use.direct_values;
+  }
+  std::string advice;
+  if (wrapped_by_others > 0) {
+    advice += std::to_string(wrapped_by_others);
+    advice += wrapped_by_others == 1 ? " data key is" : " data keys are";
+    advice += " still wrapped by an older master key: run `bifrost keys rotate`.\n";
+  }
+  if (direct_by_others > 0) {
+    advice += std::to_string(direct_by_others);
+    advice += direct_by_others == 1 ? " value is" : " values are";
+    advice +=
+        " still sealed directly by an older master key (stored before data keys): run "
+        "`bifrost keys rotate --all` to move them under data keys.\n";
+  }
+  if (!advice.empty()) return advice;
+  if (HasPreviousKeys(status)) {
+    return "The previous master keys are no longer used: remove BIFROST_SECRET_KEY_PREVIOUS "
+           "(or its _FILE) and restart the servers.\n";
+  }
+  return "Only the current master key is in use.\n";
+}
+
+json StatusJson(const keys::KeyStatus& status) {
+  json master_keys = json::array();
+  for (const auto& use : status.master_keys) {
+    master_keys.push_back({{"key_id", use.key_id},
+                           {"role", MasterRole(use)},
+                           {"primary", use.primary},
+                           {"configured", use.configured},
+                           {"data_keys", use.data_keys},
+                           {"direct_values", use.direct_values}});
+  }
+  json unfinished = json::array();
+  for (const auto& scope : status.unfinished) {
+    unfinished.push_back({{"scope", ScopeKind(scope.scope)},
+                          {"org_id", OrgIdJson(scope.scope)},
+                          {"name", scope.label},
+                          {"active_key", scope.active_key},
+                          {"values_left", scope.values_left}});
+  }
+  json jobs = json::array();
+  for (const auto& job : status.unfinished_jobs) {
+    jobs.push_back({{"id", job.id},
+                    {"kind", job.kind},
+                    {"target", job.target},
+                    {"actor", job.actor},
+                    {"started_at", FormatRfc3339(job.started_at)}});
+  }
+  return {{"primary_key_id", status.primary_key_id},
+          {"master_keys", std::move(master_keys)},
+          {"organizations", status.organizations},
+          {"data_keys", status.data_keys},
+          {"sealed_values", status.sealed_values},
+          {"unfinished", std::move(unfinished)},
+          {"unfinished_jobs", std::move(jobs)},
+          {"previous_keys_unused", status.previous_keys_unused}};
+}
+
+std::string StatusTable(const keys::KeyStatus& status, bool ansi) {
+  std::string out = RenderFields({{"Primary master key", status.primary_key_id},
+                                  {"Organizations", std::to_string(status.organizations)},
+                                  {"Data keys", std::to_string(status.data_keys)},
+                                  {"Sealed values", std::to_string(status.sealed_values)}},
+                                 ansi);
+  std::vector<TableRow> rows;
+  for (const auto& use : status.master_keys) {
+    rows.push_back({use.key_id, MasterRole(use), std::to_string(use.data_keys),
+                    std::to_string(use.direct_values)});
+  }
+  out += '\n';
+  out += RenderTable({"MASTER KEY", "ROLE", "DATA KEYS", "DIRECT VALUES"}, rows, ansi);
+  if (!status.unfinished.empty()) {
+    rows.clear();
+    for (const auto& scope : status.unfinished) {
+      rows.push_back({ScopeText(scope.scope, scope.label),
+                      scope.active_key.empty() ? "-" : scope.active_key,
+                      std::to_string(scope.values_left)});
+    }
+    out +=
+        "\nData-key rotations not finished (run the same `bifrost keys rotate` again to "
+        "finish):\n";
+    out += RenderTable({"SCOPE", "ACTIVE KEY", "VALUES LEFT"}, rows, ansi);
+  }
+  if (!status.unfinished_jobs.empty()) {
+    rows.clear();
+    for (const auto& job : status.unfinished_jobs) {
+      std::string what = job.kind == "master" ? "master" : "data " + job.target;
+      rows.push_back({std::to_string(job.id), what, FormatRfc3339(job.started_at), job.actor});
+    }
+    out += "\nRuns not finished:\n";
+    out += RenderTable({"JOB", "ROTATION", "STARTED", "BY"}, rows, ansi);
+  }
+  out += '\n';
+  out += MasterKeyAdvice(status);
+  return out;
+}
+
+CliStatus KeysStatus(CliIo& io, const StatusArgs& args) {
+  BIFROST_CLI_ASSIGN(auto installation, OpenInstallation(args.data_dir, "keys status", true));
+  auto status = keys::GetKeyStatus(*installation.store, *installation.barrier);
+  if (!status) return FromError(status.error());
+  if (args.format == Format::kJson) {
+    PrintJson(io, StatusJson(*status));
+  } else {
+    *io.out << StatusTable(*status, Session(io).UseAnsi());
+  }
+  return {};
+}
+
+CliStatus PrintMasterReport(CliIo& io, const RotateArgs& args,
+                            const keys::MasterRotationReport& report,
+                            const keys::KeyStatus& status) {
+  if (args.format == Format::kJson) {
+    PrintJson(io, {{"rotation", "master"},
+                   {"primary_key_id", report.primary_key_id},
+                   {"rewrapped", report.rewrapped},
+                   {"data_keys", report.total},
+                   {"previous_keys_unused", status.previous_keys_unused}});
+    return {};
+  }
+  std::string rewrapped = std::to_string(report.rewrapped);
+  rewrapped += " of ";
+  rewrapped += std::to_string(report.total);
+  rewrapped += " wrapped keys (data keys and kept audit keys)";
+  *io.out << RenderFields({{"Primary master key", report.primary_key_id},
+                           {"Re-wrapped by this run", std::move(rewrapped)}},
+                          Session(io).UseAnsi())
+          << '\n'
+          << MasterKeyAdvice(status);
+  return {};
+}
+
+CliStatus PrintDataReport(CliIo& io, const RotateArgs& args,
+                          const keys::DataRotationReport& report) {
+  if (args.format == Format::kJson) {
+    json scopes = json::array();
+    for (const auto& scope : report.scopes) {
+      scopes.push_back({{"scope", ScopeKind(scope.scope)},
+                        {"org_id", OrgIdJson(scope.scope)},
+                        {"name", scope.label},
+                        {"new_key", scope.new_key},
+                        {"old_keys", scope.old_keys},
+                        {"resealed", scope.resealed},
+                        {"resumed", scope.resumed}});
+    }
+    PrintJson(io,
+              {{"rotation", "data"}, {"scopes", std::move(scopes)}, {"resealed", report.resealed}});
+    return {};
+  }
+  std::vector<TableRow> rows;
+  for (const auto& scope : report.scopes) {
+    std::string old_keys;
+    for (const auto& id : scope.old_keys) {
+      if (!old_keys.empty()) old_keys += ' ';
+      old_keys += id;
+    }
+    rows.push_back({ScopeText(scope.scope, scope.label), scope.new_key,
+                    old_keys.empty() ? "-" : old_keys, std::to_string(scope.resealed),
+                    scope.resumed ? "resumed" : "new"});
+  }
+  if (rows.empty()) {
+    // Every scope was finished by the interrupted run this one resumed (or is gone).
+    *io.out << "Nothing was left to rotate; the interrupted run is closed.\n";
+    return {};
+  }
+  *io.out << RenderTable({"SCOPE", "NEW KEY", "DESTROYED", "RE-ENCRYPTED", "RUN"}, rows,
+                         Session(io).UseAnsi());
+  std::string summary = "Re-encrypted ";
+  summary += std::to_string(report.resealed);
+  summary += report.resealed == 1 ? " value in " : " values in ";
+  summary += std::to_string(report.scopes.size());
+  summary += report.scopes.size() == 1 ? " scope.\n" : " scopes.\n";
+  *io.out << summary;
+  return {};
+}
+
+CliStatus KeysRotate(CliIo& io, const RotateArgs& args) {
+  if (args.all && !args.org.empty()) return UsageError("give --org or --all, not both");
+  BIFROST_CLI_ASSIGN(auto installation, OpenInstallation(args.data_dir, "keys rotate", false));
+  const Clock& clock = SystemClock::Instance();
+  std::optional<store::Scope> only;
+  if (!args.org.empty()) {
+    BIFROST_CLI_ASSIGN(auto org, ResolveOrg(*installation.store, args.org));
+    only = store::Scope::Org(org.id);
+  }
+
+  ProgressRenderer renderer(
+      *io.err, {.command = "keys rotate", .terminal = ProgressOnTerminal(io), .now = nullptr});
+  keys::RotateOptions options;
+  options.batch_size = args.batch_size;
+  options.actor = keys::OperatorName();
+  options.progress = [&renderer](const keys::Progress& progress) { renderer.Update(progress); };
+
+  if (!args.all && !only) {
+    auto report = keys::RotateMasterKey(*installation.store, *installation.barrier,
+                                        *installation.audit, clock, options);
+    renderer.Finish();
+    if (!report) return FromError(report.error());
+    auto status = keys::GetKeyStatus(*installation.store, *installation.barrier);
+    if (!status) return FromError(status.error());
+    return PrintMasterReport(io, args, *report, *status);
+  }
+  auto report = keys::RotateDataKeys(*installation.store, *installation.barrier,
+                                     *installation.audit, clock, only, options);
+  renderer.Finish();
+  if (!report) return FromError(report.error());
+  return PrintDataReport(io, args, *report);
+}
+
+}  // namespace
+
+void AddKeysCommands(CLI::App& app, std::function<CliStatus()>& action, CliIo& io) {
+  auto* keys = app.add_subcommand("keys", "Master and data keys: status, rotation (local)");
+  keys->require_subcommand(1);
+  keys->footer(kKeysFooter);
+
+  auto status_args = std::make_shared<StatusArgs>();
+  auto* status = keys->add_subcommand(
+      "status", "Which master keys are in use; unfinished rotations (local, read-only)");
+  AddDataOption(status, status_args->data_dir);
+  AddFormatOption(status, status_args->format);
+  status->footer(kStatusFooter);
+  status->callback([&action, &io, status_args] {
+    action = [&io, status_args] { return KeysStatus(io, *status_args); };
+  });
+
+  auto rotate_args = std::make_shared<RotateArgs>();
+  auto* rotate = keys->add_subcommand(
+      "rotate", "Re-wrap data keys under the current master key, or rotate data keys (local)");
+  AddDataOption(rotate, rotate_args->data_dir);
+  auto* org = rotate
+                  ->add_option("--org", rotate_args->org,
+                               "Rotate this organization's data key (name or id)")
+                  ->option_text("ORG");
+  auto* all = rotate->add_flag("--all", rotate_args->all,
+                               "Rotate the data keys of the global scope and every organization");
+  org->excludes(all);
+  all->excludes(org);
+  rotate->add_option("--batch-size", rotate_args->batch_size, "Rows per write transaction")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100'000}))
+      ->option_text("N (1-100000, default 500)");
+  AddFormatOption(rotate, rotate_args->format);
+  rotate->footer(kRotateFooter);
+  rotate->callback([&action, &io, rotate_args] {
+    action = [&io, rotate_args] { return KeysRotate(io, *rotate_args); };
+  });
+}
+
+}  // namespace bifrost::cli
