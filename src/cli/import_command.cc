@@ -205,9 +205,13 @@ CliStatus RunImport(const ImportFlags& flags, CliIo& io) {
   options.source_secret = std::move(*source_secret);
   options.dry_run = flags.dry_run;
   options.actor = keys::OperatorName();
+  ProgressRenderer renderer(
+      *io.err, {.command = "import bifrost", .terminal = ProgressOnTerminal(io), .now = nullptr});
+  options.progress = [&renderer](const keys::Progress& progress) { renderer.Update(progress); };
   auto report = importer::ImportBifrost(*installation->store, *installation->barrier,
                                         *installation->audit, clock, options);
   options.source_secret.Clear();
+  renderer.Finish();
   if (!report) return CommandError(report.error().message());
 
   if (flags.format == Format::kJson) {

@@ -120,11 +120,6 @@ void PrintJson(CliIo& io, const json& value) {
   *io.out << value.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
 }
 
-// The bar needs a terminal that understands "\r" and erasing to the end of the line.
-bool ProgressOnTerminal(CliIo& io) {
-  if (io.err != &std::cerr || !IsTerminal(STDERR_FILENO)) return false;
-  return io.getenv("TERM").value_or("") != "dumb";
-}
 
 CliResult<keys::LocalInstallation> OpenInstallation(const std::string& data_dir,
                                                     std::string command, bool read_only) {

@@ -1,10 +1,15 @@
 #include "cli/progress.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <iostream>
 #include <utility>
+
+#include "cli/terminal.h"
 
 namespace bifrost::cli {
 namespace {
@@ -172,6 +177,11 @@ void ProgressRenderer::Finish() {
   if (last_ && !last_drawn_) Draw(options_.now());
   if (drew_bar_) out_ << '\n' << std::flush;
   finished_ = true;
+}
+
+bool ProgressOnTerminal(CliIo& io) {
+  if (io.err != &std::cerr || !IsTerminal(STDERR_FILENO)) return false;
+  return io.getenv("TERM").value_or("") != "dumb";
 }
 
 }  // namespace bifrost::cli

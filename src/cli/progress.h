@@ -20,6 +20,7 @@
 #include <ostream>
 #include <string>
 
+#include "cli/cli.h"
 #include "keys/keys.h"
 
 namespace bifrost::cli {
@@ -64,6 +65,10 @@ class ProgressRenderer {
   std::optional<double> last_draw_;  // time of the last line drawn
   std::int64_t earlier_items_ = 0;   // items of the phases and scopes before the current one
 };
+
+// Whether to draw the bar: io.err is the process's stderr, a terminal that understands "\r"
+// and erasing to the end of the line (TERM is not "dumb").
+bool ProgressOnTerminal(CliIo& io);
 
 // "1,234,567".
 std::string GroupThousands(std::int64_t n);

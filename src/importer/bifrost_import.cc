@@ -1,7 +1,10 @@
 #include "importer/bifrost_import.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <array>
+#include <fstream>
 #include <optional>
 #include <set>
 #include <utility>
@@ -179,7 +182,40 @@ struct ConfigsRead {
   std::int64_t secrets_pbkdf2 = 0;
 };
 
-Result<ConfigsRead> ReadConfigs(const std::string& path, const LegacySecretKeys& keys) {
+bool IsRegularFile(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+// Reports progress every this many rows.
+constexpr std::int64_t kProgressEvery = 1000;
+constexpr std::string_view kCheckingPhase = "checking configs";
+constexpr std::string_view kWritingPhase = "writing configs";
+
+// The number of lines after the header: an upper bound of the records in a CSV file (a
+// quoted field may span lines), read only to give the first phase a total.
+std::int64_t EstimateRecords(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return 0;
+  std::int64_t lines = 0;
+  std::array<char, 1 << 16> chunk{};
+  while (in) {
+    in.read(chunk.data(), chunk.size());
+    lines += std::count(chunk.data(), chunk.data() + in.gcount(), '\n');
+  }
+  return std::max<std::int64_t>(0, lines - 1);
+}
+
+void Report(const keys::ProgressFn& progress, std::string_view phase, std::int64_t done,
+            std::int64_t total) {
+  if (progress) progress({.phase = std::string(phase), .scope = "", .done = done, .total = total});
+}
+
+Result<ConfigsRead> ReadConfigs(const std::string& path, const LegacySecretKeys& keys,
+                                const keys::ProgressFn& progress) {
+  // A named pipe (`--configs <(psql ...)`) can be read once only: no estimate then.
+  const std::int64_t estimate = progress && IsRegularFile(path) ? EstimateRecords(path) : 0;
+  std::int64_t seen = 0;
   const config::Limits limits;
   BIFROST_ASSIGN_OR_RETURN(auto reader, CsvReader::Open(path));
   BIFROST_RETURN_IF_ERROR(
@@ -202,6 +238,9 @@ Result<ConfigsRead> ReadConfigs(const std::string& path, const LegacySecretKeys&
   for (;;) {
     BIFROST_ASSIGN_OR_RETURN(const bool more, reader->Next(record));
     if (!more) break;
+    if (++seen % kProgressEvery == 0) {
+      Report(progress, kCheckingPhase, seen, std::max(estimate, seen));
+    }
     // Integration settings belong to the old installation's integrations, which this one
     // does not have: counted, not imported.
     if (integration_column && !TrimSpaces(record.fields[*integration_column]).empty()) {
@@ -265,6 +304,7 @@ Result<ConfigsRead> ReadConfigs(const std::string& path, const LegacySecretKeys&
     lines_by_entry.emplace(entry, row.line);
     read.rows.push_back(std::move(row));
   }
+  Report(progress, kCheckingPhase, seen, seen);
   return read;
 }
 
@@ -319,7 +359,7 @@ Result<ImportReport> ImportBifrost(store::Store& store, const barrier::Barrier& 
   BIFROST_ASSIGN_OR_RETURN(
       const LegacySecretKeys keys,
       LegacySecretKeys::Create(options.source_secret.view(), "the source key"));
-  BIFROST_ASSIGN_OR_RETURN(ConfigsRead read, ReadConfigs(options.configs_csv, keys));
+  BIFROST_ASSIGN_OR_RETURN(ConfigsRead read, ReadConfigs(options.configs_csv, keys, options.progress));
   const std::string& configs_path = options.configs_csv;
 
   ImportReport report;
@@ -421,7 +461,13 @@ Result<ImportReport> ImportBifrost(store::Store& store, const barrier::Barrier& 
   ScopeCounts global = EmptyCounts("global", "", false);
   bool global_used = false;
   std::map<std::string, std::int64_t> by_type;
+  const auto rows_total = static_cast<std::int64_t>(read.rows.size());
+  std::int64_t written = 0;
+  Report(options.progress, kWritingPhase, 0, rows_total);
   for (const ConfigInput& input : read.rows) {
+    if (++written % kProgressEvery == 0) {
+      Report(options.progress, kWritingPhase, written, rows_total);
+    }
     const store::Scope scope = input.scope();
     store::ConfigRow row;
     row.scope = scope;
@@ -454,6 +500,7 @@ Result<ImportReport> ImportBifrost(store::Store& store, const barrier::Barrier& 
     ++report.configs;
   }
 
+  Report(options.progress, kWritingPhase, rows_total, rows_total);
   if (global_used) report.scopes.push_back(std::move(global));
   std::vector<ScopeCounts> orgs_counts;
   for (auto& [id, counts] : scopes) orgs_counts.push_back(std::move(counts));

@@ -26,6 +26,7 @@
 #include "common/clock.h"
 #include "common/status.h"
 #include "crypto/secure_buffer.h"
+#include "keys/keys.h"
 #include "store/store.h"
 
 namespace bifrost::importer {
@@ -38,6 +39,10 @@ struct ImportOptions {
   crypto::SecureBuffer source_secret;  // the old installation's BIFROST_SECRET_KEY
   bool dry_run = false;
   std::string actor;  // recorded as the audit actor
+  // Optional: told how far the import is, every 1,000 rows and at the end of each phase:
+  // "checking configs" (reading, validating and decrypting; its total is an estimate from
+  // the file's line count until the file is read) and "writing configs".
+  keys::ProgressFn progress;
 };
 
 struct ScopeCounts {
