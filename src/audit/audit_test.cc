@@ -174,6 +174,54 @@ TEST_F(AuditTest, ChainOfRecordsVerifies) {
   EXPECT_FALSE(log_->has_file_sink());
 }
 
+// A master-key rotation changes the audit key: records before it verify with the old key,
+// records after it with the new one, and a record the old key signs after the rotation's
+// own record (someone holding the rotated-away key appending to the tail) is refused.
+TEST_F(AuditTest, AMasterKeyRotationRetiresTheOldAuditKey) {
+  const crypto::MacKey old_key = KeyFromSeed(1);
+  const crypto::MacKey new_key = KeyFromSeed(2);
+  ASSERT_OK(AppendDirect(*store_, old_key, clock_, MakeEvent("before")));
+  // Servers restarted with the new key sign with it before the rotation finishes.
+  ASSERT_OK(AppendDirect(*store_, new_key, clock_, MakeEvent("during")));
+  Event finished = MakeEvent("re-wrapped 3 data keys");
+  finished.action = std::string(actions::kKeysRotateMaster);
+  ASSERT_OK(AppendDirect(*store_, new_key, clock_, finished));
+  ASSERT_OK(AppendDirect(*store_, new_key, clock_, MakeEvent("after")));
+
+  std::vector<crypto::MacKey> keys;
+  keys.push_back(KeyFromSeed(2));
+  keys.push_back(KeyFromSeed(1));
+  auto report = Verify(*store_, keys, {});
+  ASSERT_OK(report);
+  EXPECT_TRUE(report->ok) << report->problem;
+  EXPECT_EQ(report->records, 4);
+
+  // A forged tail: well-formed and correctly chained, signed by the retired key.
+  ASSERT_OK(AppendDirect(*store_, old_key, clock_, MakeEvent("forged")));
+  report = Verify(*store_, keys, {});
+  ASSERT_OK(report);
+  EXPECT_FALSE(report->ok);
+  EXPECT_EQ(report->bad_seq, 5);
+  EXPECT_NE(report->problem.find("record 3 retired"), std::string::npos) << report->problem;
+}
+
+TEST_F(AuditTest, AFailedMasterKeyRotationRetiresNothing) {
+  const crypto::MacKey old_key = KeyFromSeed(1);
+  const crypto::MacKey new_key = KeyFromSeed(2);
+  std::vector<crypto::MacKey> keys;
+  keys.push_back(KeyFromSeed(2));
+  keys.push_back(KeyFromSeed(1));
+  ASSERT_OK(AppendDirect(*store_, old_key, clock_, MakeEvent("before")));
+  Event failed = MakeEvent("stopped (unavailable)");
+  failed.action = std::string(actions::kKeysRotateMaster);
+  failed.outcome = Outcome::kError;
+  ASSERT_OK(AppendDirect(*store_, new_key, clock_, failed));
+  ASSERT_OK(AppendDirect(*store_, old_key, clock_, MakeEvent("old key still in use")));
+  auto report = Verify(*store_, keys, {});
+  ASSERT_OK(report);
+  EXPECT_TRUE(report->ok) << report->problem;
+}
+
 TEST_F(AuditTest, EmptyLogVerifies) {
   const VerifyReport report = VerifyWith();
   EXPECT_TRUE(report.ok) << report.problem;

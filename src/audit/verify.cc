@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "audit/audit.h"
 #include "audit/internal.h"
@@ -171,6 +172,12 @@ Result<VerifyReport> Verify(store::Store& store, const std::vector<crypto::MacKe
   {
     Cursor cursor(*txn);
     std::optional<store::AuditRow> prev;
+    // A finished master-key rotation (an authentic `keys.rotate_master` success record,
+    // signed by the new key) retires the audit keys that signed records before it: a record
+    // after it signed by one of them was made with a master key the operator rotated away,
+    // perhaps because it leaked. retired: key -> seq of the rotation that retired it.
+    std::unordered_set<std::string> seen_keys;
+    std::unordered_map<std::string, std::int64_t> retired_keys;
     for (;;) {
       BIFROST_ASSIGN_OR_RETURN(auto next, cursor.Next());
       if (!next) break;
@@ -210,9 +217,17 @@ Result<VerifyReport> Verify(store::Store& store, const std::vector<crypto::MacKe
       }
 
       const crypto::MacKey* key = key_for(row.key_id);
+      const auto retired = retired_keys.find(row.key_id);
       if (key == nullptr) {
         problem(row.seq,
                 "record " + seq + " names audit key " + row.key_id + ", which was not given");
+      } else if (retired != retired_keys.end()) {
+        problem(row.seq, "record " + seq + " is signed by audit key " + row.key_id +
+                             ", which the master-key rotation of record " +
+                             Num(retired->second) +
+                             " retired: a record made after it with the old master key was "
+                             "not made by a server of this installation (or one was still "
+                             "running with the old key)");
       } else if (!key->VerifyHex({internal::RecordContent(row)}, row.mac)) {
         problem(row.seq,
                 "record " + seq + " was changed or reordered: its mac does not match its content");
@@ -230,6 +245,14 @@ Result<VerifyReport> Verify(store::Store& store, const std::vector<crypto::MacKe
         } else {
           problem(row.seq, "record " + seq +
                                " does not begin the chain: its prev_mac is not the genesis value");
+        }
+      }
+      if (key != nullptr && report.ok) {
+        seen_keys.insert(row.key_id);
+        if (row.action == actions::kKeysRotateMaster && row.outcome == "success") {
+          for (const auto& id : seen_keys) {
+            if (id != row.key_id) retired_keys.emplace(id, row.seq);
+          }
         }
       }
       prev = std::move(row);

@@ -175,6 +175,12 @@ CliStatus RunImport(const ImportFlags& flags, CliIo& io) {
         "import bifrost needs a data directory: give --data DIR (or set "
         "BIFROST_DATA)");
   }
+  // This installation's keys leave the environment first, before anything else is read.
+  const Clock& clock = SystemClock::Instance();
+  auto installation = keys::OpenLocalInstallation(
+      {.data_dir = flags.data_dir, .command = "import bifrost", .read_only = false}, clock);
+  if (!installation) return CommandError(installation.error().message());
+
   // The old installation's key: from a file only, so it is in no shell history, process
   // list or environment; it lives in wiped memory.
   auto source_secret = keys::ReadKeyFile(flags.source_key_file, "the source key file");
@@ -194,10 +200,6 @@ CliStatus RunImport(const ImportFlags& flags, CliIo& io) {
   }
   for (const auto& warning : warnings) *io.err << "bifrost: warning: " << warning << "\n";
 
-  const Clock& clock = SystemClock::Instance();
-  auto installation = keys::OpenLocalInstallation(
-      {.data_dir = flags.data_dir, .command = "import bifrost", .read_only = false}, clock);
-  if (!installation) return CommandError(installation.error().message());
 
   importer::ImportOptions options;
   options.organizations_csv = flags.organizations;

@@ -191,6 +191,10 @@ bool IsRegularFile(const std::string& path) {
 constexpr std::int64_t kProgressEvery = 1000;
 constexpr std::string_view kCheckingPhase = "checking configs";
 constexpr std::string_view kWritingPhase = "writing configs";
+// Every row is held in memory until the one transaction commits: the values and descriptions
+// of one import may total at most this much (a larger installation is imported in parts,
+// split by organization).
+constexpr std::size_t kMaxImportBytes = std::size_t{1} << 30;
 
 // The number of lines after the header: an upper bound of the records in a CSV file (a
 // quoted field may span lines), read only to give the first phase a total.
@@ -216,6 +220,7 @@ Result<ConfigsRead> ReadConfigs(const std::string& path, const LegacySecretKeys&
   // A named pipe (`--configs <(psql ...)`) can be read once only: no estimate then.
   const std::int64_t estimate = progress && IsRegularFile(path) ? EstimateRecords(path) : 0;
   std::int64_t seen = 0;
+  std::size_t held = 0;  // bytes of values, descriptions and keys kept so far
   const config::Limits limits;
   BIFROST_ASSIGN_OR_RETURN(auto reader, CsvReader::Open(path));
   BIFROST_RETURN_IF_ERROR(
@@ -302,6 +307,12 @@ Result<ConfigsRead> ReadConfigs(const std::string& path, const LegacySecretKeys&
                           std::to_string(it->second) + "); keep one of the rows"));
     }
     lines_by_entry.emplace(entry, row.line);
+    held += row.value.size() + row.description.size() + row.key.size();
+    if (held > kMaxImportBytes) {
+      return Fail(Invalid(where + ": the configs file holds more than 1 GiB of values and "
+                                  "descriptions, more than one import takes; split it by "
+                                  "organization and import the parts one after another"));
+    }
     read.rows.push_back(std::move(row));
   }
   Report(progress, kCheckingPhase, seen, seen);
