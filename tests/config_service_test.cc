@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <thread>
+#include <utility>
 
 #include "barrier/barrier.h"
 #include "common/text.h"
@@ -639,6 +640,80 @@ TEST_F(ConfigServiceTest, DeletingAnOrganizationShredsItsSecrets) {
     Reopen(RingFor(kSecretKey));  // the orphaned row does not block the start
   }
   EXPECT_EQ(RevealString(Org(beta_id), "db_password"), "beta-secret");
+}
+
+// Crypto-shredding reaches the files while the store stays open, as a running server keeps
+// it: after the deletion neither bifrost.db nor its WAL holds the organization's wrapped data
+// key or its sealed values (secure_delete zeroes them in the newest page version, and the
+// deletion checkpoints the older versions out of the WAL and truncates it).
+TEST_F(ConfigServiceTest, DeletingAnOrganizationLeavesNoWrappedKeyInTheFiles) {
+  const std::string acme_id = NewOrg("Acme");
+  const std::string beta_id = NewOrg("Beta");
+  ASSERT_TRUE(Org(acme_id).Set(Write("db_password", ConfigType::kSecret, "hunter2")));
+  ASSERT_TRUE(Org(beta_id).Set(Write("db_password", ConfigType::kSecret, "beta-secret")));
+  const auto acme_keys = ScopeKeys(Scope::Org(acme_id));
+  const auto beta_keys = ScopeKeys(Scope::Org(beta_id));
+  ASSERT_EQ(acme_keys.size(), 1u);
+  ASSERT_EQ(beta_keys.size(), 1u);
+  const std::string wrapped = acme_keys[0].wrapped;
+  const std::string envelope = StoredValue(Scope::Org(acme_id), "db_password").first;
+  const std::string db_path = dir_.path() + "/bifrost.db";
+  const std::string wal_path = db_path + "-wal";
+  EXPECT_NE(testing::ReadFileOrEmpty(wal_path).find(wrapped), std::string::npos)
+      << "the scan cannot see the key before the deletion";
+
+  std::vector<Error> failures;
+  ASSERT_TRUE(
+      svc().DeleteOrganization(acme_id, {}, [&](const Error& e) { failures.push_back(e); }));
+  EXPECT_TRUE(failures.empty()) << failures.front().ToString();
+
+  const std::string db = testing::ReadFileOrEmpty(db_path);
+  const std::string wal = testing::ReadFileOrEmpty(wal_path);
+  ASSERT_FALSE(db.empty());
+  for (const auto& [name, bytes] :
+       {std::pair{"bifrost.db", db}, std::pair{"bifrost.db-wal", wal}}) {
+    EXPECT_EQ(bytes.find(wrapped), std::string::npos) << name;
+    EXPECT_EQ(bytes.find(envelope), std::string::npos) << name;
+  }
+  // What was not deleted is still there for the scan to see.
+  EXPECT_NE((db + wal).find(beta_keys[0].wrapped), std::string::npos);
+  EXPECT_EQ(RevealString(Org(beta_id), "db_password"), "beta-secret");
+}
+
+// If the files cannot be released right away (a reader still uses the WAL), the organization
+// is deleted all the same: the deletion succeeds and the failure is reported to the caller.
+TEST_F(ConfigServiceTest, DeletionSucceedsWhenTheWalCannotBeReleased) {
+  testing::TempDir dir;
+  auto store = store::SqliteStore::Open({.data_dir = dir.path(), .busy_timeout_ms = 50});
+  ASSERT_TRUE(store) << store.error().ToString();
+  auto barrier = barrier::Barrier::Open(RingFor(kSecretKey), **store, clock_);
+  ASSERT_TRUE(barrier) << barrier.error().ToString();
+  {
+    ConfigService service(**store, *barrier, clock_);
+    auto org = service.CreateOrganization("Acme");
+    ASSERT_TRUE(org) << org.error().ToString();
+    auto reader = (*store)->Begin(store::TxnMode::kRead);  // e.g. a reveal in progress
+    ASSERT_TRUE(reader);
+
+    std::vector<Error> failures;
+    auto deleted =
+        service.DeleteOrganization(org->id, {}, [&](const Error& e) { failures.push_back(e); });
+    ASSERT_TRUE(deleted) << deleted.error().ToString();
+    ASSERT_EQ(failures.size(), 1u);
+    EXPECT_EQ(failures[0].code(), ErrorCode::kUnavailable) << failures[0].ToString();
+    EXPECT_NE(failures[0].message().find("-wal"), std::string::npos) << failures[0].ToString();
+    auto gone = service.GetOrganization(org->id);
+    ASSERT_FALSE(gone);
+    EXPECT_EQ(gone.error().code(), ErrorCode::kNotFound);
+    reader->reset();
+    // Without a handler the failure is not reported, and the deletion still succeeds.
+    auto other = service.CreateOrganization("Beta");
+    ASSERT_TRUE(other);
+    auto held = (*store)->Begin(store::TxnMode::kRead);
+    ASSERT_TRUE(held);
+    EXPECT_TRUE(service.DeleteOrganization(other->id));
+  }
+  ASSERT_TRUE((*store)->ReleaseDeletedData());
 }
 
 // A rotation by another process replaces an org's active key after this process cached the

@@ -1357,6 +1357,31 @@ TEST_P(StoreConformanceTest, DeleteOrgCascadesToItsDataKeysOnly) {
   });
 }
 
+// ReleaseDeletedData is implemented by every backend: with no transaction open it succeeds,
+// again and again, and changes no row (what it removes from the files is backend-specific
+// and tested with each backend).
+TEST_P(StoreConformanceTest, ReleaseDeletedDataSucceedsAndChangesNoRow) {
+  ASSERT_OK(store().ReleaseDeletedData());  // nothing deleted yet
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertDataKey(MakeDataKey("a1", Scope::Org(kOrgA), "active")));
+    ASSERT_OK(txn.InsertDataKey(MakeDataKey("b1", Scope::Org(kOrgB), "active")));
+  });
+  InWriteTxn(store(), [](Txn& txn) { ASSERT_OK(txn.DeleteOrg(kOrgA)); });
+  ASSERT_OK(store().ReleaseDeletedData());
+  ASSERT_OK(store().ReleaseDeletedData());
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+    ASSERT_OK_AND_ASSIGN(std::vector<DataKeyRow> all, txn->ListDataKeys("", 100));
+    EXPECT_EQ(DataKeyIds(all), (std::vector<std::string>{"b1"}));
+    ASSERT_OK_AND_ASSIGN(std::vector<OrgRow> orgs, txn->ListOrgs());
+    ASSERT_EQ(orgs.size(), 1u);
+    EXPECT_EQ(orgs[0].id, kOrgB);
+  }
+  // The store goes on working after it.
+  InWriteTxn(store(), [](Txn& txn) { ASSERT_OK(txn.InsertOrg(MakeOrg(kOrgA, "acme-again"))); });
+}
+
 TEST_P(StoreConformanceTest, UncommittedDataKeysAndJobsLeaveNoTrace) {
   CreateTwoOrgs(store());
   {

@@ -241,7 +241,9 @@ std::string ScopeKey(const store::Scope& scope) {
 // organizations deleted through this barrier: a read that raced with the deletion (its
 // snapshot older than the delete) must not put their keys back into memory afterwards. (An
 // organization re-created with the same id, which only an import does, is then served
-// without caching: correct, one unwrap per use.)
+// without caching: correct, one unwrap per use.) Deletions by other processes are not
+// announced: Open confirms through the caller's transaction that a cached key's row still
+// exists before using it, and drops the key when it does not (FindKey).
 struct Barrier::Cache {
   store::Store* store = nullptr;  // the store Open checked; outlives the barrier
 
@@ -293,6 +295,13 @@ struct Barrier::Cache {
   bool WasCreatedHere(const std::string& id) {
     std::lock_guard<std::mutex> lock(mutex);
     return created.contains(id);
+  }
+
+  // The key's row is gone from the store (another process deleted its organization).
+  void Drop(const std::string& id) {
+    std::lock_guard<std::mutex> lock(mutex);
+    keys.erase(id);
+    std::erase_if(active, [&](const auto& entry) { return entry.second == id; });
   }
 
   void Forget(const store::Scope& scope) {
@@ -697,21 +706,24 @@ Result<std::string> Barrier::EnvelopeKeyId(std::string_view envelope) {
 // scope means the envelope was copied here.
 Result<std::optional<DataKey>> Barrier::FindKey(store::Txn& txn, const store::Scope& scope,
                                                 const std::string& key_id) const {
-  if (auto cached = cache_->Find(key_id)) {
-    if (cached->scope != scope) {
-      return Fail(ErrorCode::kIntegrity,
-                  "is bound to a different row; it was copied here (its data key belongs to "
-                  "another scope)");
-    }
-    return cached;
+  constexpr std::string_view kOtherScope =
+      "is bound to a different row; it was copied here (its data key belongs to another "
+      "scope)";
+  std::optional<DataKey> cached = cache_->Find(key_id);
+  if (cached && cached->scope != scope) {
+    return Fail(ErrorCode::kIntegrity, std::string(kOtherScope));
   }
+  // Even a key in memory is used only while `txn` still sees its row: another process may
+  // have deleted its organization (crypto-shredding), and an old copy of the organization's
+  // rows restored since must not open from this process's memory. A primary-key lookup;
+  // the wrapped key is not unwrapped again.
   BIFROST_ASSIGN_OR_RETURN(const auto row, txn.GetDataKey(key_id));
-  if (!row) return std::optional<DataKey>();
-  if (row->purpose != kConfigPurpose || row->scope != scope) {
-    return Fail(ErrorCode::kIntegrity,
-                "is bound to a different row; it was copied here (its data key belongs to "
-                "another scope)");
+  if (!row || row->purpose != kConfigPurpose || row->scope != scope) {
+    if (cached) cache_->Drop(key_id);
+    if (!row) return std::optional<DataKey>();  // unknown, as if never cached
+    return Fail(ErrorCode::kIntegrity, std::string(kOtherScope));
   }
+  if (cached) return cached;
   auto key = cache_->Unwrap(keyring_, *row, clock_->NowSeconds());
   if (!key) return Fail(key.error().code(), "cannot be opened: " + key.error().message());
   return std::optional<DataKey>(std::move(*key));

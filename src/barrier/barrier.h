@@ -25,7 +25,9 @@
 //
 // Thread-safety: Seal, Open and the other const methods may be called from any thread. The
 // barrier caches unwrapped data keys (guarded by a mutex); a key another process created or
-// rotated is read from the store on first use, through the caller's transaction.
+// rotated is read from the store on first use, through the caller's transaction, and a cached
+// key is used only while that transaction still finds its row (another process may have
+// destroyed it: an organization deleted, a rotation finished).
 #pragma once
 
 #include <memory>

@@ -401,6 +401,97 @@ TEST_F(BarrierTest, DeletedOrgValuesCannotBeOpenedEvenWhenTheRowIsRestored) {
             "new");
 }
 
+// Two servers on one database. Server 2 holds org A's data key in memory (it revealed a
+// value); server 1 deletes the organization, so only server 1 forgets the key. The
+// organization is then re-created with the same id (an import) and an old copy of its row
+// restored: server 2 must not open it from memory. A cache hit is used only while the
+// caller's transaction still sees the key's row.
+TEST_F(BarrierTest, KeyCachedByAnotherServerIsNotUsedAfterItsOrganizationWasDeleted) {
+  AddOrg(kOrgA, "acme");
+  const Barrier server1 = OpenBarrier();
+  const Barrier server2 = OpenBarrier();
+  auto sealed = server2.Seal(Scope::Org(kOrgA), "db_password", "hunter2");
+  ASSERT_TRUE(sealed) << sealed.error().ToString();
+  PutRow(Scope::Org(kOrgA), "db_password", sealed->envelope);
+  ASSERT_OK(OpenValue(server2, Scope::Org(kOrgA), "db_password", sealed->envelope));  // cached
+
+  // A reveal on server 2 whose transaction began before the deletion.
+  auto before = store_->Begin(store::TxnMode::kRead);
+  ASSERT_TRUE(before);
+
+  {
+    auto txn = store_->Begin(store::TxnMode::kWrite);
+    ASSERT_TRUE(txn);
+    ASSERT_OK((*txn)->DeleteOrg(kOrgA));
+    ASSERT_OK((*txn)->Commit());
+  }
+  server1.Forget(Scope::Org(kOrgA));
+
+  // Its snapshot still holds the key's row: it opens, as every read of that snapshot would.
+  auto in_old_snapshot = server2.Open(**before, Scope::Org(kOrgA), "db_password", sealed->envelope);
+  ASSERT_TRUE(in_old_snapshot) << in_old_snapshot.error().ToString();
+  EXPECT_EQ(in_old_snapshot->view(), "hunter2");
+  before->reset();
+
+  // The re-creation (with a new data key of its own, as an import makes it) and the restore.
+  AddOrg(kOrgA, "acme");
+  std::string new_key;
+  {
+    auto txn = store_->Begin(store::TxnMode::kWrite);
+    ASSERT_TRUE(txn);
+    auto active = server1.ActiveKey(**txn, Scope::Org(kOrgA));
+    ASSERT_TRUE(active) << active.error().ToString();
+    new_key = active->id;
+    ASSERT_OK((*txn)->Commit());
+  }
+  ASSERT_NE(new_key, sealed->key_id);
+  PutRow(Scope::Org(kOrgA), "db_password", sealed->envelope);
+
+  for (const Barrier* server : {&server2, &server1, &server2}) {
+    auto opened = OpenValue(*server, Scope::Org(kOrgA), "db_password", sealed->envelope);
+    ASSERT_FALSE(opened);
+    EXPECT_EQ(opened.error().code(), ErrorCode::kKeyMismatch);
+    EXPECT_EQ(opened.error().message(),
+              "stored secret of config 'db_password' in organization " + kOrgA +
+                  " was sealed by key " + sealed->key_id +
+                  ", which this database no longer has (its organization was deleted) and "
+                  "which is not configured");
+  }
+  // Server 2 dropped the old key as the scope's active one too: new values get the new key.
+  auto resealed = server2.Seal(Scope::Org(kOrgA), "db_password", "new");
+  ASSERT_TRUE(resealed) << resealed.error().ToString();
+  EXPECT_EQ(resealed->key_id, new_key);
+  PutRow(Scope::Org(kOrgA), "db_password", resealed->envelope);
+  auto reopened = OpenValue(server2, Scope::Org(kOrgA), "db_password", resealed->envelope);
+  ASSERT_TRUE(reopened) << reopened.error().ToString();
+  EXPECT_EQ(reopened->view(), "new");
+}
+
+// A key made in a write transaction that rolled back stays in memory, but opens nothing
+// once its row is gone.
+TEST_F(BarrierTest, CachedKeyOfARolledBackTransactionOpensNothing) {
+  AddOrg(kOrgA, "acme");
+  const Barrier barrier = OpenBarrier();
+  std::string envelope;
+  {
+    auto txn = store_->Begin(store::TxnMode::kWrite);
+    ASSERT_TRUE(txn);
+    auto made = barrier.CreateDataKey(**txn, Scope::Org(kOrgA), "active");
+    ASSERT_TRUE(made) << made.error().ToString();
+    auto sealed = barrier.SealWith(*made, Scope::Org(kOrgA), "k", "v");
+    ASSERT_TRUE(sealed);
+    envelope = sealed->envelope;
+    // Inside its transaction the key's row exists: the value opens there.
+    auto inside = barrier.Open(**txn, Scope::Org(kOrgA), "k", envelope);
+    ASSERT_TRUE(inside) << inside.error().ToString();
+    EXPECT_EQ(inside->view(), "v");
+    // Destroyed without Commit: rolled back.
+  }
+  auto opened = OpenValue(barrier, Scope::Org(kOrgA), "k", envelope);
+  ASSERT_FALSE(opened);
+  EXPECT_EQ(opened.error().code(), ErrorCode::kKeyMismatch);
+}
+
 // A wrapped key is bound to its scope: org A's wrapped key put into org B's row does not
 // unwrap there, so B's values are not opened with A's key (nor A's with B's row).
 TEST_F(BarrierTest, WrappedKeyCopiedToAnotherOrgFailsItsIntegrityCheck) {

@@ -64,7 +64,8 @@ not even an audit record.
 "primary"|"previous"|"not configured", data_keys, direct_values); organizations;
 data_keys; sealed_values; unfinished (data-key rotations not finished: scope
 "global"|"organization", org_id, name, active_key, values_left); unfinished_jobs (id, kind,
-target, actor, started_at); previous_keys_unused.
+target, actor, started_at; a run of a deleted organization is left out);
+previous_keys_unused.
 Examples:
   bifrost keys status --data /var/lib/bifrost
   BIFROST_DATA=/var/lib/bifrost bifrost keys status --format json)";
@@ -79,14 +80,25 @@ scope and every organization.
 Every run is recorded in the audit log (keys.rotate_master.start / keys.rotate_master,
 keys.rotate_data.start / keys.rotate_data) with the operator as actor. Killed halfway,
 every value stays readable: run the same command again to finish.
+Resume: a run that is killed (kill -9, a crash) stays unfinished, and the next run of the
+same rotation resumes it: it skips the scopes that run had already rotated and says so
+(when that run started, who started it, which scopes it skipped). A run that stops on an
+error is closed, so running again after an error starts afresh. --restart closes an
+unfinished run of the same rotation and starts a fresh one that rotates every scope again.
 Progress goes to stderr (a bar on a terminal), the summary to stdout. --format json prints
 one object: for a master rotation {rotation: "master", primary_key_id, rewrapped,
-data_keys, previous_keys_unused}; for a data rotation {rotation: "data", scopes: [{scope,
-org_id, name, new_key, old_keys, resealed, resumed}], resealed}.
+data_keys, previous_keys_unused, resumed_job, closed_jobs}; for a data rotation
+{rotation: "data", scopes: [{scope, org_id, name, new_key, old_keys, resealed, resumed}],
+resealed, resumed_job, skipped: [{scope, org_id, name, reason}], closed_jobs}.
+resumed_job: null, or the unfinished run this one resumed {id, started_at, actor};
+skipped reason: "rotated_by_resumed_run" or "organization_deleted" (deleted during the
+rotation); closed_jobs: other unfinished runs this one closed {id, kind, target, actor,
+started_at, reason: "restart"|"superseded"|"organization_deleted"}.
 Exit codes: 0 done, 1 error (nothing is lost: run it again), 2 usage, 3 no such organization.
 Examples:
   bifrost keys rotate --data /var/lib/bifrost                 # after a new master key
   bifrost keys rotate --data /var/lib/bifrost --org acme      # acme's data key
+  bifrost keys rotate --data /var/lib/bifrost --all --restart # every scope, not resuming
   bifrost keys rotate --data /var/lib/bifrost --all --batch-size 2000 --format json)";
 
 struct StatusArgs {
@@ -98,6 +110,7 @@ struct RotateArgs {
   std::string data_dir;
   std::string org;  // a name or an id; empty: not given
   bool all = false;
+  bool restart = false;
   std::size_t batch_size = 500;
   Format format = Format::kTable;
 };
@@ -263,10 +276,16 @@ std::string StatusTable(const keys::KeyStatus& status, bool ansi) {
   if (!status.unfinished_jobs.empty()) {
     rows.clear();
     for (const auto& job : status.unfinished_jobs) {
-      std::string what = job.kind == "master" ? "master" : "data " + job.target;
+      std::string what = job.kind;
+      if (!job.target.empty()) {
+        what += job.kind == "master" ? " to " : " ";
+        what += job.target;
+      }
       rows.push_back({std::to_string(job.id), what, FormatRfc3339(job.started_at), job.actor});
     }
-    out += "\nRuns not finished:\n";
+    out +=
+        "\nRuns not finished (running, or killed: the next run of the same rotation resumes "
+        "it; `--restart` starts afresh):\n";
     out += RenderTable({"JOB", "ROTATION", "STARTED", "BY"}, rows, ansi);
   }
   out += '\n';
@@ -286,6 +305,82 @@ CliStatus KeysStatus(CliIo& io, const StatusArgs& args) {
   return {};
 }
 
+json ResumedJobJson(const std::optional<store::KeyJobRow>& job) {
+  if (!job) return json();
+  return {{"id", job->id}, {"started_at", FormatRfc3339(job->started_at)}, {"actor", job->actor}};
+}
+
+json ClosedJobsJson(const std::vector<keys::ClosedJob>& closed) {
+  json out = json::array();
+  for (const auto& item : closed) {
+    out.push_back({{"id", item.job.id},
+                   {"kind", item.job.kind},
+                   {"target", item.job.target},
+                   {"actor", item.job.actor},
+                   {"started_at", FormatRfc3339(item.job.started_at)},
+                   {"reason", keys::JobCloseReasonName(item.reason)}});
+  }
+  return out;
+}
+
+// "started at <time> by <actor> (job N)".
+std::string JobPhrase(const store::KeyJobRow& job) {
+  std::string out = "started at ";
+  out += FormatRfc3339(job.started_at);
+  if (!job.actor.empty()) {
+    out += " by ";
+    out += job.actor;
+  }
+  out += " (job ";
+  out += std::to_string(job.id);
+  out += ')';
+  return out;
+}
+
+// One line per unfinished run this run closed, then one about the run it resumed.
+std::string JobNotes(const std::vector<keys::ClosedJob>& closed,
+                     const std::optional<store::KeyJobRow>& resumed,
+                     const std::string& primary_key_id) {
+  std::string out;
+  for (const auto& item : closed) {
+    switch (item.reason) {
+      case keys::JobCloseReason::kRestart:
+        out += "Closed the unfinished run ";
+        out += JobPhrase(item.job);
+        out += " (--restart): this is a fresh run.\n";
+        break;
+      case keys::JobCloseReason::kSuperseded:
+        out += "Closed the unfinished master rotation ";
+        if (!item.job.target.empty()) {
+          out += "to key ";
+          out += item.job.target;
+          out += ' ';
+        }
+        out += JobPhrase(item.job);
+        out += ": superseded by this rotation";
+        if (!primary_key_id.empty()) {
+          out += " to key ";
+          out += primary_key_id;
+        }
+        out += ".\n";
+        break;
+      case keys::JobCloseReason::kOrganizationDeleted:
+        out += "Closed the unfinished run of deleted organization ";
+        out += item.job.target;
+        out += ' ';
+        out += JobPhrase(item.job);
+        out += ".\n";
+        break;
+    }
+  }
+  if (resumed) {
+    out += "Resumed the unfinished run ";
+    out += JobPhrase(*resumed);
+    out += "; add --restart for a fresh run instead.\n";
+  }
+  return out;
+}
+
 CliStatus PrintMasterReport(CliIo& io, const RotateArgs& args,
                             const keys::MasterRotationReport& report,
                             const keys::KeyStatus& status) {
@@ -294,14 +389,17 @@ CliStatus PrintMasterReport(CliIo& io, const RotateArgs& args,
                    {"primary_key_id", report.primary_key_id},
                    {"rewrapped", report.rewrapped},
                    {"data_keys", report.total},
-                   {"previous_keys_unused", status.previous_keys_unused}});
+                   {"previous_keys_unused", status.previous_keys_unused},
+                   {"resumed_job", ResumedJobJson(report.resumed_job)},
+                   {"closed_jobs", ClosedJobsJson(report.closed_jobs)}});
     return {};
   }
   std::string rewrapped = std::to_string(report.rewrapped);
   rewrapped += " of ";
   rewrapped += std::to_string(report.total);
   rewrapped += " wrapped keys (data keys and kept audit keys)";
-  *io.out << RenderFields({{"Primary master key", report.primary_key_id},
+  *io.out << JobNotes(report.closed_jobs, report.resumed_job, report.primary_key_id)
+          << RenderFields({{"Primary master key", report.primary_key_id},
                            {"Re-wrapped by this run", std::move(rewrapped)}},
                           Session(io).UseAnsi())
           << '\n'
@@ -309,23 +407,79 @@ CliStatus PrintMasterReport(CliIo& io, const RotateArgs& args,
   return {};
 }
 
-CliStatus PrintDataReport(CliIo& io, const RotateArgs& args,
-                          const keys::DataRotationReport& report) {
-  if (args.format == Format::kJson) {
-    json scopes = json::array();
-    for (const auto& scope : report.scopes) {
-      scopes.push_back({{"scope", ScopeKind(scope.scope)},
-                        {"org_id", OrgIdJson(scope.scope)},
-                        {"name", scope.label},
-                        {"new_key", scope.new_key},
-                        {"old_keys", scope.old_keys},
-                        {"resealed", scope.resealed},
-                        {"resumed", scope.resumed}});
-    }
-    PrintJson(io,
-              {{"rotation", "data"}, {"scopes", std::move(scopes)}, {"resealed", report.resealed}});
-    return {};
+// At most this many scope names in a line of the table output (JSON lists them all).
+constexpr std::size_t kMaxNamesListed = 10;
+
+std::string ScopeNames(const std::vector<const keys::SkippedScope*>& scopes) {
+  std::string out;
+  for (std::size_t i = 0; i < scopes.size() && i < kMaxNamesListed; ++i) {
+    if (!out.empty()) out += ", ";
+    out += scopes[i]->label;
   }
+  if (scopes.size() > kMaxNamesListed) {
+    out += " and ";
+    out += std::to_string(scopes.size() - kMaxNamesListed);
+    out += " more (--format json lists them all)";
+  }
+  return out;
+}
+
+// The lines about the scopes a data rotation left alone.
+std::string SkippedLines(const keys::DataRotationReport& report, bool deleted_told) {
+  std::vector<const keys::SkippedScope*> done;
+  std::vector<const keys::SkippedScope*> deleted;
+  for (const auto& skipped : report.skipped) {
+    (skipped.reason == keys::SkipReason::kRotatedByResumedRun ? done : deleted)
+        .push_back(&skipped);
+  }
+  std::string out;
+  if (!done.empty()) {
+    out += "Skipped ";
+    out += std::to_string(done.size());
+    out += done.size() == 1 ? " scope" : " scopes";
+    out += " the resumed run had already rotated: ";
+    out += ScopeNames(done);
+    out += ".\n";
+  }
+  if (!deleted.empty() && !deleted_told) {
+    out += "Skipped ";
+    out += std::to_string(deleted.size());
+    out += deleted.size() == 1 ? " organization" : " organizations";
+    out += " deleted during the rotation (their keys and values are gone with them): ";
+    out += ScopeNames(deleted);
+    out += ".\n";
+  }
+  return out;
+}
+
+json DataReportJson(const keys::DataRotationReport& report) {
+  json scopes = json::array();
+  for (const auto& scope : report.scopes) {
+    scopes.push_back({{"scope", ScopeKind(scope.scope)},
+                      {"org_id", OrgIdJson(scope.scope)},
+                      {"name", scope.label},
+                      {"new_key", scope.new_key},
+                      {"old_keys", scope.old_keys},
+                      {"resealed", scope.resealed},
+                      {"resumed", scope.resumed}});
+  }
+  json skipped = json::array();
+  for (const auto& scope : report.skipped) {
+    skipped.push_back({{"scope", ScopeKind(scope.scope)},
+                       {"org_id", OrgIdJson(scope.scope)},
+                       {"name", scope.label},
+                       {"reason", keys::SkipReasonName(scope.reason)}});
+  }
+  return {{"rotation", "data"},
+          {"scopes", std::move(scopes)},
+          {"resealed", report.resealed},
+          {"resumed_job", ResumedJobJson(report.resumed_job)},
+          {"skipped", std::move(skipped)},
+          {"closed_jobs", ClosedJobsJson(report.closed_jobs)}};
+}
+
+std::string DataReportText(const keys::DataRotationReport& report, bool ansi) {
+  std::string out = JobNotes(report.closed_jobs, report.resumed_job, "");
   std::vector<TableRow> rows;
   for (const auto& scope : report.scopes) {
     std::string old_keys;
@@ -337,19 +491,38 @@ CliStatus PrintDataReport(CliIo& io, const RotateArgs& args,
                     old_keys.empty() ? "-" : old_keys, std::to_string(scope.resealed),
                     scope.resumed ? "resumed" : "new"});
   }
-  if (rows.empty()) {
-    // Every scope was finished by the interrupted run this one resumed (or is gone).
-    *io.out << "Nothing was left to rotate; the interrupted run is closed.\n";
-    return {};
+  bool deleted_told = false;
+  if (!rows.empty()) {
+    out += RenderTable({"SCOPE", "NEW KEY", "DESTROYED", "RE-ENCRYPTED", "RUN"}, rows, ansi);
+    out += "Re-encrypted ";
+    out += std::to_string(report.resealed);
+    out += report.resealed == 1 ? " value in " : " values in ";
+    out += std::to_string(report.scopes.size());
+    out += report.scopes.size() == 1 ? " scope.\n" : " scopes.\n";
+  } else if (report.skipped.size() == 1 &&
+             report.skipped.front().reason == keys::SkipReason::kOrganizationDeleted &&
+             !report.skipped.front().scope.is_global()) {
+    // --org, and the organization was deleted while this ran.
+    out += "Organization ";
+    out += report.skipped.front().label;
+    out +=
+        " was deleted during the rotation: its keys and values are gone with it, so there "
+        "is nothing left to rotate.\n";
+    deleted_told = true;
+  } else {
+    out += "Nothing was left to rotate.\n";
   }
-  *io.out << RenderTable({"SCOPE", "NEW KEY", "DESTROYED", "RE-ENCRYPTED", "RUN"}, rows,
-                         Session(io).UseAnsi());
-  std::string summary = "Re-encrypted ";
-  summary += std::to_string(report.resealed);
-  summary += report.resealed == 1 ? " value in " : " values in ";
-  summary += std::to_string(report.scopes.size());
-  summary += report.scopes.size() == 1 ? " scope.\n" : " scopes.\n";
-  *io.out << summary;
+  out += SkippedLines(report, deleted_told);
+  return out;
+}
+
+CliStatus PrintDataReport(CliIo& io, const RotateArgs& args,
+                          const keys::DataRotationReport& report) {
+  if (args.format == Format::kJson) {
+    PrintJson(io, DataReportJson(report));
+  } else {
+    *io.out << DataReportText(report, Session(io).UseAnsi());
+  }
   return {};
 }
 
@@ -368,6 +541,7 @@ CliStatus KeysRotate(CliIo& io, const RotateArgs& args) {
   keys::RotateOptions options;
   options.batch_size = args.batch_size;
   options.actor = keys::OperatorName();
+  options.restart = args.restart;
   options.progress = [&renderer](const keys::Progress& progress) { renderer.Update(progress); };
 
   if (!args.all && !only) {
@@ -375,6 +549,9 @@ CliStatus KeysRotate(CliIo& io, const RotateArgs& args) {
                                         *installation.audit, clock, options);
     renderer.Finish();
     if (!report) return FromError(report.error());
+    if (!report->release_warning.empty()) {
+      *io.err << "bifrost: warning: " << report->release_warning << "\n";
+    }
     auto status = keys::GetKeyStatus(*installation.store, *installation.barrier);
     if (!status) return FromError(status.error());
     return PrintMasterReport(io, args, *report, *status);
@@ -383,10 +560,19 @@ CliStatus KeysRotate(CliIo& io, const RotateArgs& args) {
                                      *installation.audit, clock, only, options);
   renderer.Finish();
   if (!report) return FromError(report.error());
+  if (!report->release_warning.empty()) {
+    *io.err << "bifrost: warning: " << report->release_warning << "\n";
+  }
   return PrintDataReport(io, args, *report);
 }
 
 }  // namespace
+
+// The table output of a data rotation. Not in the anonymous namespace only so that
+// keys_command_test.cc, which declares it, can check the wording of rare outcomes.
+std::string RenderDataRotation(const keys::DataRotationReport& report, bool ansi) {
+  return DataReportText(report, ansi);
+}
 
 void AddKeysCommands(CLI::App& app, std::function<CliStatus()>& action, CliIo& io) {
   auto* keys = app.add_subcommand("keys", "Master and data keys: status, rotation (local)");
@@ -415,6 +601,8 @@ void AddKeysCommands(CLI::App& app, std::function<CliStatus()>& action, CliIo& i
                                "Rotate the data keys of the global scope and every organization");
   org->excludes(all);
   all->excludes(org);
+  rotate->add_flag("--restart", rotate_args->restart,
+                   "Start afresh: close an unfinished run instead of resuming it");
   rotate->add_option("--batch-size", rotate_args->batch_size, "Rows per write transaction")
       ->check(CLI::Range(std::size_t{1}, std::size_t{100'000}))
       ->option_text("N (1-100000, default 500)");

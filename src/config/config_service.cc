@@ -92,8 +92,9 @@ Result<std::vector<Organization>> ConfigService::ListOrganizations() const {
   return out;
 }
 
-Status ConfigService::DeleteOrganization(std::string_view id,
-                                         const store::CommitHook& before_commit) {
+Status ConfigService::DeleteOrganization(
+    std::string_view id, const store::CommitHook& before_commit,
+    const std::function<void(const Error&)>& on_release_failure) {
   BIFROST_ASSIGN_OR_RETURN(auto txn, store_->Begin(store::TxnMode::kWrite));
   auto deleted = txn->DeleteOrg(id);
   if (!deleted && deleted.error().code() == ErrorCode::kNotFound) {
@@ -105,6 +106,12 @@ Status ConfigService::DeleteOrganization(std::string_view id,
   // The store deleted the org's data keys with it (crypto-shredding); drop them from memory
   // too. Only after the commit: a rolled-back deletion leaves the keys in use.
   barrier_->Forget(store::Scope::Org(std::string(id)));
+  // And from the files: with a write-ahead log the zeroed key row is only the newest version
+  // of its page; the old one stays in the log (and the database file) until a checkpoint.
+  // The deletion has committed, so a failure here is reported, not returned.
+  txn.reset();
+  Status released = store_->ReleaseDeletedData();
+  if (!released && on_release_failure) on_release_failure(released.error());
   return Ok();
 }
 

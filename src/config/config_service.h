@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -69,9 +70,14 @@ class ConfigService {
   Result<std::vector<Organization>> ListOrganizations() const;
   // Deletes the organization and all of its config, and its data keys (crypto-shredding: its
   // secrets cannot be opened again, not even from a backup of their rows; see
-  // docs/storage-format.md for values from before data keys). The barrier forgets the keys
-  // once the deletion committed.
-  Status DeleteOrganization(std::string_view id, const store::CommitHook& before_commit = {});
+  // docs/storage-format.md for values from before data keys). Once the deletion committed,
+  // the barrier forgets the keys and the store releases the deleted bytes from its files
+  // (store::Store::ReleaseDeletedData; it may wait up to the store's busy timeout). If that
+  // release fails the organization is deleted all the same and this returns success, but
+  // `on_release_failure` (optional) is told why: the wrapped key may remain in the store's
+  // files (the SQLite WAL) until the next checkpoint.
+  Status DeleteOrganization(std::string_view id, const store::CommitHook& before_commit = {},
+                            const std::function<void(const Error&)>& on_release_failure = {});
 
   // The view of one organization (kNotFound if it does not exist), or of the global scope.
   Result<ScopeConfig> ForOrg(std::string_view org_id) const;

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace bifrost::keys {
@@ -95,7 +96,7 @@ void RecordStop(audit::AuditLog& audit, std::string_view action, const RotateOpt
   detail += ErrorCodeName(error.code());
   detail += ") after ";
   detail += progress;
-  detail += "; run `bifrost keys rotate` again to resume";
+  detail += "; run `bifrost keys rotate` again to finish";
   audit::Event event = MakeEvent(action, options, scope, std::move(detail));
   event.outcome = audit::Outcome::kError;
   (void)audit.Record(std::move(event));
@@ -106,8 +107,9 @@ std::string ProgressLabel(const store::Scope& scope, const std::string& label) {
   return "organization " + label;
 }
 
+// "started by <actor> at <time>" (the actor left out when unknown).
 std::string DescribeJob(const store::KeyJobRow& job) {
-  std::string out = "resuming the run started";
+  std::string out = "started";
   if (!job.actor.empty()) {
     out += " by ";
     out += job.actor;
@@ -117,24 +119,103 @@ std::string DescribeJob(const store::KeyJobRow& job) {
   return out;
 }
 
-// The unfinished job of this kind and target, or a new one. Returns the job as stored (its
-// id and start time) and whether it was already there.
+// True when `target`, a data job's target, names an organization that no longer exists.
+Result<bool> DataTargetGone(store::Txn& txn, const std::string& target) {
+  if (target == kEveryScope || target == "global") return false;
+  BIFROST_ASSIGN_OR_RETURN(auto org, txn.GetOrgById(target));
+  return !org.has_value();
+}
+
+// The job of a run: the unfinished one of its kind and target, resumed, or a new one; and
+// the other unfinished jobs it closed on the way.
 struct Job {
   store::KeyJobRow row;
   bool resumed = false;
+  std::vector<ClosedJob> closed;
 };
-Result<Job> FindOrStartJob(store::Txn& txn, std::string_view kind, std::string_view target,
-                           const RotateOptions& options, const Clock& clock) {
+
+// In `txn`: closes the unfinished jobs nothing will ever resume (data jobs of deleted
+// organizations; for a master rotation, master jobs towards another master key; with
+// options.restart, the job of this kind and target), then resumes or starts the job of
+// `kind` and `target`.
+Result<Job> StartJob(store::Txn& txn, std::string_view kind, std::string_view target,
+                     const RotateOptions& options, const Clock& clock) {
+  const UnixMicros now = clock.NowMicros();
+  Job job;
+  BIFROST_ASSIGN_OR_RETURN(auto unfinished, txn.ListUnfinishedKeyJobs());
+  for (auto& row : unfinished) {
+    std::optional<JobCloseReason> reason;
+    if (row.kind == kKindData) {
+      BIFROST_ASSIGN_OR_RETURN(const bool gone, DataTargetGone(txn, row.target));
+      if (gone) reason = JobCloseReason::kOrganizationDeleted;
+    } else if (row.kind == kKindMaster && kind == kKindMaster && row.target != target) {
+      reason = JobCloseReason::kSuperseded;
+    }
+    if (!reason && options.restart && row.kind == kind && row.target == target) {
+      reason = JobCloseReason::kRestart;
+    }
+    if (!reason) continue;
+    BIFROST_RETURN_IF_ERROR(txn.FinishKeyJob(row.id, now));
+    job.closed.push_back(ClosedJob{.job = std::move(row), .reason = *reason});
+  }
   BIFROST_ASSIGN_OR_RETURN(auto existing, txn.GetUnfinishedKeyJob(kind, target));
-  if (existing) return Job{std::move(*existing), true};
-  store::KeyJobRow row{.id = 0,
-                       .kind = std::string(kind),
-                       .target = std::string(target),
-                       .actor = options.actor,
-                       .started_at = clock.NowMicros(),
-                       .finished_at = std::nullopt};
-  BIFROST_ASSIGN_OR_RETURN(row.id, txn.InsertKeyJob(row));
-  return Job{std::move(row), false};
+  if (existing) {
+    job.row = std::move(*existing);
+    job.resumed = true;
+    return job;
+  }
+  job.row = store::KeyJobRow{.id = 0,
+                             .kind = std::string(kind),
+                             .target = std::string(target),
+                             .actor = options.actor,
+                             .started_at = now,
+                             .finished_at = std::nullopt};
+  BIFROST_ASSIGN_OR_RETURN(job.row.id, txn.InsertKeyJob(job.row));
+  return job;
+}
+
+// What the start record adds about the job: the run it resumes, the jobs it closed.
+std::string DescribeJobStart(const Job& job) {
+  std::string out;
+  if (job.resumed) {
+    out += "; resuming the run ";
+    out += DescribeJob(job.row);
+  }
+  for (const auto& closed : job.closed) {
+    out += "; closed the unfinished run ";
+    switch (closed.reason) {
+      case JobCloseReason::kRestart:
+        out += DescribeJob(closed.job);
+        out += " (--restart)";
+        break;
+      case JobCloseReason::kSuperseded:
+        if (!closed.job.target.empty()) {
+          out += "to master key ";
+          out += closed.job.target;
+          out += ' ';
+        }
+        out += DescribeJob(closed.job);
+        out += " (superseded)";
+        break;
+      case JobCloseReason::kOrganizationDeleted:
+        out += "of deleted organization ";
+        out += closed.job.target;
+        out += ' ';
+        out += DescribeJob(closed.job);
+        break;
+    }
+  }
+  return out;
+}
+
+// Closes the job of a run that stopped on an error, best effort: the error is what the
+// caller reports. Only a killed run leaves its job open, so no later run skips work on the
+// word of a run that failed.
+void CloseJobAfterError(store::Store& store, std::int64_t job_id, const Clock& clock) {
+  auto txn = store.Begin(store::TxnMode::kWrite);
+  if (!txn) return;
+  if (!(*txn)->FinishKeyJob(job_id, clock.NowMicros())) return;
+  (void)(*txn)->Commit();
 }
 
 // ---- master rotation ----
@@ -159,30 +240,30 @@ Result<MasterRotationReport> RotateMasterKeyImpl(store::Store& store,
                                                  const barrier::Barrier& barrier,
                                                  audit::AuditLog& audit, const Clock& clock,
                                                  const RotateOptions& options,
-                                                 MasterRotationReport& report, bool& started) {
+                                                 MasterRotationReport& report,
+                                                 std::int64_t& job_id) {
   const std::string& primary = barrier.keyring().primary().id();
   const std::size_t batch = BatchSize(options);
   BIFROST_ASSIGN_OR_RETURN(MasterWork work, CollectMasterWork(store, primary));
   report.total = work.total;
 
-  std::int64_t job_id = 0;
   {
+    // The job's target is the key this run re-wraps under: only a run towards the same key
+    // is a resume of it.
     BIFROST_ASSIGN_OR_RETURN(auto txn, store.Begin(store::TxnMode::kWrite));
-    BIFROST_ASSIGN_OR_RETURN(Job job, FindOrStartJob(*txn, kKindMaster, "", options, clock));
-    job_id = job.row.id;
+    BIFROST_ASSIGN_OR_RETURN(Job job, StartJob(*txn, kKindMaster, primary, options, clock));
     std::string detail = "to master key " + primary + "; ";
     detail += Count(work.total, "data key", "data keys");
     detail += ", ";
     detail += std::to_string(work.rows.size());
     detail += " wrapped by other keys";
-    if (job.resumed) {
-      detail += "; ";
-      detail += DescribeJob(job.row);
-    }
+    detail += DescribeJobStart(job);
     BIFROST_RETURN_IF_ERROR(audit.InTxn(MakeEvent(audit::actions::kKeysRotateMasterStart, options,
                                                   nullptr, std::move(detail)))(*txn));
     BIFROST_RETURN_IF_ERROR(txn->Commit());
-    started = true;
+    job_id = job.row.id;
+    if (job.resumed) report.resumed_job = std::move(job.row);
+    report.closed_jobs = std::move(job.closed);
   }
 
   std::int64_t batch_number = 0;
@@ -302,13 +383,16 @@ struct Resealed {
   barrier::Barrier::Sealed sealed;
 };
 
-// Rotates one scope. nullopt when there was nothing to do: the scope was finished by the
-// interrupted run being resumed (`done_since`), or its organization was deleted.
-// `resealed` counts values re-encrypted so far, also when it fails.
-Result<std::optional<ScopeRotation>> RotateScope(
-    store::Store& store, const barrier::Barrier& barrier, audit::AuditLog& audit,
-    const RotateOptions& options, const Target& target, const CountMap& counts,
-    std::optional<UnixMicros> done_since, std::int64_t& resealed) {
+// What became of one scope: rotated, or left alone and why.
+using ScopeOutcome = std::variant<ScopeRotation, SkipReason>;
+
+// Rotates one scope for the run whose job is `job` (`job_resumed`: an unfinished job this
+// run continues). `resealed` counts values re-encrypted so far, also when it fails.
+Result<ScopeOutcome> RotateScope(store::Store& store, const barrier::Barrier& barrier,
+                                 audit::AuditLog& audit, const RotateOptions& options,
+                                 const Target& target, const CountMap& counts,
+                                 const store::KeyJobRow& job, bool job_resumed,
+                                 std::int64_t& resealed) {
   const store::Scope& scope = target.scope;
   const std::string progress_label = ProgressLabel(scope, target.label);
   const std::size_t batch = BatchSize(options);
@@ -316,30 +400,35 @@ Result<std::optional<ScopeRotation>> RotateScope(
   rotation.scope = scope;
   rotation.label = target.label;
 
-  // (1) A new active key, unless an earlier run already made one (it left retired keys).
+  // (1) A new active key, unless this run's job already made one (it left retired keys).
   std::optional<barrier::DataKey> active;
   {
     BIFROST_ASSIGN_OR_RETURN(auto txn, store.Begin(store::TxnMode::kWrite));
     BIFROST_ASSIGN_OR_RETURN(const bool gone, OrgGone(*txn, scope));
-    if (gone) return std::optional<ScopeRotation>();
+    if (gone) return ScopeOutcome{SkipReason::kOrganizationDeleted};
     BIFROST_ASSIGN_OR_RETURN(const auto keys, txn->ListScopeDataKeys(scope));
     const bool has_retired = std::any_of(
         keys.begin(), keys.end(), [](const auto& key) { return key.state == kStateRetired; });
     const store::DataKeyRow* current =
         !keys.empty() && keys.front().state == kStateActive ? &keys.front() : nullptr;
+    // An active key made since this run's job started is as new as this run would make.
+    const bool current_is_new = current != nullptr && current->created_at >= job.started_at;
     bool created = false;
-    if (has_retired) {
+    if (has_retired && (current == nullptr || current_is_new)) {
+      // The interrupted rotation of this job: continue it. (Made in this transaction only if
+      // a damaged state left retired keys without an active one.)
       rotation.resumed = true;
-      // Made in this transaction only if a damaged state left retired keys without an
-      // active one.
       BIFROST_ASSIGN_OR_RETURN(active, barrier.ActiveKey(*txn, scope));
-    } else if (done_since && current != nullptr && current->created_at >= *done_since &&
+    } else if (!has_retired && job_resumed && current_is_new &&
                CountNotSealedBy(counts, scope, current->id) == 0) {
       // Rotated by the run being resumed. (A key made after that run started for a scope
       // that still has values under other keys, such as values sealed directly by a master
       // key, is no proof of a finished rotation: such a scope is rotated.)
-      return std::optional<ScopeRotation>();
+      return ScopeOutcome{SkipReason::kRotatedByResumedRun};
     } else {
+      // A new key. An interrupted rotation that an earlier run began (its active key is
+      // older than this run's job) is not continued: that key is retired too, so the scope
+      // ends under a key made by this run.
       if (current != nullptr) {
         BIFROST_RETURN_IF_ERROR(txn->SetDataKeyState(current->id, kStateRetired));
       }
@@ -365,7 +454,7 @@ Result<std::optional<ScopeRotation>> RotateScope(
       {
         BIFROST_ASSIGN_OR_RETURN(auto txn, store.Begin(store::TxnMode::kRead));
         BIFROST_ASSIGN_OR_RETURN(const bool gone, OrgGone(*txn, scope));
-        if (gone) return std::optional<ScopeRotation>();
+        if (gone) return ScopeOutcome{SkipReason::kOrganizationDeleted};
         BIFROST_ASSIGN_OR_RETURN(const auto keys, txn->ListScopeDataKeys(scope));
         if (keys.empty() || keys.front().id != active->id) {
           return Fail(ActiveKeyChanged(target, active->id).error());
@@ -421,7 +510,7 @@ Result<std::optional<ScopeRotation>> RotateScope(
     CrashPoint("data-before-destroy");
     BIFROST_ASSIGN_OR_RETURN(auto txn, store.Begin(store::TxnMode::kWrite));
     BIFROST_ASSIGN_OR_RETURN(const bool gone, OrgGone(*txn, scope));
-    if (gone) return std::optional<ScopeRotation>();
+    if (gone) return ScopeOutcome{SkipReason::kOrganizationDeleted};
     BIFROST_ASSIGN_OR_RETURN(const auto left,
                              txn->ListScopeConfigsNotSealedBy(scope, active->id, 1));
     if (!left.empty()) {
@@ -458,7 +547,7 @@ Result<std::optional<ScopeRotation>> RotateScope(
     BIFROST_RETURN_IF_ERROR(audit.InTxn(
         MakeEvent(audit::actions::kKeysRotateData, options, &scope, std::move(detail)))(*txn));
     BIFROST_RETURN_IF_ERROR(txn->Commit());
-    return std::optional<ScopeRotation>(std::move(rotation));
+    return ScopeOutcome{std::move(rotation)};
   }
 }
 
@@ -499,18 +588,16 @@ Result<DataRotationReport> RotateDataKeysImpl(store::Store& store, const barrier
                                               audit::AuditLog& audit, const Clock& clock,
                                               const std::optional<store::Scope>& only,
                                               const RotateOptions& options,
-                                              DataRotationReport& report, bool& started,
+                                              DataRotationReport& report, std::int64_t& job_id,
                                               std::optional<store::Scope>& current) {
   BIFROST_ASSIGN_OR_RETURN(DataWork work, CollectDataWork(store, only));
   const std::string target_name = only ? std::string(only->name()) : std::string(kEveryScope);
 
-  std::int64_t job_id = 0;
-  std::optional<UnixMicros> done_since;
+  store::KeyJobRow job_row;
+  bool job_resumed = false;
   {
     BIFROST_ASSIGN_OR_RETURN(auto txn, store.Begin(store::TxnMode::kWrite));
-    BIFROST_ASSIGN_OR_RETURN(Job job, FindOrStartJob(*txn, kKindData, target_name, options, clock));
-    job_id = job.row.id;
-    if (job.resumed) done_since = job.row.started_at;
+    BIFROST_ASSIGN_OR_RETURN(Job job, StartJob(*txn, kKindData, target_name, options, clock));
     std::string detail;
     if (!only) {
       detail = "every scope: the global scope and ";
@@ -521,22 +608,29 @@ Result<DataRotationReport> RotateDataKeysImpl(store::Store& store, const barrier
     } else {
       detail = "organization " + work.targets.front().label;
     }
-    if (job.resumed) {
-      detail += "; ";
-      detail += DescribeJob(job.row);
-    }
+    detail += DescribeJobStart(job);
     BIFROST_RETURN_IF_ERROR(
         audit.InTxn(MakeEvent(audit::actions::kKeysRotateDataStart, options,
                               only ? &*only : nullptr, std::move(detail)))(*txn));
     BIFROST_RETURN_IF_ERROR(txn->Commit());
-    started = true;
+    job_id = job.row.id;
+    job_resumed = job.resumed;
+    job_row = job.row;
+    if (job.resumed) report.resumed_job = std::move(job.row);
+    report.closed_jobs = std::move(job.closed);
   }
 
   for (const auto& target : work.targets) {
     current = target.scope;
-    BIFROST_ASSIGN_OR_RETURN(auto rotation, RotateScope(store, barrier, audit, options, target,
-                                                        work.counts, done_since, report.resealed));
-    if (rotation) report.scopes.push_back(std::move(*rotation));
+    BIFROST_ASSIGN_OR_RETURN(auto outcome,
+                             RotateScope(store, barrier, audit, options, target, work.counts,
+                                         job_row, job_resumed, report.resealed));
+    if (auto* rotation = std::get_if<ScopeRotation>(&outcome)) {
+      report.scopes.push_back(std::move(*rotation));
+    } else {
+      report.skipped.push_back(SkippedScope{
+          .scope = target.scope, .label = target.label, .reason = std::get<SkipReason>(outcome)});
+    }
   }
   current.reset();
 
@@ -546,21 +640,61 @@ Result<DataRotationReport> RotateDataKeysImpl(store::Store& store, const barrier
   return report;
 }
 
+// Removes what the rotation deleted from the database files (store::Store::
+// ReleaseDeletedData); "" when done, else the warning for the operator.
+std::string ReleaseWarning(store::Store& store, std::string_view what) {
+  const Status released = store.ReleaseDeletedData();
+  if (released) return "";
+  std::string warning(what);
+  warning += " may remain in the database's write-ahead log until its next checkpoint (";
+  warning += released.error().message();
+  warning += "); run the command again later to remove them";
+  return warning;
+}
+
 }  // namespace
 
+std::string_view JobCloseReasonName(JobCloseReason reason) {
+  switch (reason) {
+    case JobCloseReason::kRestart:
+      return "restart";
+    case JobCloseReason::kSuperseded:
+      return "superseded";
+    case JobCloseReason::kOrganizationDeleted:
+      return "organization_deleted";
+  }
+  return "unknown";
+}
+
+std::string_view SkipReasonName(SkipReason reason) {
+  switch (reason) {
+    case SkipReason::kRotatedByResumedRun:
+      return "rotated_by_resumed_run";
+    case SkipReason::kOrganizationDeleted:
+      return "organization_deleted";
+  }
+  return "unknown";
+}
+
+// A run that stops on an error (after its job started) closes its job and records the stop;
+// only a run killed outright leaves its job open for the next run to resume.
 Result<MasterRotationReport> RotateMasterKey(store::Store& store, const barrier::Barrier& barrier,
                                              audit::AuditLog& audit, const Clock& clock,
                                              const RotateOptions& options) {
   MasterRotationReport report;
   report.primary_key_id = barrier.keyring().primary().id();
-  bool started = false;
-  auto result = RotateMasterKeyImpl(store, barrier, audit, clock, options, report, started);
-  if (!result && started) {
+  std::int64_t job_id = 0;
+  auto result = RotateMasterKeyImpl(store, barrier, audit, clock, options, report, job_id);
+  if (!result && job_id != 0) {
+    CloseJobAfterError(store, job_id, clock);
     std::string progress = "re-wrapping ";
     progress += Count(report.rewrapped, "data key", "data keys");
     RecordStop(audit, audit::actions::kKeysRotateMaster, options, nullptr, result.error(),
                std::move(progress));
   }
+  // The old wrappings are gone from the table; take them out of the files too, so a copy of
+  // the files and a leaked old master key do not give the data keys away.
+  if (result) result->release_warning = ReleaseWarning(store, "the old wrappings of the data keys");
   return result;
 }
 
@@ -569,16 +703,18 @@ Result<DataRotationReport> RotateDataKeys(store::Store& store, const barrier::Ba
                                           const std::optional<store::Scope>& only,
                                           const RotateOptions& options) {
   DataRotationReport report;
-  bool started = false;
+  std::int64_t job_id = 0;
   std::optional<store::Scope> current;
   auto result =
-      RotateDataKeysImpl(store, barrier, audit, clock, only, options, report, started, current);
-  if (!result && started) {
+      RotateDataKeysImpl(store, barrier, audit, clock, only, options, report, job_id, current);
+  if (!result && job_id != 0) {
+    CloseJobAfterError(store, job_id, clock);
     std::string progress = "re-encrypting ";
     progress += Count(report.resealed, "value", "values");
     RecordStop(audit, audit::actions::kKeysRotateData, options, current ? &*current : nullptr,
                result.error(), std::move(progress));
   }
+  if (result) result->release_warning = ReleaseWarning(store, "the destroyed data keys");
   return result;
 }
 
@@ -595,9 +731,15 @@ Result<KeyStatus> GetKeyStatus(store::Store& store, const barrier::Barrier& barr
   KeyStatus status;
   status.primary_key_id = primary;
   status.organizations = static_cast<std::int64_t>(orgs.size());
-  status.unfinished_jobs = std::move(jobs);
   std::map<std::string, std::string, std::less<>> org_names;
   for (const auto& org : orgs) org_names[org.id] = org.name;
+  // A data job of a deleted organization is left out: nothing can resume it (the command
+  // would find no such organization), and the next rotation closes it. Status only reads.
+  for (auto& job : jobs) {
+    const bool org_deleted = job.kind == kKindData && job.target != kEveryScope &&
+                             job.target != "global" && !org_names.contains(job.target);
+    if (!org_deleted) status.unfinished_jobs.push_back(std::move(job));
+  }
 
   // Master keys: every configured one, then every other one something still needs.
   std::vector<MasterKeyUse> uses;

@@ -11,12 +11,19 @@
 //    primary master key under it, in batches of one write transaction each. Idempotent:
 //    re-running continues where it stopped.
 //  - Data-key rotation of a scope: (1) in one transaction, retire the active key and create
-//    a new active one (skipped when resuming: the scope already has a retired key); (2)
+//    a new active one (skipped when continuing: the scope has a retired key and its active
+//    key was made since this run's job started; an older active key is retired too); (2)
 //    re-seal every value not sealed by the active key, a batch per transaction, each row
 //    replaced only if unchanged since it was read (store::Txn::ResealConfig); (3) in one
 //    transaction, check no value uses a retired key and delete the retired keys.
-//    With --all, a job row remembers when the run started, so a re-run resumes scopes
-//    without rotating the finished ones again.
+//
+// Each run is a job (a row of key_jobs: kind, target, who, when). A run that finishes or
+// stops on an error closes its job; only a run that was killed leaves it open, and the next
+// run of the same kind and target resumes it: a data rotation then skips the scopes that job
+// already rotated (reported in DataRotationReport::skipped).
+// A master job's target is the master key it re-wraps under: a run towards another key
+// closes it (superseded). Unfinished data jobs of deleted organizations are closed when any
+// rotation starts. RotateOptions::restart closes the unfinished job instead of resuming it.
 //
 // Every operation is audited (audit::actions::kKeys*): who, what, when and how many.
 //
@@ -50,12 +57,33 @@ struct RotateOptions {
   std::size_t batch_size = 500;  // items per write transaction
   std::string actor;             // recorded in the audit log, e.g. "operator alice (uid 1000)"
   ProgressFn progress;           // optional
+  // Close the unfinished job of the same kind and target, if any, and start a new one
+  // instead of resuming it (`keys rotate --restart`).
+  bool restart = false;
+};
+
+// Why a run closed an unfinished job other than its own.
+enum class JobCloseReason {
+  kRestart,              // the same kind and target, closed by RotateOptions::restart
+  kSuperseded,           // a master job towards another master key
+  kOrganizationDeleted,  // a data job of an organization that no longer exists
+};
+// "restart" | "superseded" | "organization_deleted"
+std::string_view JobCloseReasonName(JobCloseReason reason);
+struct ClosedJob {
+  store::KeyJobRow job;  // as it was before it was closed
+  JobCloseReason reason = JobCloseReason::kRestart;
 };
 
 struct MasterRotationReport {
   std::string primary_key_id;
   std::int64_t rewrapped = 0;  // data keys (and audit keys) re-wrapped by this run
   std::int64_t total = 0;      // data keys in the database
+  std::optional<store::KeyJobRow> resumed_job;  // the unfinished job this run continued
+  std::vector<ClosedJob> closed_jobs;           // other unfinished jobs this run closed
+  // Set when the old wrappings could not be removed from the database files at the end
+  // (store::Store::ReleaseDeletedData failed, e.g. busy readers): what to tell the operator.
+  std::string release_warning;
 };
 Result<MasterRotationReport> RotateMasterKey(store::Store& store, const barrier::Barrier& barrier,
                                              audit::AuditLog& audit, const Clock& clock,
@@ -69,9 +97,27 @@ struct ScopeRotation {
   std::int64_t resealed = 0;  // values re-encrypted by this run
   bool resumed = false;       // finished a rotation an earlier run had started
 };
+// Why a data rotation left a scope alone.
+enum class SkipReason {
+  kRotatedByResumedRun,  // the job this run resumed had already rotated it
+  kOrganizationDeleted,  // deleted during the rotation: its keys and values went with it
+};
+// "rotated_by_resumed_run" | "organization_deleted"
+std::string_view SkipReasonName(SkipReason reason);
+struct SkippedScope {
+  store::Scope scope = store::Scope::Global();
+  std::string label;  // "global" or the organization's name
+  SkipReason reason = SkipReason::kRotatedByResumedRun;
+};
 struct DataRotationReport {
-  std::vector<ScopeRotation> scopes;
+  std::vector<ScopeRotation> scopes;  // the scopes this run rotated, in order
+  std::vector<SkippedScope> skipped;  // the scopes it left alone, in order
   std::int64_t resealed = 0;
+  std::optional<store::KeyJobRow> resumed_job;  // the unfinished job this run continued
+  std::vector<ClosedJob> closed_jobs;           // other unfinished jobs this run closed
+  // Set when the destroyed keys could not be removed from the database files at the end
+  // (store::Store::ReleaseDeletedData failed): what to tell the operator.
+  std::string release_warning;
 };
 // `only`: one scope; nullopt: every organization and the global scope (--all).
 Result<DataRotationReport> RotateDataKeys(store::Store& store, const barrier::Barrier& barrier,
@@ -99,6 +145,8 @@ struct KeyStatus {
   std::int64_t data_keys = 0;       // "config" keys, active and retired
   std::int64_t sealed_values = 0;
   std::vector<UnfinishedScope> unfinished;
+  // Unfinished jobs, oldest first. A data job of an organization that no longer exists is
+  // left out (there is nothing to resume; the next rotation closes it).
   std::vector<store::KeyJobRow> unfinished_jobs;
   // True when no data key and no value needs a master key other than the primary: the
   // previous keys can be removed from the environment.

@@ -192,6 +192,22 @@ class KeysTest : public ::testing::Test {
     return jobs ? *jobs : std::vector<store::KeyJobRow>{};
   }
 
+  // An unfinished job, as a run killed outright leaves it.
+  std::int64_t InsertJob(const std::string& kind, const std::string& target,
+                         const std::string& actor) {
+    auto txn = store_->Begin(store::TxnMode::kWrite);
+    EXPECT_TRUE(txn);
+    auto id = (*txn)->InsertKeyJob({.id = 0,
+                                    .kind = kind,
+                                    .target = target,
+                                    .actor = actor,
+                                    .started_at = clock_.NowMicros(),
+                                    .finished_at = std::nullopt});
+    EXPECT_TRUE(id) << id.error().ToString();
+    EXPECT_TRUE((*txn)->Commit());
+    return id ? *id : 0;
+  }
+
   // Three organizations and the global scope, each with a few secrets and a plain value.
   std::vector<Scope> Populate(int secrets_per_scope = 4) {
     std::vector<Scope> scopes = {Scope::Global()};
@@ -479,6 +495,17 @@ TEST_F(KeysTest, ResumedRunOfEveryScopeSkipsTheScopesItFinished) {
 
   ASSERT_OK_AND_ASSIGN(
       auto report, RotateDataKeys(*store_, *barrier_, *audit_, clock_, std::nullopt, Options()));
+  // The report says which run it resumed and what it skipped.
+  ASSERT_TRUE(report.resumed_job.has_value());
+  EXPECT_EQ(report.resumed_job->actor, "operator earlier (uid 2)");
+  EXPECT_EQ(report.resumed_job->started_at, 1'700'000'000'000'000 + 1'000'000);
+  EXPECT_EQ(report.resumed_job->target, "*");
+  ASSERT_EQ(report.skipped.size(), 1u);
+  EXPECT_TRUE(report.skipped.front().scope.is_global());
+  EXPECT_EQ(report.skipped.front().label, "global");
+  EXPECT_EQ(report.skipped.front().reason, SkipReason::kRotatedByResumedRun);
+  EXPECT_EQ(SkipReasonName(report.skipped.front().reason), "rotated_by_resumed_run");
+  EXPECT_TRUE(report.closed_jobs.empty());
   ASSERT_EQ(report.scopes.size(), 3u);  // not the global scope again
   EXPECT_EQ(report.scopes[0].scope, scopes[1]);
   EXPECT_TRUE(report.scopes[0].resumed);
@@ -494,6 +521,248 @@ TEST_F(KeysTest, ResumedRunOfEveryScopeSkipsTheScopesItFinished) {
   EXPECT_NE(starts.front().detail.find("resuming the run started by operator earlier (uid 2)"),
             std::string::npos)
       << starts.front().detail;
+}
+
+TEST_F(KeysTest, RestartClosesTheUnfinishedJobAndRotatesEveryScopeAgain) {
+  const auto scopes = Populate();
+  clock_.AdvanceMicros(1'000'000);
+  const std::int64_t stale = InsertJob("data", "*", "operator earlier (uid 2)");
+  clock_.AdvanceMicros(1'000'000);
+  ASSERT_OK(RotateDataKeys(*store_, *barrier_, *audit_, clock_, Scope::Global(), Options()));
+  const std::string global_key = ScopeKeys(Scope::Global()).front().id;
+  const std::string acme_old = ScopeKeys(scopes[1]).front().id;
+  const std::string acme_fresh = InterruptedRotation(scopes[1], 1);
+  clock_.AdvanceMicros(1'000'000);
+
+  RotateOptions options = Options();
+  options.restart = true;
+  ASSERT_OK_AND_ASSIGN(auto report, RotateDataKeys(*store_, *barrier_, *audit_, clock_,
+                                                   std::nullopt, options));
+  EXPECT_FALSE(report.resumed_job.has_value());
+  EXPECT_TRUE(report.skipped.empty());
+  ASSERT_EQ(report.closed_jobs.size(), 1u);
+  EXPECT_EQ(report.closed_jobs.front().job.id, stale);
+  EXPECT_EQ(report.closed_jobs.front().reason, JobCloseReason::kRestart);
+  EXPECT_EQ(JobCloseReasonName(JobCloseReason::kRestart), "restart");
+  ASSERT_EQ(report.scopes.size(), 4u);  // the global scope again too
+  EXPECT_NE(ScopeKeys(Scope::Global()).front().id, global_key);
+  // acme's half rotation belonged to the closed run: acme gets a key of this run.
+  EXPECT_FALSE(report.scopes[1].resumed);
+  EXPECT_NE(report.scopes[1].new_key, acme_fresh);
+  EXPECT_EQ(std::set<std::string>(report.scopes[1].old_keys.begin(),
+                                  report.scopes[1].old_keys.end()),
+            (std::set<std::string>{acme_old, acme_fresh}));
+  EXPECT_TRUE(UnfinishedJobs().empty());
+  ExpectEveryValue();
+  const auto starts = AuditRecords(audit::actions::kKeysRotateDataStart);
+  ASSERT_FALSE(starts.empty());
+  EXPECT_EQ(starts.front().detail,
+            "every scope: the global scope and 3 organizations; closed the unfinished run "
+            "started by operator earlier (uid 2) at 2023-11-14T22:13:21.000000Z (--restart)");
+
+  // Without an unfinished job, --restart just starts a run.
+  ASSERT_OK_AND_ASSIGN(auto plain, RotateDataKeys(*store_, *barrier_, *audit_, clock_,
+                                                  scopes[2], options));
+  EXPECT_TRUE(plain.closed_jobs.empty());
+  EXPECT_FALSE(plain.resumed_job.has_value());
+  ASSERT_EQ(plain.scopes.size(), 1u);
+}
+
+TEST_F(KeysTest, OrgRunResumedReportsTheScopeItSkipped) {
+  const auto scopes = Populate();
+  const Scope acme = scopes[1];
+  // A run of acme that rotated it and was killed before closing its job.
+  clock_.AdvanceMicros(1'000'000);
+  const std::int64_t job = InsertJob("data", acme.org_id(), "operator earlier (uid 2)");
+  clock_.AdvanceMicros(1'000'000);
+  const std::string fresh = InterruptedRotation(acme, 100);
+  {
+    auto txn = store_->Begin(store::TxnMode::kWrite);
+    ASSERT_TRUE(txn);
+    ASSERT_OK_AND_ASSIGN(auto keys, (*txn)->ListScopeDataKeys(acme));
+    for (const auto& key : keys) {
+      if (key.state == "retired") ASSERT_OK((*txn)->DeleteDataKey(key.id));
+    }
+    ASSERT_OK((*txn)->Commit());
+  }
+  ASSERT_OK_AND_ASSIGN(auto report,
+                       RotateDataKeys(*store_, *barrier_, *audit_, clock_, acme, Options()));
+  ASSERT_TRUE(report.resumed_job.has_value());
+  EXPECT_EQ(report.resumed_job->id, job);
+  EXPECT_TRUE(report.scopes.empty());
+  ASSERT_EQ(report.skipped.size(), 1u);
+  EXPECT_EQ(report.skipped.front().scope, acme);
+  EXPECT_EQ(report.skipped.front().label, "acme");
+  EXPECT_EQ(report.skipped.front().reason, SkipReason::kRotatedByResumedRun);
+  EXPECT_EQ(ScopeKeys(acme).front().id, fresh);
+  EXPECT_TRUE(UnfinishedJobs().empty());
+}
+
+TEST_F(KeysTest, AMasterJobIsResumedOnlyByARunTowardsTheSameKey) {
+  Populate();
+  // A rotation from A to B, killed: its job names B.
+  Open(Ring(kKeyB, {kKeyA}));
+  const std::int64_t a_to_b = InsertJob("master", Master(kKeyB).id(), "operator first (uid 2)");
+  // A job of an older version, which did not name the key.
+  const std::int64_t legacy = InsertJob("master", "", "operator older (uid 4)");
+  clock_.AdvanceMicros(1'000'000);
+
+  // Then a rotation from B to C: not a resume of it; the A-to-B job is closed as superseded.
+  Open(Ring(kKeyC, {kKeyB, kKeyA}));
+  ASSERT_OK_AND_ASSIGN(auto report,
+                       RotateMasterKey(*store_, *barrier_, *audit_, clock_, Options()));
+  EXPECT_FALSE(report.resumed_job.has_value());
+  ASSERT_EQ(report.closed_jobs.size(), 2u);
+  EXPECT_EQ(report.closed_jobs[0].job.id, a_to_b);
+  EXPECT_EQ(report.closed_jobs[0].reason, JobCloseReason::kSuperseded);
+  EXPECT_EQ(report.closed_jobs[1].job.id, legacy);
+  EXPECT_EQ(report.closed_jobs[1].reason, JobCloseReason::kSuperseded);
+  EXPECT_TRUE(UnfinishedJobs().empty());
+  for (const auto& row : DataKeys()) EXPECT_EQ(row.master_key_id, Master(kKeyC).id()) << row.id;
+  const auto starts = AuditRecords(audit::actions::kKeysRotateMasterStart);
+  ASSERT_EQ(starts.size(), 1u);
+  const std::string& detail = starts.front().detail;
+  EXPECT_EQ(detail.find("resuming"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("; closed the unfinished run to master key " + Master(kKeyB).id() +
+                        " started by operator first (uid 2) at "),
+            std::string::npos)
+      << detail;
+  EXPECT_NE(detail.find("; closed the unfinished run started by operator older (uid 4) at "
+                        "2023-11-14T22:13:20.000000Z (superseded)"),
+            std::string::npos)
+      << detail;
+
+  // A killed run towards C is resumed by the next run towards C.
+  const std::int64_t to_c = InsertJob("master", Master(kKeyC).id(), "operator second (uid 3)");
+  ASSERT_OK_AND_ASSIGN(auto again, RotateMasterKey(*store_, *barrier_, *audit_, clock_, Options()));
+  ASSERT_TRUE(again.resumed_job.has_value());
+  EXPECT_EQ(again.resumed_job->id, to_c);
+  EXPECT_EQ(again.resumed_job->actor, "operator second (uid 3)");
+  EXPECT_TRUE(again.closed_jobs.empty());
+  EXPECT_NE(AuditRecords(audit::actions::kKeysRotateMasterStart)
+                .front()
+                .detail.find("; resuming the run started by operator second (uid 3) at "),
+            std::string::npos);
+  EXPECT_TRUE(UnfinishedJobs().empty());
+
+  // --restart closes it instead.
+  const std::int64_t killed = InsertJob("master", Master(kKeyC).id(), "operator third (uid 5)");
+  RotateOptions options = Options();
+  options.restart = true;
+  ASSERT_OK_AND_ASSIGN(auto fresh, RotateMasterKey(*store_, *barrier_, *audit_, clock_, options));
+  EXPECT_FALSE(fresh.resumed_job.has_value());
+  ASSERT_EQ(fresh.closed_jobs.size(), 1u);
+  EXPECT_EQ(fresh.closed_jobs.front().job.id, killed);
+  EXPECT_EQ(fresh.closed_jobs.front().reason, JobCloseReason::kRestart);
+  EXPECT_TRUE(UnfinishedJobs().empty());
+}
+
+TEST_F(KeysTest, AMasterRotationThatStopsOnAnErrorClosesItsJob) {
+  Populate();
+  Open(Ring(kKeyB, {kKeyA}));
+  // A data key that the configured keys cannot unwrap: re-wrapping it fails.
+  {
+    auto txn = store_->Begin(store::TxnMode::kWrite);
+    ASSERT_TRUE(txn);
+    ASSERT_OK_AND_ASSIGN(auto keys, (*txn)->ListScopeDataKeys(Scope::Global()));
+    ASSERT_FALSE(keys.empty());
+    ASSERT_OK((*txn)->RewrapDataKey(keys.front().id, "not a wrapped key",
+                                    Master(kKeyA).id(), keys.front().master_key_id));
+    ASSERT_OK((*txn)->Commit());
+  }
+  auto report = RotateMasterKey(*store_, *barrier_, *audit_, clock_, Options());
+  ASSERT_FALSE(report);
+  EXPECT_TRUE(UnfinishedJobs().empty());
+  const auto stops = AuditRecords(audit::actions::kKeysRotateMaster);
+  ASSERT_EQ(stops.size(), 1u);
+  EXPECT_EQ(stops.front().outcome, "error");
+}
+
+TEST_F(KeysTest, JobsOfDeletedOrganizationsAreLeftOutOfStatusAndClosedByTheNextRotation) {
+  const auto scopes = Populate();
+  const Scope acme = scopes[1];
+  const std::int64_t orphan = InsertJob("data", acme.org_id(), "operator earlier (uid 2)");
+  const std::int64_t every = InsertJob("data", "*", "operator earlier (uid 2)");
+  const std::int64_t global = InsertJob("data", "global", "operator earlier (uid 2)");
+  ASSERT_OK(config_->DeleteOrganization(acme.org_id()));
+  std::erase_if(expected_, [&](const auto& entry) { return entry.first.first == acme.org_id(); });
+
+  // Status leaves it out (and writes nothing).
+  ASSERT_OK_AND_ASSIGN(auto status, GetKeyStatus(*store_, *barrier_));
+  ASSERT_EQ(status.unfinished_jobs.size(), 2u);
+  EXPECT_EQ(status.unfinished_jobs[0].id, every);
+  EXPECT_EQ(status.unfinished_jobs[1].id, global);
+  EXPECT_EQ(UnfinishedJobs().size(), 3u);
+
+  // Any rotation closes it; a master rotation leaves the other data jobs alone.
+  ASSERT_OK_AND_ASSIGN(auto master,
+                       RotateMasterKey(*store_, *barrier_, *audit_, clock_, Options()));
+  ASSERT_EQ(master.closed_jobs.size(), 1u);
+  EXPECT_EQ(master.closed_jobs.front().job.id, orphan);
+  EXPECT_EQ(master.closed_jobs.front().reason, JobCloseReason::kOrganizationDeleted);
+  EXPECT_EQ(JobCloseReasonName(JobCloseReason::kOrganizationDeleted), "organization_deleted");
+  const auto jobs = UnfinishedJobs();
+  ASSERT_EQ(jobs.size(), 2u);
+  EXPECT_EQ(jobs[0].id, every);
+  EXPECT_NE(AuditRecords(audit::actions::kKeysRotateMasterStart)
+                .front()
+                .detail.find("; closed the unfinished run of deleted organization " +
+                             acme.org_id() + " started by operator earlier (uid 2) at "),
+            std::string::npos);
+
+  // So does a data rotation.
+  const std::int64_t globex_job = InsertJob("data", scopes[2].org_id(), "operator x (uid 6)");
+  ASSERT_OK(config_->DeleteOrganization(scopes[2].org_id()));
+  std::erase_if(expected_,
+                [&](const auto& entry) { return entry.first.first == scopes[2].org_id(); });
+  ASSERT_OK_AND_ASSIGN(auto data,
+                       RotateDataKeys(*store_, *barrier_, *audit_, clock_, scopes[3], Options()));
+  ASSERT_EQ(data.closed_jobs.size(), 1u);
+  EXPECT_EQ(data.closed_jobs.front().job.id, globex_job);
+  EXPECT_EQ(UnfinishedJobs().size(), 2u);
+  ExpectEveryValue();
+}
+
+TEST_F(KeysTest, AnOrganizationDeletedDuringItsRotationIsReportedAsSuch) {
+  const auto scopes = Populate();
+  const Scope acme = scopes[1];
+  RotateOptions options = Options(/*batch_size=*/1);
+  bool deleted = false;
+  options.progress = [&](const Progress& progress) {
+    // Once acme has its new key: the organization is deleted meanwhile.
+    if (!deleted && progress.scope == "organization acme") {
+      deleted = true;
+      EXPECT_TRUE(config_->DeleteOrganization(acme.org_id()));
+    }
+  };
+  ASSERT_OK_AND_ASSIGN(auto report,
+                       RotateDataKeys(*store_, *barrier_, *audit_, clock_, acme, options));
+  EXPECT_TRUE(deleted);
+  EXPECT_TRUE(report.scopes.empty());
+  ASSERT_EQ(report.skipped.size(), 1u);
+  EXPECT_EQ(report.skipped.front().scope, acme);
+  EXPECT_EQ(report.skipped.front().label, "acme");
+  EXPECT_EQ(report.skipped.front().reason, SkipReason::kOrganizationDeleted);
+  EXPECT_EQ(SkipReasonName(SkipReason::kOrganizationDeleted), "organization_deleted");
+  EXPECT_FALSE(report.resumed_job.has_value());
+  EXPECT_TRUE(ScopeKeys(acme).empty());
+  EXPECT_TRUE(UnfinishedJobs().empty());
+
+  // In a run of every scope, the others are rotated.
+  const Scope globex = scopes[2];
+  deleted = false;
+  options.progress = [&](const Progress& progress) {
+    if (!deleted && progress.scope == "organization globex") {
+      deleted = true;
+      EXPECT_TRUE(config_->DeleteOrganization(globex.org_id()));
+    }
+  };
+  ASSERT_OK_AND_ASSIGN(auto all, RotateDataKeys(*store_, *barrier_, *audit_, clock_,
+                                                std::nullopt, options));
+  ASSERT_EQ(all.scopes.size(), 2u);  // global and initech
+  ASSERT_EQ(all.skipped.size(), 1u);
+  EXPECT_EQ(all.skipped.front().scope, globex);
+  EXPECT_EQ(all.skipped.front().reason, SkipReason::kOrganizationDeleted);
 }
 
 TEST_F(KeysTest, AValueThatCannotBeOpenedStopsTheRotationAndKeepsTheOldKey) {
@@ -522,7 +791,68 @@ TEST_F(KeysTest, AValueThatCannotBeOpenedStopsTheRotationAndKeepsTheOldKey) {
   const auto stops = AuditRecords(audit::actions::kKeysRotateData);
   ASSERT_EQ(stops.size(), 1u);
   EXPECT_EQ(stops.front().outcome, "error");
-  EXPECT_EQ(UnfinishedJobs().size(), 1u);
+  EXPECT_TRUE(stops.front().detail.starts_with("stopped (integrity) after re-encrypting "))
+      << stops.front().detail;
+  EXPECT_TRUE(stops.front().detail.ends_with("; run `bifrost keys rotate` again to finish"))
+      << stops.front().detail;
+  // A run that stops on an error closes its job: nothing will resume it.
+  EXPECT_TRUE(UnfinishedJobs().empty());
+}
+
+// The scenario of a stale job: a run of every scope stops on an error in one scope; much
+// later (after a key leak, say) the operator runs it again. The new run must rotate every
+// scope, not "resume" the failed run and skip what it had done.
+TEST_F(KeysTest, ARunAfterAnErrorStartsAfreshAndRotatesEveryScope) {
+  const auto scopes = Populate();
+  const Scope globex = scopes[2];
+  const std::string globex_original = ScopeKeys(globex).front().id;
+  {
+    // A value moved here from another row: it fails its binding check.
+    auto txn = store_->Begin(store::TxnMode::kWrite);
+    ASSERT_TRUE(txn);
+    ASSERT_OK_AND_ASSIGN(auto source, (*txn)->GetConfig(globex, "secret_0"));
+    ASSERT_OK_AND_ASSIGN(auto target, (*txn)->GetConfig(globex, "secret_1"));
+    store::ConfigRow forged = *target;
+    forged.value = source->value;
+    forged.key_id = source->key_id;
+    ASSERT_OK((*txn)->UpdateConfig(forged, forged.version));
+    ASSERT_OK((*txn)->Commit());
+  }
+  clock_.AdvanceMicros(1'000'000);
+  EXPECT_ERROR_CODE(RotateDataKeys(*store_, *barrier_, *audit_, clock_, std::nullopt, Options()),
+                    ErrorCode::kIntegrity);
+  EXPECT_TRUE(UnfinishedJobs().empty());
+  const std::string global_after_error = ScopeKeys(Scope::Global()).front().id;
+  const std::string acme_after_error = ScopeKeys(scopes[1]).front().id;
+  const auto globex_keys = ScopeKeys(globex);
+  ASSERT_EQ(globex_keys.size(), 2u);  // the failed scope kept its retired key
+  const std::string globex_after_error = globex_keys.front().id;
+
+  clock_.AdvanceMicros(std::int64_t{90} * 24 * 3600 * 1'000'000);  // 90 days later
+  Set(globex, "secret_1", "written again");            // the damaged value repaired
+  ASSERT_OK_AND_ASSIGN(
+      auto report, RotateDataKeys(*store_, *barrier_, *audit_, clock_, std::nullopt, Options()));
+  EXPECT_FALSE(report.resumed_job.has_value());
+  EXPECT_TRUE(report.skipped.empty());
+  EXPECT_TRUE(report.closed_jobs.empty());
+  ASSERT_EQ(report.scopes.size(), 4u);
+  for (const auto& rotation : report.scopes) EXPECT_FALSE(rotation.resumed) << rotation.label;
+  EXPECT_NE(ScopeKeys(Scope::Global()).front().id, global_after_error);
+  EXPECT_NE(ScopeKeys(scopes[1]).front().id, acme_after_error);
+  // The failed scope's half rotation is not continued on the key the failed run made 90
+  // days ago: that key is retired too, and both old keys are destroyed.
+  const ScopeRotation& globex_rotation = report.scopes[2];
+  EXPECT_EQ(globex_rotation.scope, globex);
+  EXPECT_NE(globex_rotation.new_key, globex_after_error);
+  EXPECT_EQ(std::set<std::string>(globex_rotation.old_keys.begin(), globex_rotation.old_keys.end()),
+            (std::set<std::string>{globex_original, globex_after_error}));
+  ASSERT_EQ(ScopeKeys(globex).size(), 1u);
+  EXPECT_TRUE(NotSealedBy(globex, globex_rotation.new_key).empty());
+  EXPECT_TRUE(UnfinishedJobs().empty());
+  ExpectEveryValue();
+  const auto starts = AuditRecords(audit::actions::kKeysRotateDataStart);
+  ASSERT_EQ(starts.size(), 2u);
+  EXPECT_EQ(starts.front().detail, "every scope: the global scope and 3 organizations");
 }
 
 TEST_F(KeysTest, WritersDuringARotationLoseNothing) {
@@ -644,9 +974,12 @@ TEST_F(KeysTest, KilledRotationsFinishWhenRunAgain) {
   EXPECT_EQ(half.master_keys[1].data_keys, 2);
   ASSERT_EQ(half.unfinished_jobs.size(), 1u);
   EXPECT_EQ(half.unfinished_jobs.front().kind, "master");
+  EXPECT_EQ(half.unfinished_jobs.front().target, Master(kKeyB).id());  // the new key
   ASSERT_OK_AND_ASSIGN(auto finished,
                        RotateMasterKey(*store_, *barrier_, *audit_, clock_, Options(2)));
   EXPECT_EQ(finished.rewrapped, 2);
+  ASSERT_TRUE(finished.resumed_job.has_value());
+  EXPECT_EQ(finished.resumed_job->id, half.unfinished_jobs.front().id);
   Open(Ring(kKeyB));
   ExpectEveryValue();
   EXPECT_TRUE(UnfinishedJobs().empty());

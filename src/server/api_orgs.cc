@@ -1,7 +1,9 @@
 // /api/v1/orgs and /api/v1/orgs/{org_id}.
+#include <iostream>
 #include <string>
 #include <vector>
 
+#include "server/access_log.h"
 #include "server/api_internal.h"
 
 namespace bifrost::server::api_internal {
@@ -98,8 +100,21 @@ HttpResponse DeleteOrg(const ApiContext& context, const HttpRequest& request,
     return *denied;
   }
   auto deleted = context.config->DeleteOrganization(
-      org_id, RecordInTxn(context, EventFor(request, params, &principal,
-                                            audit::actions::kOrgDelete, audit::Outcome::kSuccess)));
+      org_id,
+      RecordInTxn(context, EventFor(request, params, &principal, audit::actions::kOrgDelete,
+                                    audit::Outcome::kSuccess)),
+      [&](const Error& error) {
+        // The organization is deleted; only the release of the old bytes from the files failed.
+        static AccessLog stderr_log(std::cerr);
+        AccessLog& log = context.log != nullptr ? *context.log : stderr_log;
+        log.Warn(
+            "the deleted organization's data key may remain in the database's write-ahead "
+            "log until the next checkpoint",
+            {{"request_id", std::string_view(request.request_id)},
+             {"org_id", std::string_view(org_id)},
+             {"code", ErrorCodeName(error.code())},
+             {"message", std::string_view(error.message())}});
+      });
   if (!deleted) return ServiceError(deleted.error(), request);
   return NoContent();
 }

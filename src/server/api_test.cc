@@ -260,6 +260,7 @@ class SwitchableStore final : public store::Store {
   }
   int SchemaVersion() const override { return inner_.SchemaVersion(); }
   std::string_view BackendName() const override { return inner_.BackendName(); }
+  Status ReleaseDeletedData() override { return inner_.ReleaseDeletedData(); }
 
   bool failing = false;
   int begins = 0;

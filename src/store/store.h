@@ -319,6 +319,23 @@ class Store {
   // The schema version this store is at (after migrations), and the backend's name.
   virtual int SchemaVersion() const = 0;
   virtual std::string_view BackendName() const = 0;
+
+  // Makes the data that committed transactions deleted leave the backend's files, as far as
+  // the backend can: older versions of changed pages or rows that it still keeps for readers
+  // or recovery (SQLite: frames of the write-ahead log, and the database file until the next
+  // checkpoint) are overwritten or removed. Called after a deletion that must not be
+  // recoverable from a copy of the files (crypto-shredding: an organization's data keys, a
+  // rotation's retired keys). It does not reach copies outside those files: backups, and
+  // blocks the file system has already released.
+  //
+  // Best effort and idempotent; it changes no row. It may wait up to the backend's busy
+  // timeout for readers and writers (of this and other processes) to finish, and returns
+  // kUnavailable when it could not complete then: the data is released by a later call or
+  // by the backend's own housekeeping. Must not be called while the calling thread holds a
+  // Txn of this store (it would wait for that transaction and time out).
+  //
+  // Every backend implements it; the conformance suite checks that it succeeds.
+  virtual Status ReleaseDeletedData() = 0;
 };
 
 }  // namespace bifrost::store

@@ -67,11 +67,6 @@ std::string ErrorCodeOf(const Reply& reply) {
   return Str(reply.json_body["error"], "code");
 }
 
-std::string PythonBinary() {
-  const char* python = std::getenv("BIFROST_PYTHON");
-  return python != nullptr ? python : BIFROST_PYTHON;
-}
-
 // Runs `sql` (a script) against the SQLite database at `path` with Python's sqlite3 module:
 // a second writer, as an attacker or a fault would be. Waits for the server's locks.
 ProcessResult RunSql(const std::string& path, const std::string& sql) {

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -58,6 +59,13 @@ class Api {
  private:
   std::unique_ptr<client::HttpClient> client_;
 };
+
+// Debian's Python with the `cryptography` package (BIFROST_PYTHON overrides the path
+// compiled in): for the tests' own sqlite3 access and generated dumps.
+inline std::string PythonBinary() {
+  const char* python = std::getenv("BIFROST_PYTHON");
+  return python != nullptr ? python : BIFROST_PYTHON;
+}
 
 // Creates an org as platform admin and returns its id.
 inline std::string CreateOrg(Api& api, const std::string& admin, const std::string& name) {

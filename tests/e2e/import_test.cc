@@ -28,11 +28,6 @@ const std::string kSourceKey = "old-python-bifrost-key-CANARYKEY-5f1e9a7c3b";
 // Older installations often ran with short keys; PBKDF2 ones are tested with this.
 const std::string kShortSourceKey = "shortKEYCANARY";
 
-std::string PythonBinary() {
-  const char* python = std::getenv("BIFROST_PYTHON");
-  return python != nullptr ? python : BIFROST_PYTHON;
-}
-
 std::string SourceDir() {
   const char* source = std::getenv("BIFROST_SOURCE_DIR");
   return source != nullptr ? source : BIFROST_SOURCE_DIR;

@@ -1490,6 +1490,43 @@ void SqliteStore::ReleaseReader(Connection* reader) {
   pool_cv_.notify_one();
 }
 
+Status SqliteStore::ReleaseDeletedData() {
+  BIFROST_RETURN_IF_ERROR(AcquireWriter());
+  // Between transactions: the writer slot is ours, so no Txn of this store is writing.
+  Status released = [&]() -> Status {
+    if (writer_->InTransaction()) {
+      return Fail(ErrorCode::kInternal,
+                  "checkpoint of '" + database_path_ + "': the writer is inside a transaction");
+    }
+    // One row: busy (1 when a writer or a reader kept it from completing), the frames in
+    // the WAL and the frames copied into the database file (both 0 once it was truncated).
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt,
+                             writer_->Prepare("PRAGMA wal_checkpoint(TRUNCATE)", "checkpoint"));
+    BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
+    if (!has_row) {
+      return Fail(ErrorCode::kInternal,
+                  "checkpoint of '" + database_path_ + "' returned no result");
+    }
+    const std::int64_t busy = stmt.ColumnInt64(0);
+    const std::int64_t log_frames = stmt.ColumnInt64(1);
+    const std::int64_t copied_frames = stmt.ColumnInt64(2);
+    BIFROST_RETURN_IF_ERROR(stmt.Run());
+    if (busy != 0 || log_frames != copied_frames) {
+      std::string message = "could not checkpoint the write-ahead log of '";
+      message += database_path_;
+      message += "' within ";
+      message += std::to_string(busy_timeout_ms_);
+      message += " ms: other transactions were using it; deleted data may remain in '";
+      message += database_path_;
+      message += "-wal' until the next checkpoint";
+      return Fail(ErrorCode::kUnavailable, std::move(message));
+    }
+    return Ok();
+  }();
+  ReleaseWriter();
+  return released;
+}
+
 Result<std::vector<SqliteConnectionSettings>> SqliteStore::InspectConnections() {
   auto inspect = [](Connection& connection) -> Result<SqliteConnectionSettings> {
     constexpr std::string_view kWhat = "inspect connection";

@@ -12,7 +12,10 @@
 // and -shm files the same mode. Every connection runs with synchronous=FULL (a committed
 // transaction survives power loss), foreign_keys=ON, temp_store=MEMORY (no temp files) and
 // secure_delete=ON (freed pages are zeroed, so deleted envelopes and the wrapped data keys
-// of a deleted organization do not linger in the file).
+// of a deleted organization do not linger in the file). In WAL mode a deletion writes the
+// zeroed page as a new frame of the -wal file; the old version stays in earlier frames, and
+// in the database file until the next checkpoint. ReleaseDeletedData checkpoints the WAL
+// into the database file and truncates it, so neither holds the deleted bytes afterwards.
 //
 // Schema: migrations (store/sqlite/migrations.h) are applied by Open() in one write
 // transaction; a database newer than this binary is refused. Deleting an organization
@@ -83,6 +86,15 @@ class SqliteStore final : public Store {
   Result<std::unique_ptr<Txn>> Begin(TxnMode mode) override;
   int SchemaVersion() const override { return schema_version_; }
   std::string_view BackendName() const override { return "sqlite"; }
+
+  // PRAGMA wal_checkpoint(TRUNCATE) on the writer connection, between transactions: takes
+  // the writer slot (waiting up to the busy timeout), then SQLite waits up to the busy
+  // timeout for other writers and for every reader (of any process) still using the WAL,
+  // copies every frame into the database file (so the latest, zeroed version of each page
+  // replaces the old one there), syncs it, and truncates the -wal file to zero bytes.
+  // kUnavailable when a writer or a reader kept it from completing; committed data is safe
+  // either way. A read Txn held by the calling thread makes it time out.
+  Status ReleaseDeletedData() override;
 
   // The path of the database file.
   const std::string& database_path() const { return database_path_; }

@@ -1020,5 +1020,118 @@ TEST_F(SqliteStoreTest, DeletedDataKeysDoNotLingerInTheFile) {
   EXPECT_EQ(bytes.find(marker), std::string::npos);
 }
 
+// The whole content of a file; empty if it does not exist.
+std::string FileBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// An organization with one data key whose wrapped text is `wrapped`, committed.
+void InsertOrgWithDataKey(Store& store, const std::string& org_id, const std::string& name,
+                          const std::string& key_id, const std::string& wrapped) {
+  ASSERT_OK_AND_ASSIGN(auto txn, store.Begin(TxnMode::kWrite));
+  ASSERT_OK(txn->InsertOrg(OrgRow{org_id, name, kT0}));
+  ASSERT_OK(txn->InsertDataKey(DataKeyRow{.id = key_id,
+                                          .purpose = "config",
+                                          .scope = Scope::Org(org_id),
+                                          .state = "active",
+                                          .wrapped = wrapped,
+                                          .master_key_id = "mk",
+                                          .created_at = kT0}));
+  ASSERT_OK(txn->Commit());
+}
+
+void DeleteOrgNow(Store& store, const std::string& org_id) {
+  ASSERT_OK_AND_ASSIGN(auto txn, store.Begin(TxnMode::kWrite));
+  ASSERT_OK(txn->DeleteOrg(org_id));
+  ASSERT_OK(txn->Commit());
+}
+
+// With the store open, as a running server keeps it: secure_delete zeroes a deleted key in
+// the page version the deletion writes to the WAL, but the older versions stay in earlier
+// WAL frames and in the database file until a checkpoint. ReleaseDeletedData removes both.
+TEST_F(SqliteStoreTest, ReleaseDeletedDataLeavesNoDeletedKeyInTheWalOrTheFile) {
+  const std::string kOrgB = "0b7e5c1e-6a43-4c1a-9d57-3f1f2b0a0002";
+  const std::string kOrgC = "0b7e5c1e-6a43-4c1a-9d57-3f1f2b0a0003";
+  const std::string in_file = "WRAPPED-KEY-CHECKPOINTED-3a9d1f7c";  // already in bifrost.db
+  const std::string in_wal = "WRAPPED-KEY-IN-THE-WAL-6b2e8c4d";     // only in the -wal
+  const std::string kept = "WRAPPED-KEY-KEPT-9f0a5e21";
+  const std::string wal_path = db_path_ + "-wal";
+  ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
+  InsertOrgWithDataKey(*store, kOrgA, "acme", "dk-a", in_file);
+  InsertOrgWithDataKey(*store, kOrgC, "initech", "dk-c", kept);
+  ASSERT_OK(store->ReleaseDeletedData());  // a checkpoint: both keys now in bifrost.db
+  EXPECT_EQ(std::filesystem::file_size(wal_path), 0u);
+  InsertOrgWithDataKey(*store, kOrgB, "globex", "dk-b", in_wal);
+  DeleteOrgNow(*store, kOrgA);
+  DeleteOrgNow(*store, kOrgB);
+
+  // Without a checkpoint the deleted keys are still in the files.
+  EXPECT_NE(FileBytes(db_path_).find(in_file), std::string::npos);
+  EXPECT_NE(FileBytes(wal_path).find(in_wal), std::string::npos);
+
+  ASSERT_OK(store->ReleaseDeletedData());
+  const std::string db = FileBytes(db_path_);
+  const std::string wal = FileBytes(wal_path);
+  EXPECT_EQ(wal.size(), 0u);
+  for (const std::string& bytes : {db, wal}) {
+    EXPECT_EQ(bytes.find(in_file), std::string::npos);
+    EXPECT_EQ(bytes.find(in_wal), std::string::npos);
+  }
+  EXPECT_NE(db.find(kept), std::string::npos);  // the scan sees what is still there
+
+  // Nothing committed was lost, and the store goes on working.
+  ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
+  ASSERT_OK_AND_ASSIGN(auto orgs, txn->ListOrgs());
+  ASSERT_EQ(orgs.size(), 1u);
+  EXPECT_EQ(orgs[0].id, kOrgC);
+  ASSERT_OK_AND_ASSIGN(auto key, txn->GetDataKey("dk-c"));
+  ASSERT_TRUE(key.has_value());
+  EXPECT_EQ(key->wrapped, kept);
+  ASSERT_OK(txn->InsertOrg(OrgRow{kOrgA, "acme again", kT0}));
+  ASSERT_OK(txn->Commit());
+}
+
+// A reader still using the WAL (of this process or another) keeps the checkpoint from
+// completing: kUnavailable after the busy timeout, the deleted bytes still in the -wal. Once
+// the reader is gone, the next call releases them.
+TEST_F(SqliteStoreTest, ReleaseDeletedDataIsUnavailableWhileAReaderUsesTheWal) {
+  const std::string marker = "WRAPPED-KEY-HELD-BY-A-READER-0c7d2b95";
+  const std::string wal_path = db_path_ + "-wal";
+  SqliteOptions options = Options();
+  options.busy_timeout_ms = 50;
+  ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(options));
+  InsertOrgWithDataKey(*store, kOrgA, "acme", "dk-a", marker);
+  {
+    // A read transaction of this store, from before the deletion.
+    ASSERT_OK_AND_ASSIGN(auto reader, store->Begin(TxnMode::kRead));
+    DeleteOrgNow(*store, kOrgA);
+    const Status released = store->ReleaseDeletedData();
+    ASSERT_FALSE(released.has_value());
+    EXPECT_EQ(released.error().code(), ErrorCode::kUnavailable) << released.error().ToString();
+    EXPECT_NE(released.error().message().find(wal_path), std::string::npos)
+        << released.error().message();
+    EXPECT_NE(FileBytes(wal_path).find(marker), std::string::npos);
+    // The reader's snapshot is intact.
+    ASSERT_OK_AND_ASSIGN(auto key, reader->GetDataKey("dk-a"));
+    EXPECT_TRUE(key.has_value());
+  }
+  {
+    // Another process's read transaction.
+    RawDb raw(db_path_);
+    ASSERT_TRUE(raw.IsOpen());
+    ASSERT_TRUE(raw.Exec("BEGIN"));
+    EXPECT_EQ(raw.QueryText("SELECT count(*) FROM organizations"), "0");
+    EXPECT_ERROR_CODE(store->ReleaseDeletedData(), ErrorCode::kUnavailable);
+    ASSERT_TRUE(raw.Exec("COMMIT"));
+  }
+  ASSERT_OK(store->ReleaseDeletedData());
+  EXPECT_EQ(FileBytes(wal_path).find(marker), std::string::npos);
+  EXPECT_EQ(FileBytes(db_path_).find(marker), std::string::npos);
+  // The writer slot was given back each time.
+  ASSERT_OK_AND_ASSIGN(auto writer, store->Begin(TxnMode::kWrite));
+  ASSERT_OK(writer->Commit());
+}
+
 }  // namespace
 }  // namespace bifrost::store
