@@ -713,8 +713,7 @@ TEST_F(AuditTest, APipeIsRefusedAsTheFileSink) {
   options.file_path = fifo;
   auto opened = OpenLog(options);  // must not block waiting for a reader
   ASSERT_FALSE(opened);
-  EXPECT_NE(opened.error().message().find("pipe"), std::string::npos)
-      << opened.error().message();
+  EXPECT_NE(opened.error().message().find("pipe"), std::string::npos) << opened.error().message();
 }
 
 TEST_F(AuditTest, NewFileStartsWithTheNextRecord) {

@@ -104,7 +104,6 @@ class LineReader {
   std::size_t pos_ = 0;
 };
 
-
 }  // namespace
 
 Result<VerifyReport> Verify(store::Store& store, const std::vector<crypto::MacKey>& keys,
@@ -223,8 +222,7 @@ Result<VerifyReport> Verify(store::Store& store, const std::vector<crypto::MacKe
                 "record " + seq + " names audit key " + row.key_id + ", which was not given");
       } else if (retired != retired_keys.end()) {
         problem(row.seq, "record " + seq + " is signed by audit key " + row.key_id +
-                             ", which the master-key rotation of record " +
-                             Num(retired->second) +
+                             ", which the master-key rotation of record " + Num(retired->second) +
                              " retired: a record made after it with the old master key was "
                              "not made by a server of this installation (or one was still "
                              "running with the old key)");

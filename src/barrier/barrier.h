@@ -104,8 +104,8 @@ class Barrier {
   Result<DataKey> CreateDataKey(store::Txn& txn, const store::Scope& scope,
                                 std::string_view state) const;
   // Encrypts `plaintext` for the row (scope, key) under `data_key` (which must be of `scope`).
-  Result<Sealed> SealWith(const DataKey& data_key, const store::Scope& scope,
-                          std::string_view key, std::string_view plaintext) const;
+  Result<Sealed> SealWith(const DataKey& data_key, const store::Scope& scope, std::string_view key,
+                          std::string_view plaintext) const;
 
   // Decrypts an envelope read from the row (scope, key) in `txn`. A data key not yet in
   // memory is read through `txn`, so it comes from the same snapshot as the row. kIntegrity

@@ -391,8 +391,7 @@ int RunCliUnguarded(const std::vector<std::string>& args, CliIo& io) {
       ->option_text("success|denied|error");
   audit_list->add_option("--since", audit_args.since, "Records at or after TIME")
       ->option_text("TIME");
-  audit_list->add_option("--until", audit_args.until, "Records before TIME")
-      ->option_text("TIME");
+  audit_list->add_option("--until", audit_args.until, "Records before TIME")->option_text("TIME");
   audit_list->add_option("--limit", audit_args.limit, "Records to print")
       ->check(CLI::Range(1, 1000))
       ->option_text("N (1-1000, default 50)");

@@ -200,7 +200,6 @@ CliStatus RunImport(const ImportFlags& flags, CliIo& io) {
   }
   for (const auto& warning : warnings) *io.err << "bifrost: warning: " << warning << "\n";
 
-
   importer::ImportOptions options;
   options.organizations_csv = flags.organizations;
   options.configs_csv = flags.configs;

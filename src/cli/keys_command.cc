@@ -133,7 +133,6 @@ void PrintJson(CliIo& io, const json& value) {
   *io.out << value.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
 }
 
-
 CliResult<keys::LocalInstallation> OpenInstallation(const std::string& data_dir,
                                                     std::string command, bool read_only) {
   auto installation = keys::OpenLocalInstallation(
@@ -429,8 +428,7 @@ std::string SkippedLines(const keys::DataRotationReport& report, bool deleted_to
   std::vector<const keys::SkippedScope*> done;
   std::vector<const keys::SkippedScope*> deleted;
   for (const auto& skipped : report.skipped) {
-    (skipped.reason == keys::SkipReason::kRotatedByResumedRun ? done : deleted)
-        .push_back(&skipped);
+    (skipped.reason == keys::SkipReason::kRotatedByResumedRun ? done : deleted).push_back(&skipped);
   }
   std::string out;
   if (!done.empty()) {

@@ -269,10 +269,9 @@ TEST_F(KeysCommandTest, AResumedRunSaysSoAndNamesWhatItSkipped) {
   const Outcome as_json = Run({"keys", "rotate", "--data", data(), "--all", "--format", "json"});
   ASSERT_EQ(as_json.exit_code, 0) << as_json.err;
   const json report = json::parse(as_json.out);
-  EXPECT_EQ(report["resumed_job"],
-            (json{{"id", second},
-                  {"started_at", "2023-11-14T22:13:20.000000Z"},
-                  {"actor", "operator earlier (uid 2)"}}));
+  EXPECT_EQ(report["resumed_job"], (json{{"id", second},
+                                         {"started_at", "2023-11-14T22:13:20.000000Z"},
+                                         {"actor", "operator earlier (uid 2)"}}));
   std::vector<std::string> skipped;
   for (const auto& scope : report["skipped"]) {
     EXPECT_EQ(scope["reason"], "rotated_by_resumed_run");
@@ -299,25 +298,24 @@ TEST_F(KeysCommandTest, RestartClosesTheUnfinishedRunAndRotatesEveryScope) {
   ASSERT_EQ(report["scopes"].size(), 3u);
   EXPECT_EQ(report["resealed"], 6);
   ASSERT_EQ(report["closed_jobs"].size(), 1u);
-  EXPECT_EQ(report["closed_jobs"][0],
-            (json{{"id", job},
-                  {"kind", "data"},
-                  {"target", "*"},
-                  {"actor", "operator earlier (uid 2)"},
-                  {"started_at", "2023-11-14T22:13:20.000000Z"},
-                  {"reason", "restart"}}));
+  EXPECT_EQ(report["closed_jobs"][0], (json{{"id", job},
+                                            {"kind", "data"},
+                                            {"target", "*"},
+                                            {"actor", "operator earlier (uid 2)"},
+                                            {"started_at", "2023-11-14T22:13:20.000000Z"},
+                                            {"reason", "restart"}}));
   EXPECT_TRUE(UnfinishedJobs().empty());
 
   InsertJob("data", OrgId("acme"));
   ::setenv("BIFROST_SECRET_KEY", kKeyA, 1);
   const Outcome table = Run({"keys", "rotate", "--data", data(), "--org", "acme", "--restart"});
   ASSERT_EQ(table.exit_code, 0) << table.err;
-  EXPECT_TRUE(table.out.starts_with("Closed the unfinished run started at "
-                                    "2023-11-14T22:13:20.000000Z by operator earlier (uid 2) "
-                                    "(job "))
+  EXPECT_TRUE(
+      table.out.starts_with("Closed the unfinished run started at "
+                            "2023-11-14T22:13:20.000000Z by operator earlier (uid 2) "
+                            "(job "))
       << table.out;
-  EXPECT_NE(table.out.find("(--restart): this is a fresh run.\n"), std::string::npos)
-      << table.out;
+  EXPECT_NE(table.out.find("(--restart): this is a fresh run.\n"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find("Re-encrypted 3 values in 1 scope."), std::string::npos) << table.out;
   EXPECT_EQ(table.out.find("Resumed"), std::string::npos) << table.out;
 }

@@ -37,15 +37,14 @@ Result<SecureBuffer> HkdfSha256(std::span<const std::uint8_t> ikm, std::string_v
   if (!ctx) return Fail(ErrorCode::kInternal, "HKDF is unavailable");
   char digest[] = "SHA256";
   // OSSL_PARAM takes non-const pointers but only reads these buffers.
-  OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
-                                        const_cast<std::uint8_t*>(ikm.data()), ikm.size()),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, const_cast<char*>(salt.data()),
-                                        salt.size()),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, const_cast<char*>(info.data()),
-                                        info.size()),
-      OSSL_PARAM_construct_end()};
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, digest, 0),
+                         OSSL_PARAM_construct_octet_string(
+                             OSSL_KDF_PARAM_KEY, const_cast<std::uint8_t*>(ikm.data()), ikm.size()),
+                         OSSL_PARAM_construct_octet_string(
+                             OSSL_KDF_PARAM_SALT, const_cast<char*>(salt.data()), salt.size()),
+                         OSSL_PARAM_construct_octet_string(
+                             OSSL_KDF_PARAM_INFO, const_cast<char*>(info.data()), info.size()),
+                         OSSL_PARAM_construct_end()};
   SecureBuffer out(length);
   if (EVP_KDF_derive(ctx.get(), out.data(), out.size(), params) != 1) {
     return Fail(ErrorCode::kInternal, "HKDF-SHA256 derivation failed");
@@ -61,8 +60,7 @@ Result<FernetKey> DeriveMasterKey(std::string_view secret, std::string_view sour
   if (chars < kMinSecretKeyChars) {
     return Fail(ErrorCode::kInvalidArgument,
                 std::string(source) + " is too short: it has " + std::to_string(chars) +
-                    " characters and must have at least " +
-                    std::to_string(kMinSecretKeyChars));
+                    " characters and must have at least " + std::to_string(kMinSecretKeyChars));
   }
   BIFROST_ASSIGN_OR_RETURN(
       SecureBuffer key,
@@ -75,9 +73,8 @@ Result<FernetKey> DeriveMasterKey(std::string_view secret, std::string_view sour
 
 namespace bifrost::crypto {
 
-Result<SecureBuffer> Pbkdf2HmacSha256(std::span<const std::uint8_t> password,
-                                      std::string_view salt, unsigned iterations,
-                                      std::size_t length) {
+Result<SecureBuffer> Pbkdf2HmacSha256(std::span<const std::uint8_t> password, std::string_view salt,
+                                      unsigned iterations, std::size_t length) {
   if (iterations == 0 || iterations > static_cast<unsigned>(INT_MAX) ||
       length > static_cast<std::size_t>(INT_MAX) ||
       password.size() > static_cast<std::size_t>(INT_MAX) ||

@@ -35,9 +35,8 @@ namespace bifrost::crypto {
 // never make a key this installation seals with: that is DeriveMasterKey alone.
 
 // PBKDF2-HMAC-SHA256 (RFC 8018) of `password` to `length` bytes.
-Result<SecureBuffer> Pbkdf2HmacSha256(std::span<const std::uint8_t> password,
-                                      std::string_view salt, unsigned iterations,
-                                      std::size_t length);
+Result<SecureBuffer> Pbkdf2HmacSha256(std::span<const std::uint8_t> password, std::string_view salt,
+                                      unsigned iterations, std::size_t length);
 
 // The iteration count older Python Bifrost installations used with PBKDF2.
 inline constexpr unsigned kLegacyPbkdf2Iterations = 100'000;

@@ -79,8 +79,7 @@ TEST(Pbkdf2, KnownAnswers) {
   ASSERT_TRUE(one);
   EXPECT_EQ(Hex(*one), "120fb6cffcf8b32c43e7225256c4f837a86548c92ccc35480805987cb70be17b");
   auto many = Pbkdf2HmacSha256(
-      {reinterpret_cast<const std::uint8_t*>(password.data()), password.size()}, "salt", 4096,
-      32);
+      {reinterpret_cast<const std::uint8_t*>(password.data()), password.size()}, "salt", 4096, 32);
   ASSERT_TRUE(many);
   EXPECT_EQ(Hex(*many), "c5e478d59288c841aa530db6845c4c8d962893a001ce4e11a4963873aa98134a");
   const std::string_view passwd = "passwd";

@@ -370,7 +370,8 @@ Result<ImportReport> ImportBifrost(store::Store& store, const barrier::Barrier& 
   BIFROST_ASSIGN_OR_RETURN(
       const LegacySecretKeys keys,
       LegacySecretKeys::Create(options.source_secret.view(), "the source key"));
-  BIFROST_ASSIGN_OR_RETURN(ConfigsRead read, ReadConfigs(options.configs_csv, keys, options.progress));
+  BIFROST_ASSIGN_OR_RETURN(ConfigsRead read,
+                           ReadConfigs(options.configs_csv, keys, options.progress));
   const std::string& configs_path = options.configs_csv;
 
   ImportReport report;

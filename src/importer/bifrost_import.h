@@ -46,9 +46,9 @@ struct ImportOptions {
 };
 
 struct ScopeCounts {
-  std::string label;  // "global" or the organization's name
-  std::string org_id; // "" for the global scope
-  bool created = false;  // the organization was created by this import
+  std::string label;                            // "global" or the organization's name
+  std::string org_id;                           // "" for the global scope
+  bool created = false;                         // the organization was created by this import
   std::map<std::string, std::int64_t> by_type;  // "string" | "int" | "bool" | "json" | "secret"
 };
 
@@ -57,8 +57,8 @@ struct ImportReport {
   std::int64_t organizations_created = 0;
   std::int64_t organizations_existing = 0;  // same id and name already here: reused
   std::int64_t configs = 0;
-  std::int64_t secrets_hkdf = 0;    // secrets that decrypted with the HKDF-derived key
-  std::int64_t secrets_pbkdf2 = 0;  // ... with the PBKDF2-derived key
+  std::int64_t secrets_hkdf = 0;         // secrets that decrypted with the HKDF-derived key
+  std::int64_t secrets_pbkdf2 = 0;       // ... with the PBKDF2-derived key
   std::int64_t skipped_integration = 0;  // rows with a non-empty integration_id
   bool dry_run = false;
 };

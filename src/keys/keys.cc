@@ -622,9 +622,9 @@ Result<DataRotationReport> RotateDataKeysImpl(store::Store& store, const barrier
 
   for (const auto& target : work.targets) {
     current = target.scope;
-    BIFROST_ASSIGN_OR_RETURN(auto outcome,
-                             RotateScope(store, barrier, audit, options, target, work.counts,
-                                         job_row, job_resumed, report.resealed));
+    BIFROST_ASSIGN_OR_RETURN(
+        auto outcome, RotateScope(store, barrier, audit, options, target, work.counts, job_row,
+                                  job_resumed, report.resealed));
     if (auto* rotation = std::get_if<ScopeRotation>(&outcome)) {
       report.scopes.push_back(std::move(*rotation));
     } else {

@@ -46,10 +46,10 @@ namespace bifrost::keys {
 
 // Progress of a long operation, reported after every batch (and once at the start).
 struct Progress {
-  std::string phase;      // "re-wrapping data keys" | "re-encrypting values"
-  std::string scope;      // "" | "global" | "organization acme"
-  std::int64_t done = 0;  // items finished so far in this phase
-  std::int64_t total = 0; // items in this phase (an estimate: writers may add some)
+  std::string phase;       // "re-wrapping data keys" | "re-encrypting values"
+  std::string scope;       // "" | "global" | "organization acme"
+  std::int64_t done = 0;   // items finished so far in this phase
+  std::int64_t total = 0;  // items in this phase (an estimate: writers may add some)
 };
 using ProgressFn = std::function<void(const Progress&)>;
 
@@ -77,8 +77,8 @@ struct ClosedJob {
 
 struct MasterRotationReport {
   std::string primary_key_id;
-  std::int64_t rewrapped = 0;  // data keys (and audit keys) re-wrapped by this run
-  std::int64_t total = 0;      // data keys in the database
+  std::int64_t rewrapped = 0;                   // data keys (and audit keys) re-wrapped by this run
+  std::int64_t total = 0;                       // data keys in the database
   std::optional<store::KeyJobRow> resumed_job;  // the unfinished job this run continued
   std::vector<ClosedJob> closed_jobs;           // other unfinished jobs this run closed
   // Set when the old wrappings could not be removed from the database files at the end
@@ -127,9 +127,9 @@ Result<DataRotationReport> RotateDataKeys(store::Store& store, const barrier::Ba
 
 struct MasterKeyUse {
   std::string key_id;
-  std::int64_t data_keys = 0;     // data keys (of every purpose) wrapped by it
-  std::int64_t direct_values = 0; // values it seals directly (the format before data keys)
-  bool configured = false;        // in the keyring this status was made with
+  std::int64_t data_keys = 0;      // data keys (of every purpose) wrapped by it
+  std::int64_t direct_values = 0;  // values it seals directly (the format before data keys)
+  bool configured = false;         // in the keyring this status was made with
   bool primary = false;
 };
 struct UnfinishedScope {  // a data-key rotation that has not finished
@@ -142,7 +142,7 @@ struct KeyStatus {
   std::string primary_key_id;
   std::vector<MasterKeyUse> master_keys;  // configured ones first (primary first), then others
   std::int64_t organizations = 0;
-  std::int64_t data_keys = 0;       // "config" keys, active and retired
+  std::int64_t data_keys = 0;  // "config" keys, active and retired
   std::int64_t sealed_values = 0;
   std::vector<UnfinishedScope> unfinished;
   // Unfinished jobs, oldest first. A data job of an organization that no longer exists is

@@ -536,8 +536,8 @@ TEST_F(KeysTest, RestartClosesTheUnfinishedJobAndRotatesEveryScopeAgain) {
 
   RotateOptions options = Options();
   options.restart = true;
-  ASSERT_OK_AND_ASSIGN(auto report, RotateDataKeys(*store_, *barrier_, *audit_, clock_,
-                                                   std::nullopt, options));
+  ASSERT_OK_AND_ASSIGN(auto report,
+                       RotateDataKeys(*store_, *barrier_, *audit_, clock_, std::nullopt, options));
   EXPECT_FALSE(report.resumed_job.has_value());
   EXPECT_TRUE(report.skipped.empty());
   ASSERT_EQ(report.closed_jobs.size(), 1u);
@@ -549,9 +549,9 @@ TEST_F(KeysTest, RestartClosesTheUnfinishedJobAndRotatesEveryScopeAgain) {
   // acme's half rotation belonged to the closed run: acme gets a key of this run.
   EXPECT_FALSE(report.scopes[1].resumed);
   EXPECT_NE(report.scopes[1].new_key, acme_fresh);
-  EXPECT_EQ(std::set<std::string>(report.scopes[1].old_keys.begin(),
-                                  report.scopes[1].old_keys.end()),
-            (std::set<std::string>{acme_old, acme_fresh}));
+  EXPECT_EQ(
+      std::set<std::string>(report.scopes[1].old_keys.begin(), report.scopes[1].old_keys.end()),
+      (std::set<std::string>{acme_old, acme_fresh}));
   EXPECT_TRUE(UnfinishedJobs().empty());
   ExpectEveryValue();
   const auto starts = AuditRecords(audit::actions::kKeysRotateDataStart);
@@ -561,8 +561,8 @@ TEST_F(KeysTest, RestartClosesTheUnfinishedJobAndRotatesEveryScopeAgain) {
             "started by operator earlier (uid 2) at 2023-11-14T22:13:21.000000Z (--restart)");
 
   // Without an unfinished job, --restart just starts a run.
-  ASSERT_OK_AND_ASSIGN(auto plain, RotateDataKeys(*store_, *barrier_, *audit_, clock_,
-                                                  scopes[2], options));
+  ASSERT_OK_AND_ASSIGN(auto plain,
+                       RotateDataKeys(*store_, *barrier_, *audit_, clock_, scopes[2], options));
   EXPECT_TRUE(plain.closed_jobs.empty());
   EXPECT_FALSE(plain.resumed_job.has_value());
   ASSERT_EQ(plain.scopes.size(), 1u);
@@ -666,8 +666,8 @@ TEST_F(KeysTest, AMasterRotationThatStopsOnAnErrorClosesItsJob) {
     ASSERT_TRUE(txn);
     ASSERT_OK_AND_ASSIGN(auto keys, (*txn)->ListScopeDataKeys(Scope::Global()));
     ASSERT_FALSE(keys.empty());
-    ASSERT_OK((*txn)->RewrapDataKey(keys.front().id, "not a wrapped key",
-                                    Master(kKeyA).id(), keys.front().master_key_id));
+    ASSERT_OK((*txn)->RewrapDataKey(keys.front().id, "not a wrapped key", Master(kKeyA).id(),
+                                    keys.front().master_key_id));
     ASSERT_OK((*txn)->Commit());
   }
   auto report = RotateMasterKey(*store_, *barrier_, *audit_, clock_, Options());
@@ -757,8 +757,8 @@ TEST_F(KeysTest, AnOrganizationDeletedDuringItsRotationIsReportedAsSuch) {
       EXPECT_TRUE(config_->DeleteOrganization(globex.org_id()));
     }
   };
-  ASSERT_OK_AND_ASSIGN(auto all, RotateDataKeys(*store_, *barrier_, *audit_, clock_,
-                                                std::nullopt, options));
+  ASSERT_OK_AND_ASSIGN(auto all,
+                       RotateDataKeys(*store_, *barrier_, *audit_, clock_, std::nullopt, options));
   ASSERT_EQ(all.scopes.size(), 2u);  // global and initech
   ASSERT_EQ(all.skipped.size(), 1u);
   EXPECT_EQ(all.skipped.front().scope, globex);
@@ -829,7 +829,7 @@ TEST_F(KeysTest, ARunAfterAnErrorStartsAfreshAndRotatesEveryScope) {
   const std::string globex_after_error = globex_keys.front().id;
 
   clock_.AdvanceMicros(std::int64_t{90} * 24 * 3600 * 1'000'000);  // 90 days later
-  Set(globex, "secret_1", "written again");            // the damaged value repaired
+  Set(globex, "secret_1", "written again");                        // the damaged value repaired
   ASSERT_OK_AND_ASSIGN(
       auto report, RotateDataKeys(*store_, *barrier_, *audit_, clock_, std::nullopt, Options()));
   EXPECT_FALSE(report.resumed_job.has_value());

@@ -30,8 +30,7 @@ std::optional<std::string> QueryParam(const HttpRequest& request, const std::str
 }
 
 HttpResponse CreateOrg(const ApiContext& context, const HttpRequest& request,
-                       const PathParams& params,
-                       const auth::Principal& principal) {
+                       const PathParams& params, const auth::Principal& principal) {
   if (auto denied = Deny(principal, Action::kOrgCreate, Target::Platform(), request)) {
     return *denied;
   }

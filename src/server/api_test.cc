@@ -9,10 +9,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <future>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <future>
 #include <optional>
 #include <regex>
 #include <set>

@@ -58,8 +58,8 @@ struct OrgRow {
 struct ConfigRow {
   Scope scope = Scope::Global();
   std::string key;
-  std::string type;         // "string" | "int" | "bool" | "json" | "secret"
-  std::string value;        // clear text, or the sealed envelope when type is "secret"
+  std::string type;   // "string" | "int" | "bool" | "json" | "secret"
+  std::string value;  // clear text, or the sealed envelope when type is "secret"
   // Id of the key that sealed `value`: set (and non-empty) exactly for secrets, so that
   // ListConfigsNotSealedBy("") lists every sealed row.
   std::optional<std::string> key_id;
@@ -80,11 +80,11 @@ struct KeyCheckRow {
 
 // An API token. The token itself is never stored: only the SHA-256 of it (lower-case hex).
 struct TokenRow {
-  std::string id;     // canonical lower-case UUID
+  std::string id;  // canonical lower-case UUID
   std::string name;
   std::optional<std::string> org_id;  // nullopt for platform-wide tokens
-  std::string role;   // "platform-admin" | "admin" | "member" | "reader"
-  std::string hash;   // hex SHA-256 of the token text; unique
+  std::string role;                   // "platform-admin" | "admin" | "member" | "reader"
+  std::string hash;                   // hex SHA-256 of the token text; unique
   UnixMicros created_at = 0;
   std::string created_by;
   std::optional<UnixMicros> expires_at;
@@ -143,15 +143,15 @@ struct AuditRow {
   std::string outcome;  // "success" | "denied" | "error"
   std::optional<std::string> org_id;
   std::optional<std::string> config_key;
-  std::optional<std::string> actor_id;    // token (or user) id
-  std::optional<std::string> actor_name;  // token (or user) name
-  std::string client_address;             // "ip:port", or "" for a local command
-  std::string request_id;                 // "" for a local command
+  std::optional<std::string> actor_id;      // token (or user) id
+  std::optional<std::string> actor_name;    // token (or user) name
+  std::string client_address;               // "ip:port", or "" for a local command
+  std::string request_id;                   // "" for a local command
   std::optional<std::string> execution_id;  // workflow execution, when the access came from one
-  std::string detail;   // error code, counts: never a value, token or body
-  std::string key_id;   // id of the audit MAC key
-  std::string prev_mac; // hex; 64 zeros for the first record of a chain
-  std::string mac;      // hex
+  std::string detail;                       // error code, counts: never a value, token or body
+  std::string key_id;                       // id of the audit MAC key
+  std::string prev_mac;                     // hex; 64 zeros for the first record of a chain
+  std::string mac;                          // hex
 };
 
 // Where the kept part of a pruned audit log begins, signed with the audit key: records
@@ -169,10 +169,10 @@ struct AuditFilter {
   std::optional<std::string> org_id;
   std::optional<std::string> config_key;
   std::optional<std::string> action;
-  std::optional<std::string> actor;    // matches actor_id or actor_name
+  std::optional<std::string> actor;  // matches actor_id or actor_name
   std::optional<std::string> outcome;
-  std::optional<UnixMicros> since;     // time >= since
-  std::optional<UnixMicros> until;     // time < until
+  std::optional<UnixMicros> since;         // time >= since
+  std::optional<UnixMicros> until;         // time < until
   std::optional<std::int64_t> before_seq;  // seq < before_seq (the next page)
   std::size_t limit = 100;
 };
@@ -198,8 +198,7 @@ class Txn {
 
   // Config rows of one scope. Rows of an org scope require the org to exist
   // (kFailedPrecondition otherwise).
-  virtual Result<std::optional<ConfigRow>> GetConfig(const Scope& scope,
-                                                     std::string_view key) = 0;
+  virtual Result<std::optional<ConfigRow>> GetConfig(const Scope& scope, std::string_view key) = 0;
   virtual Result<std::vector<ConfigRow>> ListConfigs(const Scope& scope) = 0;  // by key
   // Inserts a new row with version 1 and returns it as stored. kAlreadyExists if the scope
   // already has this key.
@@ -208,8 +207,7 @@ class Txn {
   // the same scope and key if its version equals `expected_version`; returns the row as
   // stored, with the version increased by one. kNotFound if there is no such row,
   // kConflict if its version differs. created_at is kept.
-  virtual Result<ConfigRow> UpdateConfig(const ConfigRow& row,
-                                         std::int64_t expected_version) = 0;
+  virtual Result<ConfigRow> UpdateConfig(const ConfigRow& row, std::int64_t expected_version) = 0;
   // Deletes the row. With an expected version, kConflict if the row's version differs.
   // kNotFound if there is no such row.
   virtual Status DeleteConfig(const Scope& scope, std::string_view key,

@@ -28,14 +28,16 @@ struct Reply {
 class Api {
  public:
   explicit Api(const std::string& address) {
-    auto client = client::HttpClient::Create({.address = address, .ca_file = "", .timeout_ms = 30'000});
+    auto client =
+        client::HttpClient::Create({.address = address, .ca_file = "", .timeout_ms = 30'000});
     EXPECT_TRUE(client) << client.error().ToString();
     if (client) client_ = std::move(*client);
   }
 
   Reply Call(const std::string& method, const std::string& target, const std::string& token,
              std::optional<json> body = std::nullopt) {
-    return Raw(method, target, token, body ? std::optional<std::string>(body->dump()) : std::nullopt);
+    return Raw(method, target, token,
+               body ? std::optional<std::string>(body->dump()) : std::nullopt);
   }
 
   Reply Raw(const std::string& method, const std::string& target, const std::string& token,

@@ -345,8 +345,7 @@ TEST(ImportTest, ASecondImportRefusesToOverwrite) {
   EXPECT_EQ(again.exit_code, 1);
   // Progress lines first (not a terminal: plain lines), then the error, alone on its line.
   const std::size_t newline_at = again.err.find("\nbifrost: ");
-  ASSERT_TRUE(again.err.starts_with("bifrost: ") || newline_at != std::string::npos)
-      << again.err;
+  ASSERT_TRUE(again.err.starts_with("bifrost: ") || newline_at != std::string::npos) << again.err;
   const std::size_t error_at = again.err.starts_with("bifrost: ") ? 0 : newline_at + 1;
   EXPECT_TRUE(again.err.substr(0, error_at).find("import bifrost: checking configs") == 0 ||
               error_at == 0)

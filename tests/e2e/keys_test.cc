@@ -69,9 +69,9 @@ json KeysStatus(const std::string& data, const std::vector<std::string>& env) {
 // `bifrost serve` that is expected to refuse to start: bounded by timeout(1), so a server
 // that starts after all fails the test instead of hanging it.
 ProcessResult ServeExpectingRefusal(const std::string& data, const std::vector<std::string>& env) {
-  return RunProcess({"timeout", "60", BifrostBinary(), "serve", "--data", data, "--listen",
-                     "127.0.0.1:0"},
-                    "", env);
+  return RunProcess(
+      {"timeout", "60", BifrostBinary(), "serve", "--data", data, "--listen", "127.0.0.1:0"}, "",
+      env);
 }
 
 // Runs one SQL statement against the database with Python's sqlite3 and returns the rows as
@@ -115,8 +115,8 @@ std::string Numbered(const std::string& prefix, int n) {
 // and plain values, each with the value it must read back.
 struct Fixture {
   std::string admin;
-  std::map<std::string, std::string> org_ids;            // name -> id
-  std::map<std::string, std::string> expected;           // reveal target -> value
+  std::map<std::string, std::string> org_ids;   // name -> id
+  std::map<std::string, std::string> expected;  // reveal target -> value
 };
 
 Fixture Populate(const std::string& address, const std::string& admin, int secrets_per_org) {
@@ -404,14 +404,14 @@ TEST(KeysE2eTest, MasterKeyRotationOnALiveServerThenTheOldKeyIsDropped) {
   server.Stop();
 
   // The old key is no longer needed: the server starts and serves without it...
-  ServerProcess without_old(ServerProcess::Options{
-      .secret_key = kKeyNew, .init = false, .data_dir = data});
+  ServerProcess without_old(
+      ServerProcess::Options{.secret_key = kKeyNew, .init = false, .data_dir = data});
   ASSERT_FALSE(without_old.address().empty());
   EXPECT_EQ(CheckAll(without_old.address(), f), 0);
   without_old.Stop();
   // ...and the audit log made under both keys still verifies with the new one alone.
-  const ProcessResult verified = RunProcess(
-      {BifrostBinary(), "audit", "verify", "--data", data}, "", KeyEnv(kKeyNew));
+  const ProcessResult verified =
+      RunProcess({BifrostBinary(), "audit", "verify", "--data", data}, "", KeyEnv(kKeyNew));
   EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
 
   // The old key alone can unwrap none of the data keys any more.
@@ -433,8 +433,8 @@ TEST(KeysE2eTest, DataKeyRotationOnALiveServerReencryptsEveryValue) {
 
   Load load(server.address(), f, "/api/v1/orgs/" + acme);
   load.WaitForRequests(50);
-  const ProcessResult rotated = Keys(data, {"rotate", "--org", "Acme", "--batch-size", "10"},
-                                     KeyEnv(kKeyOld));
+  const ProcessResult rotated =
+      Keys(data, {"rotate", "--org", "Acme", "--batch-size", "10"}, KeyEnv(kKeyOld));
   load.WaitForRequests(50);
   load.Stop();
   ASSERT_EQ(rotated.exit_code, 0) << rotated.err;
@@ -491,8 +491,8 @@ TEST(KeysE2eTest, DataKeyRotationKilledAtAnyPointResumes) {
   const Fixture f = Populate(server->address(), server->admin_token(), 40);
   const std::string acme = f.org_ids.at("Acme");
 
-  for (const std::string point : {"data-created", "data-batch:1", "data-batch:3",
-                                   "data-before-destroy"}) {
+  for (const std::string point :
+       {"data-created", "data-batch:1", "data-batch:3", "data-before-destroy"}) {
     SCOPED_TRACE(point);
     const std::string before = ActiveKeyOf(data, acme);
     std::vector<std::string> env = KeyEnv(kKeyOld);
@@ -503,8 +503,8 @@ TEST(KeysE2eTest, DataKeyRotationKilledAtAnyPointResumes) {
 
     // A restart in the middle of the rotation: everything still opens.
     server->Stop();
-    server = std::make_unique<ServerProcess>(
-        ServerProcess::Options{.init = false, .data_dir = data});
+    server =
+        std::make_unique<ServerProcess>(ServerProcess::Options{.init = false, .data_dir = data});
     ASSERT_FALSE(server->address().empty());
     EXPECT_EQ(CheckAll(server->address(), f), 0);
     const json status = KeysStatus(data, KeyEnv(kKeyOld));
@@ -549,14 +549,14 @@ TEST(KeysE2eTest, MasterRotationKilledAtAnyPointResumes) {
     if (point == "master-batch:1") {
       const ProcessResult refused = ServeExpectingRefusal(data, KeyEnv(kKeyNew));
       EXPECT_EQ(refused.exit_code, 1);
-      EXPECT_NE(refused.err.find("BIFROST_SECRET_KEY_PREVIOUS"), std::string::npos)
-          << refused.err;
+      EXPECT_NE(refused.err.find("BIFROST_SECRET_KEY_PREVIOUS"), std::string::npos) << refused.err;
       // Some organization whose data key is still under the old key is named.
       const std::string primary =
           KeysStatus(data, KeyEnv(kKeyNew, kKeyOld))["primary_key_id"].get<std::string>();
       const json left = Query(data,
                               "SELECT o.name FROM data_keys d JOIN organizations o ON "
-                              "o.id = d.org_id WHERE d.master_key_id != '" + primary + "'");
+                              "o.id = d.org_id WHERE d.master_key_id != '" +
+                                  primary + "'");
       ASSERT_FALSE(left.empty());
       bool named = false;
       for (const auto& row : left) {
@@ -574,8 +574,8 @@ TEST(KeysE2eTest, MasterRotationKilledAtAnyPointResumes) {
   ASSERT_EQ(finished.exit_code, 0) << finished.err;
   EXPECT_EQ(KeysStatus(data, KeyEnv(kKeyNew, kKeyOld))["previous_keys_unused"], true);
   server->Stop();
-  ServerProcess without_old(ServerProcess::Options{
-      .secret_key = kKeyNew, .init = false, .data_dir = data});
+  ServerProcess without_old(
+      ServerProcess::Options{.secret_key = kKeyNew, .init = false, .data_dir = data});
   ASSERT_FALSE(without_old.address().empty());
   EXPECT_EQ(CheckAll(without_old.address(), f), 0);
 }
@@ -624,20 +624,20 @@ TEST(KeysE2eTest, KeysLeaveTheEnvironmentAndComeFromFiles) {
   std::ofstream(previous_file) << "\n" << kKeyStranger << "\n" << kKeyOld << "\n";
   fs::permissions(current_file, fs::perms::owner_read | fs::perms::owner_write);
   fs::permissions(previous_file, fs::perms::owner_read | fs::perms::owner_write);
-  ServerProcess server(ServerProcess::Options{
-      .extra_env = {Env("BIFROST_SECRET_KEY_FILE", current_file),
-                    Env("BIFROST_SECRET_KEY_PREVIOUS_FILE", previous_file)},
-      .init = false,
-      .data_dir = data});
+  ServerProcess server(
+      ServerProcess::Options{.extra_env = {Env("BIFROST_SECRET_KEY_FILE", current_file),
+                                           Env("BIFROST_SECRET_KEY_PREVIOUS_FILE", previous_file)},
+                             .init = false,
+                             .data_dir = data});
   ASSERT_FALSE(server.address().empty());
   ASSERT_GT(server.pid(), 0);
   const std::string environ =
       testing::ReadFileOrEmpty("/proc/" + std::to_string(server.pid()) + "/environ");
   EXPECT_EQ(environ.find("BIFROST_SECRET_KEY"), std::string::npos);
   const ProcessResult rotated =
-      RunProcess({BifrostBinary(), "keys", "rotate", "--data", data},
-                 "", {Env("BIFROST_SECRET_KEY_FILE", current_file),
-                      Env("BIFROST_SECRET_KEY_PREVIOUS_FILE", previous_file)});
+      RunProcess({BifrostBinary(), "keys", "rotate", "--data", data}, "",
+                 {Env("BIFROST_SECRET_KEY_FILE", current_file),
+                  Env("BIFROST_SECRET_KEY_PREVIOUS_FILE", previous_file)});
   EXPECT_EQ(rotated.exit_code, 0) << rotated.err;
   EXPECT_EQ(KeysStatus(data, KeyEnv(kKeyNew))["previous_keys_unused"], true);
 }
@@ -658,9 +658,10 @@ TEST(KeysE2eTest, DeletingAnOrganizationShredsItsValues) {
     Api api(server.address());
     org = CreateOrg(api, admin, "Doomed");
     SetConfig(api, admin, "/api/v1/orgs/" + org, "api_key", "secret", kCanary + "-doomed");
-    saved_rows = Query(data, "SELECT org_id, key, type, value, key_id, description, created_at, "
-                             "updated_at, updated_by, version FROM configs WHERE org_id = '" +
-                                 org + "'");
+    saved_rows = Query(data,
+                       "SELECT org_id, key, type, value, key_id, description, created_at, "
+                       "updated_at, updated_by, version FROM configs WHERE org_id = '" +
+                           org + "'");
     const json keys = Query(data, "SELECT wrapped FROM data_keys WHERE org_id = '" + org + "'");
     ASSERT_EQ(keys.size(), 1u);
     wrapped = keys[0][0].get<std::string>();
@@ -677,12 +678,13 @@ TEST(KeysE2eTest, DeletingAnOrganizationShredsItsValues) {
   // Put the organization and its old rows back, byte for byte.
   ASSERT_EQ(saved_rows.size(), 1u);
   const json& row = saved_rows[0];
-  std::string sql = "INSERT INTO organizations (id, name, created_at) VALUES ('" + org +
-                    "', 'Doomed', 1);";
-  sql += "INSERT INTO configs (org_id, key, type, value, key_id, description, created_at, "
-         "updated_at, updated_by, version) VALUES ('" +
-         org + "', 'api_key', 'secret', '" + row[3].get<std::string>() + "', '" +
-         row[4].get<std::string>() + "', '', 1, 1, 'x', 1);";
+  std::string sql =
+      "INSERT INTO organizations (id, name, created_at) VALUES ('" + org + "', 'Doomed', 1);";
+  sql +=
+      "INSERT INTO configs (org_id, key, type, value, key_id, description, created_at, "
+      "updated_at, updated_by, version) VALUES ('" +
+      org + "', 'api_key', 'secret', '" + row[3].get<std::string>() + "', '" +
+      row[4].get<std::string>() + "', '', 1, 1, 'x', 1);";
   Exec(data, sql);
 
   ServerProcess server(ServerProcess::Options{.init = false, .data_dir = data});
