@@ -72,7 +72,7 @@ class ConfigService {
   // secrets cannot be opened again, not even from a backup of their rows; see
   // docs/storage-format.md for values from before data keys). Once the deletion committed,
   // the barrier forgets the keys and the store releases the deleted bytes from its files
-  // (store::Store::ReleaseDeletedData; it may wait up to the store's busy timeout). If that
+  // (store::Store::ReleaseDeletedData; a brief wait). If that
   // release fails the organization is deleted all the same and this returns success, but
   // `on_release_failure` (optional) is told why: the wrapped key may remain in the store's
   // files (the SQLite WAL) until the next checkpoint.

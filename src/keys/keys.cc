@@ -648,7 +648,9 @@ std::string ReleaseWarning(store::Store& store, std::string_view what) {
   std::string warning(what);
   warning += " may remain in the database's write-ahead log until its next checkpoint (";
   warning += released.error().message();
-  warning += "); run the command again later to remove them";
+  warning +=
+      "); the next checkpoint removes them: `bifrost keys rotate` without --org or "
+      "--all runs one (with nothing left to re-wrap, it changes no key)";
   return warning;
 }
 
@@ -694,7 +696,9 @@ Result<MasterRotationReport> RotateMasterKey(store::Store& store, const barrier:
   }
   // The old wrappings are gone from the table; take them out of the files too, so a copy of
   // the files and a leaked old master key do not give the data keys away.
-  if (result) result->release_warning = ReleaseWarning(store, "the old wrappings of the data keys");
+  // Also after an error: the batches committed before it re-wrapped keys.
+  std::string warning = ReleaseWarning(store, "the old wrappings of the data keys");
+  if (result) result->release_warning = std::move(warning);
   return result;
 }
 
@@ -714,7 +718,9 @@ Result<DataRotationReport> RotateDataKeys(store::Store& store, const barrier::Ba
     RecordStop(audit, audit::actions::kKeysRotateData, options, current ? &*current : nullptr,
                result.error(), std::move(progress));
   }
-  if (result) result->release_warning = ReleaseWarning(store, "the destroyed data keys");
+  // Also after an error: scopes finished before it destroyed their retired keys.
+  std::string warning = ReleaseWarning(store, "the destroyed data keys");
+  if (result) result->release_warning = std::move(warning);
   return result;
 }
 

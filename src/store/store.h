@@ -326,9 +326,10 @@ class Store {
   // rotation's retired keys). It does not reach copies outside those files: backups, and
   // blocks the file system has already released.
   //
-  // Best effort and idempotent; it changes no row. It may wait up to the backend's busy
-  // timeout for readers and writers (of this and other processes) to finish, and returns
-  // kUnavailable when it could not complete then: the data is released by a later call or
+  // Best effort and idempotent; it changes no row. It waits only briefly for readers and
+  // writers (of this and other processes) to finish (SQLite: the writer slot up to the busy
+  // timeout, then at most 100 ms for readers), and returns kUnavailable when it could not
+  // complete then: the data is released by a later call or
   // by the backend's own housekeeping. Must not be called while the calling thread holds a
   // Txn of this store (it would wait for that transaction and time out).
   //

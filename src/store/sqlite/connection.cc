@@ -165,6 +165,8 @@ Connection::~Connection() {
   sqlite3_close_v2(db_);
 }
 
+void Connection::SetBusyTimeout(int busy_timeout_ms) { sqlite3_busy_timeout(db_, busy_timeout_ms); }
+
 Status Connection::Configure(int busy_timeout_ms) {
   const std::string what = "configure database '" + path_ + "'";
   auto check = [&](int rc) -> Status {

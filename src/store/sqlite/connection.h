@@ -114,6 +114,9 @@ class Connection {
   bool InTransaction() const;
   // Rows changed by the last INSERT/UPDATE/DELETE.
   std::int64_t Changes() const;
+  // How long a statement waits for a lock held by another connection before it reports
+  // SQLITE_BUSY.
+  void SetBusyTimeout(int busy_timeout_ms);
 
   sqlite3* db() const { return db_; }
   const std::string& path() const { return path_; }

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -1490,6 +1491,10 @@ void SqliteStore::ReleaseReader(Connection* reader) {
   pool_cv_.notify_one();
 }
 
+// How long ReleaseDeletedData's checkpoint waits for other connections (at most the busy
+// timeout).
+constexpr int kCheckpointWaitMs = 100;
+
 Status SqliteStore::ReleaseDeletedData() {
   BIFROST_RETURN_IF_ERROR(AcquireWriter());
   // Between transactions: the writer slot is ours, so no Txn of this store is writing.
@@ -1502,8 +1507,14 @@ Status SqliteStore::ReleaseDeletedData() {
     // the WAL and the frames copied into the database file (both 0 once it was truncated).
     BIFROST_ASSIGN_OR_RETURN(Statement stmt,
                              writer_->Prepare("PRAGMA wal_checkpoint(TRUNCATE)", "checkpoint"));
-    BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
-    if (!has_row) {
+    // A TRUNCATE checkpoint holds SQLite's write lock while it waits for readers: every
+    // writer of every process waits with it. It is housekeeping, so it waits briefly and
+    // reports kUnavailable rather than stall the server's writes for a busy timeout.
+    writer_->SetBusyTimeout(std::min(busy_timeout_ms_, kCheckpointWaitMs));
+    auto has_row = stmt.Step();
+    writer_->SetBusyTimeout(busy_timeout_ms_);
+    if (!has_row) return Fail(std::move(has_row.error()));
+    if (!*has_row) {
       return Fail(ErrorCode::kInternal,
                   "checkpoint of '" + database_path_ + "' returned no result");
     }
@@ -1515,7 +1526,7 @@ Status SqliteStore::ReleaseDeletedData() {
       std::string message = "could not checkpoint the write-ahead log of '";
       message += database_path_;
       message += "' within ";
-      message += std::to_string(busy_timeout_ms_);
+      message += std::to_string(std::min(busy_timeout_ms_, kCheckpointWaitMs));
       message += " ms: other transactions were using it; deleted data may remain in '";
       message += database_path_;
       message += "-wal' until the next checkpoint";

@@ -88,8 +88,9 @@ class SqliteStore final : public Store {
   std::string_view BackendName() const override { return "sqlite"; }
 
   // PRAGMA wal_checkpoint(TRUNCATE) on the writer connection, between transactions: takes
-  // the writer slot (waiting up to the busy timeout), then SQLite waits up to the busy
-  // timeout for other writers and for every reader (of any process) still using the WAL,
+  // the writer slot (waiting up to the busy timeout), then SQLite waits at most 100 ms (its
+  // write lock held, so every writer waits too) for every reader (of any process) still using
+  // the WAL,
   // copies every frame into the database file (so the latest, zeroed version of each page
   // replaces the old one there), syncs it, and truncates the -wal file to zero bytes.
   // kUnavailable when a writer or a reader kept it from completing; committed data is safe
