@@ -46,18 +46,6 @@ bool SameSegment(const keys::Progress& a, const keys::Progress& b) {
 
 }  // namespace
 
-std::string GroupThousands(std::int64_t n) {
-  const bool negative = n < 0;
-  std::string digits = std::to_string(n);
-  if (negative) digits.erase(0, 1);
-  std::string out;
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return negative ? "-" + out : out;
-}
-
 std::string FormatEta(double seconds) {
   const long long total = seconds <= 0 ? 0 : std::llround(seconds);
   char text[48];

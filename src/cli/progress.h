@@ -21,6 +21,7 @@
 #include <string>
 
 #include "cli/cli.h"
+#include "common/text.h"
 #include "keys/keys.h"
 
 namespace bifrost::cli {
@@ -70,8 +71,6 @@ class ProgressRenderer {
 // and erasing to the end of the line (TERM is not "dumb").
 bool ProgressOnTerminal(CliIo& io);
 
-// "1,234,567".
-std::string GroupThousands(std::int64_t n);
 // "45s", "2m05s", "1h02m": a duration in whole seconds, rounded.
 std::string FormatEta(double seconds);
 

@@ -9,7 +9,7 @@ std::size_t Utf8SequenceLength(std::string_view s) {
   const auto b0 = static_cast<unsigned char>(s[0]);
   if (b0 < 0x80) return 1;
   std::size_t length = 0;
-  unsigned char low = 0x80;   // bounds of the second byte; the rest are 0x80..0xBF
+  unsigned char low = 0x80;  // bounds of the second byte; the rest are 0x80..0xBF
   unsigned char high = 0xBF;
   if (b0 >= 0xC2 && b0 <= 0xDF) {
     length = 2;
@@ -116,6 +116,33 @@ std::string QuoteForMessage(std::string_view s) {
   }
   if (s.size() > kMaxShown) out += "...";
   out += "'";
+  return out;
+}
+
+std::string AsciiLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+std::string_view TrimSpacesAndTabs(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+std::string GroupThousands(std::int64_t n) {
+  const bool negative = n < 0;
+  std::string digits = std::to_string(n);
+  if (negative) digits.erase(0, 1);
+  std::string out;
+  if (negative) out += '-';
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
   return out;
 }
 

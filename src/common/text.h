@@ -38,6 +38,16 @@ std::optional<std::int64_t> ParseCanonicalInt64(std::string_view s);
 
 namespace bifrost {
 
+// `s` with ASCII letters lower-cased (other bytes unchanged): for case-insensitive names
+// such as header fields and enum spellings.
+std::string AsciiLower(std::string_view s);
+
+// `s` without leading and trailing spaces and tabs.
+std::string_view TrimSpacesAndTabs(std::string_view s);
+
+// n with a comma between groups of three digits ("1,234,567", "-1,000"): counts for people.
+std::string GroupThousands(std::int64_t n);
+
 // `s` quoted for an error message: at most 64 bytes of it, control and non-ASCII bytes as
 // \xNN, in single quotes. Only for names and other non-secret input.
 std::string QuoteForMessage(std::string_view s);

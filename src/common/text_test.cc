@@ -22,7 +22,7 @@ TEST(Utf8, RejectsMalformed) {
   EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));      // surrogate U+D800
   EXPECT_FALSE(IsValidUtf8("\xF4\x90\x80\x80"));  // above U+10FFFF
   EXPECT_FALSE(IsValidUtf8("\xFF"));
-  EXPECT_FALSE(IsValidUtf8("ok\xE2\x82"));        // truncated at the end
+  EXPECT_FALSE(IsValidUtf8("ok\xE2\x82"));  // truncated at the end
 }
 
 TEST(Text, ControlChars) {
@@ -65,6 +65,23 @@ TEST(Text, QuoteForMessage) {
   EXPECT_EQ(QuoteForMessage("retries"), "'retries'");
   EXPECT_EQ(QuoteForMessage("a\nb'c"), "'a\\x0ab\\x27c'");
   EXPECT_EQ(QuoteForMessage(std::string(100, 'k')), "'" + std::string(64, 'k') + "...'");
+}
+
+}  // namespace
+}  // namespace bifrost
+
+namespace bifrost {
+namespace {
+
+TEST(TextHelpers, AsciiLowerTrimAndGroupThousands) {
+  EXPECT_EQ(AsciiLower("Application/JSON; Charset=UTF-8 É"), "application/json; charset=utf-8 É");
+  EXPECT_EQ(TrimSpacesAndTabs(" \t a b\t "), "a b");
+  EXPECT_EQ(TrimSpacesAndTabs("\n x \n"), "\n x \n");  // only spaces and tabs
+  EXPECT_EQ(GroupThousands(0), "0");
+  EXPECT_EQ(GroupThousands(999), "999");
+  EXPECT_EQ(GroupThousands(1000), "1,000");
+  EXPECT_EQ(GroupThousands(2'000'000), "2,000,000");
+  EXPECT_EQ(GroupThousands(-1'234'567), "-1,234,567");
 }
 
 }  // namespace

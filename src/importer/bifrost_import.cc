@@ -52,25 +52,11 @@ struct ConfigInput {
   }
 };
 
-std::string LowerAscii(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
-std::string_view TrimSpaces(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 // A timestamp as PostgreSQL prints one ("2024-05-01 12:34:56.789+00", "... +05:30", no zone
 // for a timestamp without time zone, read as UTC) or RFC 3339. nullopt otherwise (BC dates,
 // "infinity"): the caller uses the import time.
 std::optional<UnixMicros> ParseTimestamp(std::string_view text) {
-  text = TrimSpaces(text);
+  text = TrimSpacesAndTabs(text);
   if (text.size() < 10) return std::nullopt;
   if (auto t = ParseRfc3339(text)) return t;
   std::string s(text);
@@ -148,7 +134,7 @@ Result<std::vector<OrgInput>> ReadOrganizations(const std::string& path) {
     OrgInput org;
     org.line = record.line;
     // PostgreSQL prints UUIDs in lower case; a hand-edited file may not.
-    org.id = LowerAscii(record.fields[id_column]);
+    org.id = AsciiLower(record.fields[id_column]);
     if (!IsCanonicalUuid(org.id)) {
       return Fail(Invalid(where + ": organization id " + QuoteForMessage(record.fields[id_column]) +
                           " is not a UUID (8-4-4-4-12 hex digits)"));
@@ -248,7 +234,7 @@ Result<ConfigsRead> ReadConfigs(const std::string& path, const LegacySecretKeys&
     }
     // Integration settings belong to the old installation's integrations, which this one
     // does not have: counted, not imported.
-    if (integration_column && !TrimSpaces(record.fields[*integration_column]).empty()) {
+    if (integration_column && !TrimSpacesAndTabs(record.fields[*integration_column]).empty()) {
       ++read.skipped_integration;
       continue;
     }
@@ -266,7 +252,7 @@ Result<ConfigsRead> ReadConfigs(const std::string& path, const LegacySecretKeys&
     if (!type) return Fail(Prefixed(where, type.error()));
     row.type = *type;
 
-    const std::string org_id = LowerAscii(TrimSpaces(record.fields[org_column]));
+    const std::string org_id = AsciiLower(TrimSpacesAndTabs(record.fields[org_column]));
     if (!org_id.empty()) {
       if (!IsCanonicalUuid(org_id)) {
         return Fail(Invalid(where + ": organization_id " +

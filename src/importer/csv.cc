@@ -16,27 +16,6 @@ namespace {
 constexpr std::size_t kReadChunk = 64 * 1024;
 constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
-std::string Count(std::int64_t n) {
-  // 2000000 -> "2,000,000": limits are read by people.
-  std::string digits = std::to_string(n);
-  std::string out;
-  const std::size_t first = digits.size() % 3 == 0 ? 3 : digits.size() % 3;
-  out += digits.substr(0, first);
-  for (std::size_t i = first; i < digits.size(); i += 3) {
-    out += ',';
-    out += digits.substr(i, 3);
-  }
-  return out;
-}
-
 std::string Bytes(std::size_t n) {
   if (n % (1024 * 1024) == 0) return std::to_string(n / (1024 * 1024)) + " MiB";
   if (n % 1024 == 0) return std::to_string(n / 1024) + " KiB";
@@ -265,7 +244,8 @@ Result<bool> CsvReader::ReadRecord(CsvRecord& record, bool& blank) {
 
   if (header_read_ && !(blank && columns_.size() > 1)) {
     if (records_ >= limits_.max_records) {
-      return fail(Malformed(record.line, "the file has more than " + Count(limits_.max_records) +
+      return fail(Malformed(record.line, "the file has more than " +
+                                             GroupThousands(limits_.max_records) +
                                              " records (the limit of one import)"));
     }
     ++records_;
@@ -290,7 +270,7 @@ Status CsvReader::ReadHeader(std::initializer_list<std::string_view> required) {
   }
   std::vector<std::string> names;
   for (std::size_t i = 0; i < header.fields.size(); ++i) {
-    std::string name = Lower(header.fields[i]);
+    std::string name = AsciiLower(header.fields[i]);
     if (name.empty()) {
       failed_ = true;
       return Fail(
@@ -322,7 +302,7 @@ Status CsvReader::ReadHeader(std::initializer_list<std::string_view> required) {
 }
 
 std::optional<std::size_t> CsvReader::Column(std::string_view name) const {
-  const std::string wanted = Lower(name);
+  const std::string wanted = AsciiLower(name);
   const auto it = std::find(columns_.begin(), columns_.end(), wanted);
   if (it == columns_.end()) return std::nullopt;
   return static_cast<std::size_t>(it - columns_.begin());

@@ -73,14 +73,6 @@ std::string_view TrimSpaces(std::string_view s) {
   return s;
 }
 
-std::string LowerAscii(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 // Canonical decimal of an optionally signed run of digits (leading zeros and '+' allowed);
 // nullopt when `text` is not such a run or is outside the 64-bit range.
 std::optional<std::string> CanonicalInteger(std::string_view text) {
@@ -128,7 +120,7 @@ Result<std::string> BoolValue(std::string_view v, Kind kind) {
   if (kind == Kind::kBool) return std::string(v);
   if (kind == Kind::kString) {
     const auto decoded = json_text::DecodeString(v);
-    const std::string lowered = decoded ? LowerAscii(TrimSpaces(*decoded)) : "";
+    const std::string lowered = decoded ? AsciiLower(TrimSpaces(*decoded)) : "";
     if (lowered == "true" || lowered == "false") return lowered;
     return Fail(Mismatch(ConfigType::kBool, kNeeds, "a string other than \"true\" or \"false\""));
   }
@@ -156,7 +148,7 @@ Result<std::string> TextValue(ConfigType type, std::string_view v, Kind kind) {
 }  // namespace
 
 Result<ConfigType> ParseLegacyConfigType(std::string_view text) {
-  auto type = config::ParseConfigType(LowerAscii(TrimSpaces(text)));
+  auto type = config::ParseConfigType(AsciiLower(TrimSpaces(text)));
   if (!type) {
     return Fail(ErrorCode::kInvalidArgument,
                 "config_type " + QuoteForMessage(text) +

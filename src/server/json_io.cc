@@ -110,41 +110,27 @@ class DocumentBuilder final : public nlohmann::json_sax<Json> {
   std::size_t error_position_ = 0;
 };
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 // application/json, optionally with parameters; a charset parameter must say UTF-8, the
 // only encoding JSON may use between systems (RFC 8259 section 8.1).
 bool IsJsonContentType(std::string_view header) {
   std::size_t semicolon = header.find(';');
-  if (Lower(Trim(header.substr(0, semicolon))) != "application/json") return false;
+  if (AsciiLower(TrimSpacesAndTabs(header.substr(0, semicolon))) != "application/json")
+    return false;
   while (semicolon != std::string_view::npos) {
     header.remove_prefix(semicolon + 1);
     semicolon = header.find(';');
-    const std::string_view parameter = Trim(header.substr(0, semicolon));
+    const std::string_view parameter = TrimSpacesAndTabs(header.substr(0, semicolon));
     const std::size_t equals = parameter.find('=');
     if (equals == std::string_view::npos) continue;
-    if (Lower(Trim(parameter.substr(0, equals))) != "charset") continue;
-    std::string_view value = Trim(parameter.substr(equals + 1));
+    if (AsciiLower(TrimSpacesAndTabs(parameter.substr(0, equals))) != "charset") continue;
+    std::string_view value = TrimSpacesAndTabs(parameter.substr(equals + 1));
     if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
       value = value.substr(1, value.size() - 2);
     }
-    if (Lower(value) != "utf-8") return false;
+    if (AsciiLower(value) != "utf-8") return false;
   }
   return true;
 }
-
 
 // Parses `text`; on failure, what is wrong with it as a predicate ("is not valid JSON ...").
 std::expected<Json, std::string> Parse(std::string_view text, const ParseOptions& options) {
