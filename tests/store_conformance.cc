@@ -201,6 +201,8 @@ TEST_P(StoreConformanceTest, NewStoreIsEmpty) {
   EXPECT_TRUE(checks.empty());
   ASSERT_OK_AND_ASSIGN(auto tokens, txn->ListTokens(std::nullopt));
   EXPECT_TRUE(tokens.empty());
+  ASSERT_OK_AND_ASSIGN(auto executions, txn->ListExecutions(ExecutionFilter{}));
+  EXPECT_TRUE(executions.empty());
   ASSERT_OK(txn->Commit());
 }
 
@@ -1552,6 +1554,734 @@ TEST_P(StoreConformanceTest, KeyJobsInsertFindListAndFinish) {
   EXPECT_EQ(unfinished[1].id, data_all);
   EXPECT_EQ(unfinished[2].id, data_org);
   EXPECT_EQ(unfinished[2].target, kOrgA);
+}
+
+// ---- Workflow executions
+
+const std::string kExec1 = "3c9e6f2a-1b4d-4e8f-a7c5-0d2e4f6a0001";
+const std::string kExec2 = "3c9e6f2a-1b4d-4e8f-a7c5-0d2e4f6a0002";
+const std::string kExec3 = "3c9e6f2a-1b4d-4e8f-a7c5-0d2e4f6a0003";
+const std::string kExec4 = "3c9e6f2a-1b4d-4e8f-a7c5-0d2e4f6a0004";
+const std::string kExec5 = "3c9e6f2a-1b4d-4e8f-a7c5-0d2e4f6a0005";
+const std::string kExec6 = "3c9e6f2a-1b4d-4e8f-a7c5-0d2e4f6a0006";
+const std::string kExec7 = "3c9e6f2a-1b4d-4e8f-a7c5-0d2e4f6a0007";
+const std::string kExec8 = "3c9e6f2a-1b4d-4e8f-a7c5-0d2e4f6a0008";
+const std::string kMissingExec = "3c9e6f2a-1b4d-4e8f-a7c5-0d2e4f6a00ff";
+
+// A queued execution: every optional field unset, nothing logged.
+ExecutionRow MakeExecution(const std::string& id, const std::string& org_id,
+                           UnixMicros created_at = kT0, const std::string& workflow = "sync_users",
+                           const std::string& status = "pending") {
+  ExecutionRow row;
+  row.id = id;
+  row.workflow = workflow;
+  row.org_id = org_id;
+  row.caller_id = kTok1;
+  row.caller_name = "ci deploy";
+  row.status = status;
+  row.parameters = R"({"dry_run":false})";
+  row.timeout_seconds = 300;
+  row.created_at = created_at;
+  return row;
+}
+
+void ExpectSameExecution(const ExecutionRow& actual, const ExecutionRow& expected) {
+  EXPECT_EQ(actual.id, expected.id);
+  EXPECT_EQ(actual.workflow, expected.workflow);
+  EXPECT_EQ(actual.org_id, expected.org_id);
+  EXPECT_EQ(actual.caller_id, expected.caller_id);
+  EXPECT_EQ(actual.caller_name, expected.caller_name);
+  EXPECT_EQ(actual.status, expected.status);
+  EXPECT_EQ(actual.parameters, expected.parameters);
+  EXPECT_EQ(actual.result, expected.result);
+  EXPECT_EQ(actual.error, expected.error);
+  EXPECT_EQ(actual.logs, expected.logs);
+  EXPECT_EQ(actual.logs_truncated, expected.logs_truncated);
+  EXPECT_EQ(actual.timeout_seconds, expected.timeout_seconds);
+  EXPECT_EQ(actual.created_at, expected.created_at);
+  EXPECT_EQ(actual.started_at, expected.started_at);
+  EXPECT_EQ(actual.finished_at, expected.finished_at);
+}
+
+using IdList = std::vector<std::string>;
+
+IdList ExecutionIds(const std::vector<ExecutionRow>& rows) {
+  IdList ids;
+  for (const ExecutionRow& row : rows) ids.push_back(row.id);
+  return ids;
+}
+
+// The ids ListExecutions returns, or {"error"} (which no test expects) after reporting one.
+IdList ListExecutionIds(Txn& txn, const ExecutionFilter& filter) {
+  Result<std::vector<ExecutionRow>> rows = txn.ListExecutions(filter);
+  if (!rows) {
+    ADD_FAILURE() << rows.error().ToString();
+    return {"error"};
+  }
+  return ExecutionIds(*rows);
+}
+
+// The execution as committed, or nullopt (after reporting why) when it cannot be read.
+std::optional<ExecutionRow> CommittedExecution(Store& store, const std::string& id) {
+  auto txn = store.Begin(TxnMode::kRead);
+  if (!txn) {
+    ADD_FAILURE() << txn.error().ToString();
+    return std::nullopt;
+  }
+  auto row = (*txn)->GetExecution(id);
+  if (!row) {
+    ADD_FAILURE() << row.error().ToString();
+    return std::nullopt;
+  }
+  return *row;
+}
+
+TEST_P(StoreConformanceTest, ExecutionInsertAndGetRoundTripsEveryField) {
+  CreateTwoOrgs(store());
+  // Every optional field set, every column a distinct value.
+  ExecutionRow full = MakeExecution(kExec1, kOrgA, kT1, "rotate_keys", "failed");
+  full.caller_id = kTok2;
+  full.caller_name = "alice ✓";  // UTF-8
+  full.parameters = R"({"region":"eu-west-1","batch":50})";
+  full.result = R"({"partial":[1,2]})";
+  full.error = "RuntimeError: upstream returned 503";
+  full.logs = "starting\nwarning: slow ✓\n\ttabbed line\n";
+  full.logs_truncated = true;
+  full.timeout_seconds = 86'400;
+  full.started_at = kT1 + 5;
+  full.finished_at = kT2;
+  // Every optional field unset, empty logs, a zero timeout.
+  ExecutionRow bare = MakeExecution(kExec2, kOrgB, kT0);
+  bare.parameters = "{}";
+  bare.timeout_seconds = 0;
+  // Set but empty is not unset.
+  ExecutionRow empty = MakeExecution(kExec3, kOrgA, kT2, "sync_users", "success");
+  empty.result = "";
+  empty.error = "";
+  empty.started_at = 0;
+  empty.finished_at = 0;
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK(txn.InsertExecution(full));
+    ASSERT_OK(txn.InsertExecution(bare));
+    ASSERT_OK(txn.InsertExecution(empty));
+    // A write transaction sees its own writes.
+    ASSERT_OK_AND_ASSIGN(std::optional<ExecutionRow> own, txn.GetExecution(kExec1));
+    ASSERT_TRUE(own.has_value());
+    ExpectSameExecution(*own, full);
+  });
+
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  for (const ExecutionRow* expected : {&full, &bare, &empty}) {
+    SCOPED_TRACE(expected->id);
+    ASSERT_OK_AND_ASSIGN(std::optional<ExecutionRow> got, txn->GetExecution(expected->id));
+    ASSERT_TRUE(got.has_value());
+    ExpectSameExecution(*got, *expected);
+  }
+  ASSERT_OK_AND_ASSIGN(std::optional<ExecutionRow> got_bare, txn->GetExecution(kExec2));
+  ASSERT_TRUE(got_bare.has_value());
+  EXPECT_FALSE(got_bare->result.has_value());
+  EXPECT_FALSE(got_bare->error.has_value());
+  EXPECT_FALSE(got_bare->started_at.has_value());
+  EXPECT_FALSE(got_bare->finished_at.has_value());
+  EXPECT_FALSE(got_bare->logs_truncated);
+  ASSERT_OK_AND_ASSIGN(std::optional<ExecutionRow> got_empty, txn->GetExecution(kExec3));
+  ASSERT_TRUE(got_empty.has_value());
+  EXPECT_EQ(got_empty->result, std::optional<std::string>(""));
+  EXPECT_EQ(got_empty->error, std::optional<std::string>(""));
+  EXPECT_EQ(got_empty->started_at, std::optional<UnixMicros>(0));
+
+  ASSERT_OK_AND_ASSIGN(std::optional<ExecutionRow> missing, txn->GetExecution(kMissingExec));
+  EXPECT_FALSE(missing.has_value());
+  // Ids are compared exactly.
+  std::string upper = kExec1;
+  std::transform(upper.begin(), upper.end(), upper.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  ASSERT_NE(upper, kExec1);
+  ASSERT_OK_AND_ASSIGN(std::optional<ExecutionRow> other_case, txn->GetExecution(upper));
+  EXPECT_FALSE(other_case.has_value());
+}
+
+TEST_P(StoreConformanceTest, ExecutionDuplicateIdIsAlreadyExists) {
+  CreateTwoOrgs(store());
+  const ExecutionRow original = MakeExecution(kExec1, kOrgA, kT0);
+  InWriteTxn(store(), [&](Txn& txn) { ASSERT_OK(txn.InsertExecution(original)); });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    // Same id, everything else different (another org too).
+    ExecutionRow same_id = MakeExecution(kExec1, kOrgB, kT1, "rotate_keys", "running");
+    const Status inserted = txn->InsertExecution(same_id);
+    EXPECT_ERROR_CODE(inserted, ErrorCode::kAlreadyExists);
+    if (!inserted) {
+      EXPECT_NE(inserted.error().message().find(kExec1), std::string::npos)
+          << inserted.error().message();
+    }
+  }
+  const std::optional<ExecutionRow> stored = CommittedExecution(store(), kExec1);
+  ASSERT_TRUE(stored.has_value());
+  ExpectSameExecution(*stored, original);
+}
+
+TEST_P(StoreConformanceTest, ExecutionOfMissingOrgIsFailedPrecondition) {
+  CreateTwoOrgs(store());
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    const Status inserted = txn->InsertExecution(MakeExecution(kExec1, kMissingOrg));
+    EXPECT_ERROR_CODE(inserted, ErrorCode::kFailedPrecondition);
+    if (!inserted) {
+      EXPECT_NE(inserted.error().message().find(kExec1), std::string::npos)
+          << inserted.error().message();
+      EXPECT_NE(inserted.error().message().find(kMissingOrg), std::string::npos)
+          << inserted.error().message();
+    }
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::optional<ExecutionRow> row, txn->GetExecution(kExec1));
+  EXPECT_FALSE(row.has_value());
+  EXPECT_EQ(ListExecutionIds(*txn, ExecutionFilter{}), IdList{});
+}
+
+TEST_P(StoreConformanceTest, ExecutionWithUnknownStatusIsRejected) {
+  CreateTwoOrgs(store());
+  const ExecutionRow original = MakeExecution(kExec1, kOrgA);
+  InWriteTxn(store(), [&](Txn& txn) { ASSERT_OK(txn.InsertExecution(original)); });
+  for (const std::string status : {"done", "", "Pending", "queued"}) {
+    SCOPED_TRACE("status '" + status + "'");
+    {
+      ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+      EXPECT_FALSE(
+          txn->InsertExecution(MakeExecution(kExec2, kOrgA, kT0, "w", status)).has_value());
+    }
+    {
+      ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+      ExecutionRow changed = original;
+      changed.status = status;
+      EXPECT_FALSE(txn->UpdateExecution(changed).has_value());
+    }
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  EXPECT_EQ(ListExecutionIds(*txn, ExecutionFilter{}), IdList{kExec1});
+  ASSERT_OK_AND_ASSIGN(std::optional<ExecutionRow> stored, txn->GetExecution(kExec1));
+  ASSERT_TRUE(stored.has_value());
+  ExpectSameExecution(*stored, original);
+}
+
+TEST_P(StoreConformanceTest, UpdateExecutionReplacesItsFieldsAndKeepsTheRest) {
+  CreateTwoOrgs(store());
+  const ExecutionRow original = MakeExecution(kExec1, kOrgA, kT0);
+  const ExecutionRow other = MakeExecution(kExec2, kOrgA, kT0);
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK(txn.InsertExecution(original));
+    ASSERT_OK(txn.InsertExecution(other));
+  });
+  // What UpdateExecution keeps, changed in the row it is given: ignored.
+  auto with_other_identity = [](ExecutionRow row) {
+    row.workflow = "another_workflow";
+    row.org_id = kMissingOrg;  // not even an existing org: the column is not written
+    row.caller_id = kTok5;
+    row.caller_name = "someone else";
+    row.parameters = R"({"changed":true})";
+    row.timeout_seconds = 1;
+    row.created_at = kT2 + 99;
+    return row;
+  };
+
+  // pending -> running
+  ExecutionRow running = original;
+  running.status = "running";
+  running.started_at = kT1;
+  running.logs = "starting\n";
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK(txn.UpdateExecution(with_other_identity(running)));
+    // A write transaction sees its own update.
+    ASSERT_OK_AND_ASSIGN(std::optional<ExecutionRow> own, txn.GetExecution(kExec1));
+    ASSERT_TRUE(own.has_value());
+    ExpectSameExecution(*own, running);
+  });
+  {
+    SCOPED_TRACE("running");
+    const std::optional<ExecutionRow> stored = CommittedExecution(store(), kExec1);
+    ASSERT_TRUE(stored.has_value());
+    ExpectSameExecution(*stored, running);
+  }
+
+  // running -> success: every replaced field set.
+  ExecutionRow success = running;
+  success.status = "success";
+  success.result = R"({"synced":42})";
+  success.error = "warning only";
+  success.logs = "starting\nsynced 42 users\n";
+  success.logs_truncated = true;
+  success.finished_at = kT2;
+  InWriteTxn(store(),
+             [&](Txn& txn) { ASSERT_OK(txn.UpdateExecution(with_other_identity(success))); });
+  {
+    SCOPED_TRACE("success");
+    const std::optional<ExecutionRow> stored = CommittedExecution(store(), kExec1);
+    ASSERT_TRUE(stored.has_value());
+    ExpectSameExecution(*stored, success);
+  }
+
+  // Every replaced field back to unset (or false, or empty): replaced, not merged.
+  ExecutionRow cleared = original;
+  cleared.status = "cancelled";
+  InWriteTxn(store(),
+             [&](Txn& txn) { ASSERT_OK(txn.UpdateExecution(with_other_identity(cleared))); });
+  {
+    SCOPED_TRACE("cleared");
+    const std::optional<ExecutionRow> stored = CommittedExecution(store(), kExec1);
+    ASSERT_TRUE(stored.has_value());
+    ExpectSameExecution(*stored, cleared);
+    EXPECT_FALSE(stored->result.has_value());
+    EXPECT_FALSE(stored->error.has_value());
+    EXPECT_FALSE(stored->started_at.has_value());
+    EXPECT_FALSE(stored->finished_at.has_value());
+    EXPECT_FALSE(stored->logs_truncated);
+    EXPECT_EQ(stored->logs, "");
+  }
+
+  // The other execution was never touched.
+  const std::optional<ExecutionRow> untouched = CommittedExecution(store(), kExec2);
+  ASSERT_TRUE(untouched.has_value());
+  ExpectSameExecution(*untouched, other);
+}
+
+TEST_P(StoreConformanceTest, UpdateMissingExecutionIsNotFound) {
+  CreateTwoOrgs(store());
+  const ExecutionRow original = MakeExecution(kExec1, kOrgA);
+  InWriteTxn(store(), [&](Txn& txn) { ASSERT_OK(txn.InsertExecution(original)); });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    ExecutionRow missing = MakeExecution(kMissingExec, kOrgA, kT0, "sync_users", "running");
+    missing.started_at = kT1;
+    const Status updated = txn->UpdateExecution(missing);
+    EXPECT_ERROR_CODE(updated, ErrorCode::kNotFound);
+    if (!updated) {
+      EXPECT_NE(updated.error().message().find(kMissingExec), std::string::npos)
+          << updated.error().message();
+    }
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  // Not created by the update, and the existing execution is unchanged.
+  ASSERT_OK_AND_ASSIGN(std::optional<ExecutionRow> row, txn->GetExecution(kMissingExec));
+  EXPECT_FALSE(row.has_value());
+  EXPECT_EQ(ListExecutionIds(*txn, ExecutionFilter{}), IdList{kExec1});
+  ASSERT_OK_AND_ASSIGN(std::optional<ExecutionRow> stored, txn->GetExecution(kExec1));
+  ASSERT_TRUE(stored.has_value());
+  ExpectSameExecution(*stored, original);
+}
+
+// Eight executions to list, inserted in this (not the listing) order. Times are offsets from
+// kT0; 2, 3 and 4 share a creation time, and so do 5 and 8 (the id breaks the tie).
+//
+//   id  created org workflow     status
+//   1   100     A   sync_users   success
+//   2   200     A   rotate_keys  failed
+//   3   200     B   sync_users   running
+//   4   200     A   sync_users   pending
+//   5   300     B   rotate_keys  success
+//   6   150     A   sync_users   success
+//   7   400     A   rotate_keys  cancelled
+//   8   300     A   sync_users   timeout
+//
+// Newest first: 7, 8, 5, 4, 3, 2, 6, 1.
+void InsertExecutionFixture(Store& store) {
+  CreateTwoOrgs(store);
+  if (::testing::Test::HasFatalFailure()) return;
+  InWriteTxn(store, [](Txn& txn) {
+    ASSERT_OK(
+        txn.InsertExecution(MakeExecution(kExec1, kOrgA, kT0 + 100, "sync_users", "success")));
+    ASSERT_OK(
+        txn.InsertExecution(MakeExecution(kExec2, kOrgA, kT0 + 200, "rotate_keys", "failed")));
+    ASSERT_OK(
+        txn.InsertExecution(MakeExecution(kExec3, kOrgB, kT0 + 200, "sync_users", "running")));
+    ASSERT_OK(
+        txn.InsertExecution(MakeExecution(kExec4, kOrgA, kT0 + 200, "sync_users", "pending")));
+    ASSERT_OK(
+        txn.InsertExecution(MakeExecution(kExec5, kOrgB, kT0 + 300, "rotate_keys", "success")));
+    ASSERT_OK(
+        txn.InsertExecution(MakeExecution(kExec6, kOrgA, kT0 + 150, "sync_users", "success")));
+    ASSERT_OK(
+        txn.InsertExecution(MakeExecution(kExec7, kOrgA, kT0 + 400, "rotate_keys", "cancelled")));
+    ASSERT_OK(
+        txn.InsertExecution(MakeExecution(kExec8, kOrgA, kT0 + 300, "sync_users", "timeout")));
+  });
+}
+
+TEST_P(StoreConformanceTest, ListExecutionsIsNewestFirstWithTheIdBreakingTies) {
+  InsertExecutionFixture(store());
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<ExecutionRow> all, txn->ListExecutions(ExecutionFilter{}));
+  EXPECT_EQ(ExecutionIds(all),
+            (IdList{kExec7, kExec8, kExec5, kExec4, kExec3, kExec2, kExec6, kExec1}));
+  // Listed rows are whole rows.
+  ASSERT_EQ(all.size(), 8u);
+  ExpectSameExecution(all[0], MakeExecution(kExec7, kOrgA, kT0 + 400, "rotate_keys", "cancelled"));
+  ExpectSameExecution(all[4], MakeExecution(kExec3, kOrgB, kT0 + 200, "sync_users", "running"));
+}
+
+TEST_P(StoreConformanceTest, ListExecutionsFiltersAreEachAppliedAndAnded) {
+  InsertExecutionFixture(store());
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ExecutionFilter f;
+
+  f = ExecutionFilter{};
+  f.org_id = kOrgA;
+  EXPECT_EQ(ListExecutionIds(*txn, f), (IdList{kExec7, kExec8, kExec4, kExec2, kExec6, kExec1}));
+  f.org_id = kOrgB;
+  EXPECT_EQ(ListExecutionIds(*txn, f), (IdList{kExec5, kExec3}));
+  f.org_id = kMissingOrg;
+  EXPECT_EQ(ListExecutionIds(*txn, f), IdList{});
+
+  f = ExecutionFilter{};
+  f.workflow = "sync_users";
+  EXPECT_EQ(ListExecutionIds(*txn, f), (IdList{kExec8, kExec4, kExec3, kExec6, kExec1}));
+  f.workflow = "rotate_keys";
+  EXPECT_EQ(ListExecutionIds(*txn, f), (IdList{kExec7, kExec5, kExec2}));
+  f.workflow = "Sync_Users";  // compared exactly
+  EXPECT_EQ(ListExecutionIds(*txn, f), IdList{});
+
+  f = ExecutionFilter{};
+  f.status = "success";
+  EXPECT_EQ(ListExecutionIds(*txn, f), (IdList{kExec5, kExec6, kExec1}));
+  f.status = "pending";
+  EXPECT_EQ(ListExecutionIds(*txn, f), (IdList{kExec4}));
+  f.status = "running";
+  EXPECT_EQ(ListExecutionIds(*txn, f), (IdList{kExec3}));
+  f.status = "failed";
+  EXPECT_EQ(ListExecutionIds(*txn, f), (IdList{kExec2}));
+  f.status = "timeout";
+  EXPECT_EQ(ListExecutionIds(*txn, f), (IdList{kExec8}));
+  f.status = "cancelled";
+  EXPECT_EQ(ListExecutionIds(*txn, f), (IdList{kExec7}));
+
+  // Every set field must match.
+  f = ExecutionFilter{};
+  f.org_id = kOrgA;
+  f.workflow = "sync_users";
+  EXPECT_EQ(ListExecutionIds(*txn, f), (IdList{kExec8, kExec4, kExec6, kExec1}));
+  f.status = "success";
+  EXPECT_EQ(ListExecutionIds(*txn, f), (IdList{kExec6, kExec1}));
+  f.org_id = kOrgB;
+  EXPECT_EQ(ListExecutionIds(*txn, f), IdList{});
+  f.workflow = "rotate_keys";
+  EXPECT_EQ(ListExecutionIds(*txn, f), (IdList{kExec5}));
+  f = ExecutionFilter{};
+  f.workflow = "rotate_keys";
+  f.status = "failed";
+  EXPECT_EQ(ListExecutionIds(*txn, f), (IdList{kExec2}));
+  f.org_id = kOrgB;
+  EXPECT_EQ(ListExecutionIds(*txn, f), IdList{});
+}
+
+TEST_P(StoreConformanceTest, ListExecutionsPagesWithBeforeIdAcrossEqualCreationTimes) {
+  InsertExecutionFixture(store());
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  // Pages of 2 split both groups of equal creation times (8|5 ... 4|3).
+  {
+    SCOPED_TRACE("all, pages of 2");
+    ExecutionFilter f;
+    f.limit = 2;
+    std::vector<IdList> pages;
+    for (int i = 0; i < 10; ++i) {
+      IdList page = ListExecutionIds(*txn, f);
+      pages.push_back(page);
+      if (page.empty() || page == IdList{"error"}) break;
+      f.before_id = page.back();
+    }
+    EXPECT_EQ(pages,
+              (std::vector<IdList>{
+                  {kExec7, kExec8}, {kExec5, kExec4}, {kExec3, kExec2}, {kExec6, kExec1}, {}}));
+  }
+  {
+    SCOPED_TRACE("all, pages of 3");
+    ExecutionFilter f;
+    f.limit = 3;
+    EXPECT_EQ(ListExecutionIds(*txn, f), (IdList{kExec7, kExec8, kExec5}));
+    f.before_id = kExec5;
+    EXPECT_EQ(ListExecutionIds(*txn, f), (IdList{kExec4, kExec3, kExec2}));
+    f.before_id = kExec2;
+    EXPECT_EQ(ListExecutionIds(*txn, f), (IdList{kExec6, kExec1}));
+    f.before_id = kExec1;
+    EXPECT_EQ(ListExecutionIds(*txn, f), IdList{});
+  }
+  {
+    SCOPED_TRACE("org A, pages of 2");
+    ExecutionFilter f;
+    f.org_id = kOrgA;
+    f.limit = 2;
+    EXPECT_EQ(ListExecutionIds(*txn, f), (IdList{kExec7, kExec8}));
+    f.before_id = kExec8;
+    EXPECT_EQ(ListExecutionIds(*txn, f), (IdList{kExec4, kExec2}));
+    f.before_id = kExec2;
+    EXPECT_EQ(ListExecutionIds(*txn, f), (IdList{kExec6, kExec1}));
+    f.before_id = kExec1;
+    EXPECT_EQ(ListExecutionIds(*txn, f), IdList{});
+  }
+  {
+    SCOPED_TRACE("cursor of another org and filters");
+    // The cursor is a position in the listing order, whichever execution names it: below
+    // execution 3 (B, 200) come A's 2 (same time, smaller id), 6 and 1.
+    ExecutionFilter f;
+    f.org_id = kOrgA;
+    f.before_id = kExec3;
+    EXPECT_EQ(ListExecutionIds(*txn, f), (IdList{kExec2, kExec6, kExec1}));
+    f.workflow = "sync_users";
+    EXPECT_EQ(ListExecutionIds(*txn, f), (IdList{kExec6, kExec1}));
+    f.status = "success";
+    f.before_id = kExec6;
+    EXPECT_EQ(ListExecutionIds(*txn, f), (IdList{kExec1}));
+  }
+  {
+    SCOPED_TRACE("without a limit hit");
+    ExecutionFilter f;
+    f.before_id = kExec4;
+    EXPECT_EQ(ListExecutionIds(*txn, f), (IdList{kExec3, kExec2, kExec6, kExec1}));
+    f.before_id = kExec7;
+    EXPECT_EQ(ListExecutionIds(*txn, f),
+              (IdList{kExec8, kExec5, kExec4, kExec3, kExec2, kExec6, kExec1}));
+  }
+}
+
+TEST_P(StoreConformanceTest, ListExecutionsWithUnknownBeforeIdIsEmpty) {
+  InsertExecutionFixture(store());
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ExecutionFilter f;
+  f.before_id = kMissingExec;  // sorts after every id: a position would list them all
+  EXPECT_EQ(ListExecutionIds(*txn, f), IdList{});
+  f.before_id = "";
+  EXPECT_EQ(ListExecutionIds(*txn, f), IdList{});
+  f.before_id = kMissingExec;
+  f.org_id = kOrgA;
+  f.workflow = "sync_users";
+  f.status = "success";
+  EXPECT_EQ(ListExecutionIds(*txn, f), IdList{});
+}
+
+TEST_P(StoreConformanceTest, ListExecutionsReturnsAtMostTheLimit) {
+  InsertExecutionFixture(store());
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ExecutionFilter f;
+  f.limit = 0;
+  EXPECT_EQ(ListExecutionIds(*txn, f), IdList{});
+  f.limit = 1;
+  EXPECT_EQ(ListExecutionIds(*txn, f), (IdList{kExec7}));
+  f.limit = 5;
+  EXPECT_EQ(ListExecutionIds(*txn, f), (IdList{kExec7, kExec8, kExec5, kExec4, kExec3}));
+  f.limit = 8;
+  EXPECT_EQ(ListExecutionIds(*txn, f).size(), 8u);
+  f.limit = std::numeric_limits<std::size_t>::max();
+  EXPECT_EQ(ListExecutionIds(*txn, f).size(), 8u);
+  f = ExecutionFilter{};
+  f.org_id = kOrgA;
+  f.limit = 3;
+  EXPECT_EQ(ListExecutionIds(*txn, f), (IdList{kExec7, kExec8, kExec4}));
+  f.status = "success";
+  f.limit = 1;
+  EXPECT_EQ(ListExecutionIds(*txn, f), (IdList{kExec6}));
+}
+
+TEST_P(StoreConformanceTest, ListExecutionsDefaultLimitIsOneHundred) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    for (int i = 0; i < 101; ++i) {
+      std::string id = "3c9e6f2a-1b4d-4e8f-a7c5-0d2e4f6b";
+      std::string n = std::to_string(1000 + i);
+      id += n;
+      ASSERT_OK(txn.InsertExecution(MakeExecution(id, kOrgA, kT0 + i)));
+    }
+  });
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<ExecutionRow> page, txn->ListExecutions(ExecutionFilter{}));
+  ASSERT_EQ(page.size(), 100u);
+  EXPECT_EQ(page.front().created_at, kT0 + 100);
+  EXPECT_EQ(page.back().created_at, kT0 + 1);
+  ExecutionFilter next;
+  next.before_id = page.back().id;
+  ASSERT_OK_AND_ASSIGN(std::vector<ExecutionRow> rest, txn->ListExecutions(next));
+  ASSERT_EQ(rest.size(), 1u);
+  EXPECT_EQ(rest[0].created_at, kT0);
+}
+
+// The sweep at start-up: executions a stopped server left pending or running end as failed;
+// finished ones are not touched.
+TEST_P(StoreConformanceTest, FailUnfinishedExecutionsEndsPendingAndRunningOnly) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK_AND_ASSIGN(const std::int64_t none,
+                         txn.FailUnfinishedExecutions("server stopped", kT0));
+    EXPECT_EQ(none, 0);
+  });
+  const ExecutionRow pending = MakeExecution(kExec1, kOrgA, kT0, "sync_users", "pending");
+  ExecutionRow running = MakeExecution(kExec2, kOrgA, kT0, "sync_users", "running");
+  running.started_at = kT0 + 10;
+  running.logs = "halfway\n";
+  running.logs_truncated = true;
+  ExecutionRow running_b = MakeExecution(kExec3, kOrgB, kT0, "rotate_keys", "running");
+  running_b.started_at = kT0 + 20;
+  std::vector<ExecutionRow> finished;
+  for (const auto& [id, status] : std::vector<std::pair<std::string, std::string>>{
+           {kExec4, "success"}, {kExec5, "failed"}, {kExec6, "timeout"}, {kExec7, "cancelled"}}) {
+    ExecutionRow row = MakeExecution(id, kOrgA, kT0, "sync_users", status);
+    row.started_at = kT0 + 1;
+    row.finished_at = kT0 + 2;
+    if (status == "success") {
+      row.result = "{}";
+    } else {
+      row.error = status + " before the stop";
+    }
+    finished.push_back(row);
+  }
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK(txn.InsertExecution(pending));
+    ASSERT_OK(txn.InsertExecution(running));
+    ASSERT_OK(txn.InsertExecution(running_b));
+    for (const ExecutionRow& row : finished) ASSERT_OK(txn.InsertExecution(row));
+  });
+
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK_AND_ASSIGN(const std::int64_t failed,
+                         txn.FailUnfinishedExecutions("the server stopped", kT2));
+    EXPECT_EQ(failed, 3);
+  });
+  auto as_failed = [](ExecutionRow row) {
+    row.status = "failed";
+    row.error = "the server stopped";
+    row.finished_at = kT2;
+    return row;
+  };
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+    for (const ExecutionRow& row : {pending, running, running_b}) {
+      SCOPED_TRACE(row.id);
+      ASSERT_OK_AND_ASSIGN(std::optional<ExecutionRow> stored, txn->GetExecution(row.id));
+      ASSERT_TRUE(stored.has_value());
+      // Only status, error and finished_at change; started_at, result, logs are kept.
+      ExpectSameExecution(*stored, as_failed(row));
+    }
+    for (const ExecutionRow& row : finished) {
+      SCOPED_TRACE(row.id);
+      ASSERT_OK_AND_ASSIGN(std::optional<ExecutionRow> stored, txn->GetExecution(row.id));
+      ASSERT_TRUE(stored.has_value());
+      ExpectSameExecution(*stored, row);
+    }
+    ExecutionFilter unfinished;
+    unfinished.status = "pending";
+    EXPECT_EQ(ListExecutionIds(*txn, unfinished), IdList{});
+    unfinished.status = "running";
+    EXPECT_EQ(ListExecutionIds(*txn, unfinished), IdList{});
+  }
+  // Nothing is left to sweep: a second sweep changes nothing, not even finished_at.
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK_AND_ASSIGN(const std::int64_t again,
+                         txn.FailUnfinishedExecutions("stopped again", kT2 + 5));
+    EXPECT_EQ(again, 0);
+  });
+  const std::optional<ExecutionRow> swept = CommittedExecution(store(), kExec1);
+  ASSERT_TRUE(swept.has_value());
+  ExpectSameExecution(*swept, as_failed(pending));
+  // A new unfinished execution is swept by the next call, alone.
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertExecution(MakeExecution(kExec8, kOrgB, kT2, "sync_users", "pending")));
+    ASSERT_OK_AND_ASSIGN(const std::int64_t one, txn.FailUnfinishedExecutions("stopped", kT2));
+    EXPECT_EQ(one, 1);
+  });
+}
+
+TEST_P(StoreConformanceTest, DeleteOrgCascadesToItsExecutionsOnly) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertExecution(MakeExecution(kExec1, kOrgA, kT0, "sync_users", "success")));
+    ASSERT_OK(txn.InsertExecution(MakeExecution(kExec2, kOrgA, kT1, "sync_users", "running")));
+    ASSERT_OK(txn.InsertExecution(MakeExecution(kExec3, kOrgB, kT1, "sync_users", "pending")));
+  });
+  InWriteTxn(store(), [](Txn& txn) { ASSERT_OK(txn.DeleteOrg(kOrgA)); });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+    for (const std::string& id : {kExec1, kExec2}) {
+      ASSERT_OK_AND_ASSIGN(std::optional<ExecutionRow> gone, txn->GetExecution(id));
+      EXPECT_FALSE(gone.has_value()) << id;
+    }
+    EXPECT_EQ(ListExecutionIds(*txn, ExecutionFilter{}), IdList{kExec3});
+    ExecutionFilter of_a;
+    of_a.org_id = kOrgA;
+    EXPECT_EQ(ListExecutionIds(*txn, of_a), IdList{});
+    ASSERT_OK_AND_ASSIGN(std::optional<ExecutionRow> kept, txn->GetExecution(kExec3));
+    ASSERT_TRUE(kept.has_value());
+    ExpectSameExecution(*kept, MakeExecution(kExec3, kOrgB, kT1, "sync_users", "pending"));
+  }
+  InWriteTxn(store(), [](Txn& txn) {
+    // The deleted running execution is not swept: it is gone.
+    ASSERT_OK_AND_ASSIGN(const std::int64_t swept, txn.FailUnfinishedExecutions("stopped", kT2));
+    EXPECT_EQ(swept, 1);
+    // A re-created org with the same id starts without executions, and the old ids are free
+    // again: nothing half-deleted is left behind.
+    ASSERT_OK(txn.InsertOrg(MakeOrg(kOrgA, "acme-again")));
+    ExecutionFilter of_a;
+    of_a.org_id = kOrgA;
+    EXPECT_EQ(ListExecutionIds(txn, of_a), IdList{});
+    ASSERT_OK(txn.InsertExecution(MakeExecution(kExec1, kOrgA, kT2)));
+  });
+}
+
+TEST_P(StoreConformanceTest, UncommittedExecutionWritesLeaveNoTrace) {
+  CreateTwoOrgs(store());
+  const ExecutionRow committed = MakeExecution(kExec1, kOrgA, kT0, "sync_users", "running");
+  InWriteTxn(store(), [&](Txn& txn) { ASSERT_OK(txn.InsertExecution(committed)); });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    ASSERT_OK(txn->InsertExecution(MakeExecution(kExec2, kOrgA, kT1)));
+    ExecutionRow changed = committed;
+    changed.status = "success";
+    changed.result = "{}";
+    changed.finished_at = kT1;
+    ASSERT_OK(txn->UpdateExecution(changed));
+    ASSERT_OK(txn->InsertExecution(MakeExecution(kExec3, kOrgB, kT1, "sync_users", "running")));
+    ASSERT_OK_AND_ASSIGN(const std::int64_t swept, txn->FailUnfinishedExecutions("x", kT2));
+    EXPECT_EQ(swept, 2);
+    EXPECT_EQ(ListExecutionIds(*txn, ExecutionFilter{}), (IdList{kExec3, kExec2, kExec1}));
+    // Not committed: a reader sees none of it.
+    ASSERT_OK_AND_ASSIGN(auto reader, store().Begin(TxnMode::kRead));
+    EXPECT_EQ(ListExecutionIds(*reader, ExecutionFilter{}), IdList{kExec1});
+    // Destroyed without Commit.
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+    EXPECT_EQ(ListExecutionIds(*txn, ExecutionFilter{}), IdList{kExec1});
+    ASSERT_OK_AND_ASSIGN(std::optional<ExecutionRow> inserted, txn->GetExecution(kExec2));
+    EXPECT_FALSE(inserted.has_value());
+    ASSERT_OK_AND_ASSIGN(std::optional<ExecutionRow> stored, txn->GetExecution(kExec1));
+    ASSERT_TRUE(stored.has_value());
+    ExpectSameExecution(*stored, committed);
+  }
+  // The rolled-back ids are free again.
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertExecution(MakeExecution(kExec2, kOrgA, kT2)));
+    ASSERT_OK(txn.InsertExecution(MakeExecution(kExec3, kOrgB, kT2)));
+  });
+}
+
+TEST_P(StoreConformanceTest, ExecutionWritesOnReadTxnAreRejected) {
+  CreateTwoOrgs(store());
+  const ExecutionRow original = MakeExecution(kExec1, kOrgA, kT0, "sync_users", "running");
+  InWriteTxn(store(), [&](Txn& txn) { ASSERT_OK(txn.InsertExecution(original)); });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+    EXPECT_ERROR_CODE(txn->InsertExecution(MakeExecution(kExec2, kOrgA)),
+                      ErrorCode::kFailedPrecondition);
+    ExecutionRow changed = original;
+    changed.status = "success";
+    EXPECT_ERROR_CODE(txn->UpdateExecution(changed), ErrorCode::kFailedPrecondition);
+    EXPECT_ERROR_CODE(txn->FailUnfinishedExecutions("stopped", kT1),
+                      ErrorCode::kFailedPrecondition);
+    // Reading still works in the same transaction.
+    ASSERT_OK_AND_ASSIGN(std::optional<ExecutionRow> row, txn->GetExecution(kExec1));
+    ASSERT_TRUE(row.has_value());
+    EXPECT_EQ(ListExecutionIds(*txn, ExecutionFilter{}), IdList{kExec1});
+    ASSERT_OK(txn->Commit());
+  }
+  const std::optional<ExecutionRow> stored = CommittedExecution(store(), kExec1);
+  ASSERT_TRUE(stored.has_value());
+  ExpectSameExecution(*stored, original);
 }
 
 // ---- Tokens

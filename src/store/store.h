@@ -131,6 +131,38 @@ struct KeyJobRow {
   std::optional<UnixMicros> finished_at;
 };
 
+// One run of a workflow for one organization (docs/workflows.md). Inserted when the run is
+// asked for, updated as it starts and ends. What the run printed, returned or raised is
+// stored only after redaction: no secret value reaches these rows.
+struct ExecutionRow {
+  std::string id;  // canonical lower-case UUID
+  std::string workflow;
+  std::string org_id;
+  std::string caller_id;    // who started it: token (or user) id
+  std::string caller_name;  // and its name
+  // "pending" (queued) | "running" | "success" | "failed" | "timeout" | "cancelled"
+  std::string status;
+  std::string parameters;             // a JSON object, as text
+  std::optional<std::string> result;  // JSON text; set on success
+  std::optional<std::string> error;   // set when failed, timed out or cancelled
+  std::string logs;                   // stdout and stderr, merged by line
+  bool logs_truncated = false;        // output went over the limit and was cut
+  std::int64_t timeout_seconds = 0;
+  UnixMicros created_at = 0;
+  std::optional<UnixMicros> started_at;
+  std::optional<UnixMicros> finished_at;
+};
+
+// Which executions to list; set fields must all match.
+struct ExecutionFilter {
+  std::optional<std::string> org_id;
+  std::optional<std::string> workflow;
+  std::optional<std::string> status;
+  // Only executions created before this one (the next page): (created_at, id) < its.
+  std::optional<std::string> before_id;
+  std::size_t limit = 100;
+};
+
 // One record of the audit log (docs/audit.md). Records form a hash chain: `mac` is the
 // HMAC of the record's content and of `prev_mac` under the audit key named by `key_id`.
 // The store keeps them as given and computes nothing; the audit module makes and checks
@@ -192,8 +224,8 @@ class Txn {
   virtual Result<std::optional<OrgRow>> GetOrgById(std::string_view id) = 0;
   virtual Result<std::optional<OrgRow>> GetOrgByName(std::string_view name) = 0;
   virtual Result<std::vector<OrgRow>> ListOrgs() = 0;  // ordered by name
-  // Deletes the org and every config row, token and data key of it. kNotFound if there is
-  // no such org.
+  // Deletes the org and every config row, token, data key and execution of it. kNotFound if
+  // there is no such org.
   virtual Status DeleteOrg(std::string_view id) = 0;
 
   // Config rows of one scope. Rows of an org scope require the org to exist
@@ -263,6 +295,20 @@ class Txn {
   virtual Result<std::vector<KeyJobRow>> ListUnfinishedKeyJobs() = 0;
   // kNotFound if there is no such job; finishing a finished job keeps the first time.
   virtual Status FinishKeyJob(std::int64_t id, UnixMicros at) = 0;
+
+  // Workflow executions. InsertExecution: kAlreadyExists on a duplicate id,
+  // kFailedPrecondition if its org does not exist. Deleting an org deletes its executions.
+  virtual Status InsertExecution(const ExecutionRow& row) = 0;
+  // Replaces status, result, error, logs, logs_truncated, started_at and finished_at of the
+  // execution with row.id (the rest is kept). kNotFound if there is no such execution.
+  virtual Status UpdateExecution(const ExecutionRow& row) = 0;
+  virtual Result<std::optional<ExecutionRow>> GetExecution(std::string_view id) = 0;
+  // Newest first (created_at descending, then id descending), at most filter.limit. With
+  // before_id naming an execution that does not exist: an empty list.
+  virtual Result<std::vector<ExecutionRow>> ListExecutions(const ExecutionFilter& filter) = 0;
+  // Ends every execution still "pending" or "running" as "failed" with `error` at `at`
+  // (executions a stopped server left behind). Returns how many.
+  virtual Result<std::int64_t> FailUnfinishedExecutions(std::string_view error, UnixMicros at) = 0;
 
   // Tokens. InsertToken: kAlreadyExists on a duplicate id or hash, kFailedPrecondition if
   // its org does not exist. Deleting an org deletes its tokens.

@@ -158,6 +158,41 @@ CREATE INDEX key_jobs_unfinished ON key_jobs (kind, target, id) WHERE finished_a
 -- also answers CountSealedConfigs without touching the table.
 CREATE INDEX configs_scope_key_id ON configs (org_id, key_id, key) WHERE key_id IS NOT NULL;
 )sql"},
+    {5, "executions", R"sql(
+-- Workflow executions (docs/workflows.md): one row per run of a workflow for one
+-- organization, inserted when the run is asked for and updated as it starts and ends. What
+-- the run printed (logs), returned (result) or raised (error) is stored only after
+-- redaction: no secret value reaches this table. Deleting an organization deletes its
+-- executions. result and error are NULL when they do not apply (no result unless the run
+-- succeeded), started_at and finished_at until the run starts and ends.
+CREATE TABLE executions (
+  id              TEXT    NOT NULL PRIMARY KEY,
+  workflow        TEXT    NOT NULL,
+  org_id          TEXT    NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+  caller_id       TEXT    NOT NULL,
+  caller_name     TEXT    NOT NULL,
+  status          TEXT    NOT NULL
+    CHECK (status IN ('pending', 'running', 'success', 'failed', 'timeout', 'cancelled')),
+  parameters      TEXT    NOT NULL,
+  result          TEXT    NULL,
+  error           TEXT    NULL,
+  logs            TEXT    NOT NULL,
+  logs_truncated  INTEGER NOT NULL CHECK (logs_truncated IN (0, 1)),
+  timeout_seconds INTEGER NOT NULL,
+  created_at      INTEGER NOT NULL,
+  started_at      INTEGER NULL,
+  finished_at     INTEGER NULL
+) STRICT;
+
+-- Listings are newest first, (created_at, id) descending, and page below the (created_at,
+-- id) of the last execution shown. One org's executions (and the ON DELETE CASCADE), and
+-- every execution; the workflow and status filters are checked while walking the index,
+-- stopping at the page limit. The sweep at start-up (FailUnfinishedExecutions) reads the
+-- unfinished rows alone: a partial index, since nearly every row is finished.
+CREATE INDEX executions_org_created ON executions (org_id, created_at DESC, id DESC);
+CREATE INDEX executions_created ON executions (created_at DESC, id DESC);
+CREATE INDEX executions_unfinished ON executions (status) WHERE status IN ('pending', 'running');
+)sql"},
 };
 
 constexpr const char* kCreateMigrationsTable = R"sql(

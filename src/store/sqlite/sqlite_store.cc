@@ -316,6 +316,47 @@ KeyJobRow ReadKeyJobRow(const Statement& stmt) {
   return row;
 }
 
+std::string ExecutionSubject(std::string_view id) { return "execution '" + std::string(id) + "'"; }
+
+bool IsExecutionStatus(std::string_view status) {
+  return status == "pending" || status == "running" || status == "success" || status == "failed" ||
+         status == "timeout" || status == "cancelled";
+}
+
+// The columns every execution query returns, in ReadExecutionRow's order.
+// id, workflow, org_id, caller_id, caller_name, status, parameters, result, error, logs,
+// logs_truncated, timeout_seconds, created_at, started_at, finished_at
+
+ExecutionRow ReadExecutionRow(const Statement& stmt) {
+  ExecutionRow row;
+  row.id = stmt.ColumnText(0);
+  row.workflow = stmt.ColumnText(1);
+  row.org_id = stmt.ColumnText(2);
+  row.caller_id = stmt.ColumnText(3);
+  row.caller_name = stmt.ColumnText(4);
+  row.status = stmt.ColumnText(5);
+  row.parameters = stmt.ColumnText(6);
+  row.result = stmt.ColumnOptionalText(7);
+  row.error = stmt.ColumnOptionalText(8);
+  row.logs = stmt.ColumnText(9);
+  row.logs_truncated = stmt.ColumnInt64(10) != 0;
+  row.timeout_seconds = stmt.ColumnInt64(11);
+  row.created_at = stmt.ColumnInt64(12);
+  row.started_at = ColumnOptionalInt64(stmt, 13);
+  row.finished_at = ColumnOptionalInt64(stmt, 14);
+  return row;
+}
+
+// An execution's status, checked before SQLite's CHECK constraint so that the message names
+// the execution.
+Status ValidateExecutionStatus(const ExecutionRow& row) {
+  if (!IsExecutionStatus(row.status)) {
+    return Fail(ErrorCode::kInvalidArgument,
+                ExecutionSubject(row.id) + " has unknown status '" + row.status + "'");
+  }
+  return Ok();
+}
+
 // ---- SQL. Constant text only; every value is bound. Config queries exist in a global and
 // an org variant because "org_id IS ?" defeats the partial unique indexes.
 
@@ -436,6 +477,38 @@ constexpr std::string_view kListUnfinishedKeyJobs =
 constexpr std::string_view kFinishKeyJob =
     "UPDATE key_jobs SET finished_at = coalesce(finished_at, ?2) WHERE id = ?1";
 
+// The columns every execution query returns, in ReadExecutionRow's order.
+#define BIFROST_EXECUTION_COLUMNS                                                           \
+  "id, workflow, org_id, caller_id, caller_name, status, parameters, result, error, logs, " \
+  "logs_truncated, timeout_seconds, created_at, started_at, finished_at"
+constexpr std::string_view kInsertExecution =
+    "INSERT INTO executions (" BIFROST_EXECUTION_COLUMNS
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+constexpr std::string_view kGetExecution =
+    "SELECT " BIFROST_EXECUTION_COLUMNS " FROM executions WHERE id = ?1";
+// ListExecutions' statement is assembled from these fixed parts (see ExecutionListSql), one
+// statement per combination of set filter fields, so that a set org_id can use its index.
+// Each field has its own parameter number whichever others are present.
+constexpr std::string_view kListExecutionsHead =
+    "SELECT " BIFROST_EXECUTION_COLUMNS " FROM executions";
+#undef BIFROST_EXECUTION_COLUMNS
+constexpr std::string_view kListExecutionsTail = " ORDER BY created_at DESC, id DESC LIMIT ?5";
+constexpr std::string_view kExecutionFilterOrg = "org_id = ?1";
+constexpr std::string_view kExecutionFilterWorkflow = "workflow = ?2";
+constexpr std::string_view kExecutionFilterStatus = "status = ?3";
+// Below the cursor execution in the listing order. When it does not exist the subquery has
+// no row, the comparison is NULL, and the page is empty.
+constexpr std::string_view kExecutionFilterBeforeId =
+    "(created_at, id) < (SELECT created_at, id FROM executions WHERE id = ?4)";
+// Only what the run changes; the rest of the row is kept.
+constexpr std::string_view kUpdateExecution =
+    "UPDATE executions SET status = ?2, result = ?3, error = ?4, logs = ?5, "
+    "logs_truncated = ?6, started_at = ?7, finished_at = ?8 WHERE id = ?1";
+// The condition is the one of executions_unfinished, so the sweep reads only that index.
+constexpr std::string_view kFailUnfinishedExecutions =
+    "UPDATE executions SET status = 'failed', error = ?1, finished_at = ?2 "
+    "WHERE status IN ('pending', 'running')";
+
 constexpr std::string_view kInsertToken =
     "INSERT INTO tokens (id, name, org_id, role, hash, created_at, created_by, expires_at, "
     "last_used_at, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
@@ -524,6 +597,27 @@ std::string AuditListSql(const AuditFilter& filter) {
     joiner = " AND ";
   }
   sql += kListAuditTail;
+  return sql;
+}
+
+// The ListExecutions statement for the fields set in `filter`: constant parts only, values
+// are bound by number. At most 2^4 distinct texts, each prepared once per connection.
+std::string ExecutionListSql(const ExecutionFilter& filter) {
+  std::string sql(kListExecutionsHead);
+  const std::pair<bool, std::string_view> conditions[] = {
+      {filter.org_id.has_value(), kExecutionFilterOrg},
+      {filter.workflow.has_value(), kExecutionFilterWorkflow},
+      {filter.status.has_value(), kExecutionFilterStatus},
+      {filter.before_id.has_value(), kExecutionFilterBeforeId},
+  };
+  std::string_view joiner = " WHERE ";
+  for (const auto& [set, condition] : conditions) {
+    if (!set) continue;
+    sql += joiner;
+    sql += condition;
+    joiner = " AND ";
+  }
+  sql += kListExecutionsTail;
   return sql;
 }
 
@@ -984,6 +1078,96 @@ class SqliteTxn final : public Txn {
     return Ok();
   }
 
+  // ---- Workflow executions
+
+  Status InsertExecution(const ExecutionRow& row) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("InsertExecution"));
+    BIFROST_RETURN_IF_ERROR(ValidateExecutionStatus(row));
+    BIFROST_ASSIGN_OR_RETURN(const std::optional<OrgRow> org, GetOrgById(row.org_id));
+    if (!org.has_value()) {
+      return Fail(ErrorCode::kFailedPrecondition,
+                  ExecutionSubject(row.id) + ": organization '" + row.org_id + "' does not exist");
+    }
+    Status inserted = [&]() -> Status {
+      BIFROST_ASSIGN_OR_RETURN(Statement stmt,
+                               connection_->Prepare(kInsertExecution, "insert execution"));
+      stmt.BindText(1, row.id);
+      stmt.BindText(2, row.workflow);
+      stmt.BindText(3, row.org_id);
+      stmt.BindText(4, row.caller_id);
+      stmt.BindText(5, row.caller_name);
+      stmt.BindText(6, row.status);
+      stmt.BindText(7, row.parameters);
+      BindExecutionOutcome(stmt, row, 8);
+      stmt.BindInt64(12, row.timeout_seconds);
+      stmt.BindInt64(13, row.created_at);
+      BindOptionalInt64(stmt, 14, row.started_at);
+      BindOptionalInt64(stmt, 15, row.finished_at);
+      return stmt.Run();
+    }();
+    if (inserted) return Ok();
+    if (inserted.error().code() == ErrorCode::kAlreadyExists) {
+      return Fail(ErrorCode::kAlreadyExists, ExecutionSubject(row.id) + " already exists");
+    }
+    return Fail(Annotate(inserted.error(), ExecutionSubject(row.id)));
+  }
+
+  Status UpdateExecution(const ExecutionRow& row) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("UpdateExecution"));
+    BIFROST_RETURN_IF_ERROR(ValidateExecutionStatus(row));
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt,
+                             connection_->Prepare(kUpdateExecution, "update execution"));
+    stmt.BindText(1, row.id);
+    stmt.BindText(2, row.status);
+    BindExecutionOutcome(stmt, row, 3);
+    BindOptionalInt64(stmt, 7, row.started_at);
+    BindOptionalInt64(stmt, 8, row.finished_at);
+    Status updated = stmt.Run();
+    if (!updated) return Fail(Annotate(updated.error(), ExecutionSubject(row.id)));
+    if (connection_->Changes() == 0) {
+      return Fail(ErrorCode::kNotFound, ExecutionSubject(row.id) + " does not exist");
+    }
+    return Ok();
+  }
+
+  Result<std::optional<ExecutionRow>> GetExecution(std::string_view id) override {
+    BIFROST_RETURN_IF_ERROR(CheckUsable());
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(kGetExecution, "get execution"));
+    stmt.BindText(1, id);
+    BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
+    if (!has_row) return std::optional<ExecutionRow>();
+    return std::optional<ExecutionRow>(ReadExecutionRow(stmt));
+  }
+
+  Result<std::vector<ExecutionRow>> ListExecutions(const ExecutionFilter& filter) override {
+    BIFROST_RETURN_IF_ERROR(CheckUsable());
+    const std::string sql = ExecutionListSql(filter);
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(sql, "list executions"));
+    if (filter.org_id) stmt.BindText(1, *filter.org_id);
+    if (filter.workflow) stmt.BindText(2, *filter.workflow);
+    if (filter.status) stmt.BindText(3, *filter.status);
+    if (filter.before_id) stmt.BindText(4, *filter.before_id);
+    stmt.BindInt64(5, LimitValue(filter.limit));
+    std::vector<ExecutionRow> rows;
+    while (true) {
+      BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
+      if (!has_row) break;
+      rows.push_back(ReadExecutionRow(stmt));
+    }
+    return rows;
+  }
+
+  Result<std::int64_t> FailUnfinishedExecutions(std::string_view error, UnixMicros at) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("FailUnfinishedExecutions"));
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(kFailUnfinishedExecutions,
+                                                                  "fail unfinished executions"));
+    stmt.BindText(1, error);
+    stmt.BindInt64(2, at);
+    Status failed = stmt.Run();
+    if (!failed) return Fail(Annotate(failed.error(), "unfinished executions"));
+    return connection_->Changes();
+  }
+
   // ---- Tokens
 
   Status InsertToken(const TokenRow& token) override {
@@ -1329,6 +1513,14 @@ class SqliteTxn final : public Txn {
     stmt.BindText(first + 1, row.value);
     stmt.BindOptionalText(first + 2, row.key_id);
     stmt.BindText(first + 3, row.description);
+  }
+
+  // Binds result, error, logs and logs_truncated to four consecutive parameters.
+  static void BindExecutionOutcome(Statement& stmt, const ExecutionRow& row, int first) {
+    stmt.BindOptionalText(first, row.result);
+    stmt.BindOptionalText(first + 1, row.error);
+    stmt.BindText(first + 2, row.logs);
+    stmt.BindInt64(first + 3, row.logs_truncated ? 1 : 0);
   }
 
   static Result<std::vector<ConfigRow>> ReadConfigRows(Statement& stmt) {

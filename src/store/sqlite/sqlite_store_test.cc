@@ -152,7 +152,7 @@ class SqliteStoreTest : public ::testing::Test {
 TEST_F(SqliteStoreTest, OpenReportsBackendAndPath) {
   ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
   EXPECT_EQ(store->BackendName(), "sqlite");
-  EXPECT_EQ(store->SchemaVersion(), 4);
+  EXPECT_EQ(store->SchemaVersion(), 5);
   EXPECT_EQ(store->database_path(), db_path_);
 }
 
@@ -183,25 +183,27 @@ TEST_F(SqliteStoreTest, EveryConnectionHasTheRequiredSettings) {
 TEST_F(SqliteStoreTest, SchemaMigrationsRecordsEachVersionOnceAcrossReopens) {
   {
     ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
-    EXPECT_EQ(store->SchemaVersion(), 4);
+    EXPECT_EQ(store->SchemaVersion(), 5);
   }
   clock_.AdvanceMicros(60'000'000);
   {
     ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
-    EXPECT_EQ(store->SchemaVersion(), 4);
+    EXPECT_EQ(store->SchemaVersion(), 5);
   }
   RawDb raw(db_path_);
   ASSERT_TRUE(raw.IsOpen());
   EXPECT_EQ(raw.QueryText("SELECT count(*) FROM schema_migrations"),
-            std::optional<std::string>("4"));
+            std::optional<std::string>("5"));
   EXPECT_EQ(raw.QueryText("SELECT group_concat(version || ':' || name || ':' || applied_at, ' ') "
                           "FROM (SELECT * FROM schema_migrations ORDER BY version)"),
             std::optional<std::string>(
                 "1:initial_schema:" + std::to_string(kT0) + " 2:api_tokens:" + std::to_string(kT0) +
-                " 3:audit_log:" + std::to_string(kT0) + " 4:data_keys:" + std::to_string(kT0)));
+                " 3:audit_log:" + std::to_string(kT0) + " 4:data_keys:" + std::to_string(kT0) +
+                " 5:executions:" + std::to_string(kT0)));
   // The tables of every migration exist and are STRICT.
-  for (const char* table : {"organizations", "configs", "key_checks", "tokens", "audit_log",
-                            "audit_checkpoint", "data_keys", "key_jobs", "schema_migrations"}) {
+  for (const char* table :
+       {"organizations", "configs", "key_checks", "tokens", "audit_log", "audit_checkpoint",
+        "data_keys", "key_jobs", "executions", "schema_migrations"}) {
     EXPECT_EQ(raw.QueryText(std::string("SELECT strict FROM pragma_table_list WHERE name = '") +
                             table + "'"),
               std::optional<std::string>("1"))
@@ -229,22 +231,23 @@ TEST_F(SqliteStoreTest, ConcurrentOpensOfAFreshDatabaseMigrateOnce) {
   for (std::thread& thread : threads) thread.join();
   for (int i = 0; i < kOpeners; ++i) {
     EXPECT_FALSE(errors[i].has_value()) << errors[i]->ToString();
-    EXPECT_EQ(versions[i], 4);
+    EXPECT_EQ(versions[i], 5);
   }
   RawDb raw(db_path_);
   ASSERT_TRUE(raw.IsOpen());
   EXPECT_EQ(raw.QueryText("SELECT count(*) FROM schema_migrations"),
-            std::optional<std::string>("4"));
+            std::optional<std::string>("5"));
 }
 
 // A database written by a binary that knew only migration 1 is brought to the latest version
-// on open, keeping its data, and migrations 2 to 4 are recorded with the time of that open.
+// on open, keeping its data, and migrations 2 to 5 are recorded with the time of that open.
 TEST_F(SqliteStoreTest, VersionOneDatabaseIsMigratedToLatest) {
   { ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options())); }
   {
     // Roll the file back to what migration 1 alone leaves, plus some data.
     RawDb raw(db_path_);
     ASSERT_TRUE(raw.IsOpen());
+    ASSERT_TRUE(raw.Exec("DROP TABLE executions"));
     ASSERT_TRUE(raw.Exec("DROP INDEX configs_scope_key_id"));
     ASSERT_TRUE(raw.Exec("DROP TABLE key_jobs"));
     ASSERT_TRUE(raw.Exec("DROP TABLE data_keys"));
@@ -259,7 +262,7 @@ TEST_F(SqliteStoreTest, VersionOneDatabaseIsMigratedToLatest) {
   }
   clock_.AdvanceMicros(5'000'000);
   ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
-  EXPECT_EQ(store->SchemaVersion(), 4);
+  EXPECT_EQ(store->SchemaVersion(), 5);
   {
     ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
     ASSERT_OK_AND_ASSIGN(std::optional<OrgRow> org, txn->GetOrgById(kOrgA));
@@ -283,6 +286,8 @@ TEST_F(SqliteStoreTest, VersionOneDatabaseIsMigratedToLatest) {
             std::optional<std::string>(std::to_string(kT0 + 5'000'000)));
   EXPECT_EQ(raw.QueryText("SELECT applied_at FROM schema_migrations WHERE version = 4"),
             std::optional<std::string>(std::to_string(kT0 + 5'000'000)));
+  EXPECT_EQ(raw.QueryText("SELECT applied_at FROM schema_migrations WHERE version = 5"),
+            std::optional<std::string>(std::to_string(kT0 + 5'000'000)));
   EXPECT_EQ(raw.QueryText("SELECT applied_at FROM schema_migrations WHERE version = 1"),
             std::optional<std::string>(std::to_string(kT0)));
   EXPECT_EQ(raw.QueryText("SELECT count(*) FROM tokens"), std::optional<std::string>("1"));
@@ -293,7 +298,7 @@ TEST_F(SqliteStoreTest, VersionOneDatabaseIsMigratedToLatest) {
 }
 
 // A database written by a binary that knew migrations 1 and 2 gains the audit tables on
-// open, keeping its orgs, configs and tokens; migrations 3 and 4 are recorded with that
+// open, keeping its orgs, configs and tokens; migrations 3 to 5 are recorded with that
 // open's time.
 TEST_F(SqliteStoreTest, VersionTwoDatabaseIsMigratedToLatest) {
   const std::string token_id = "7d1c1d8e-3d6c-4b53-9a39-5b0e7c6f0001";
@@ -315,6 +320,7 @@ TEST_F(SqliteStoreTest, VersionTwoDatabaseIsMigratedToLatest) {
     // Roll the file back to what migrations 1 and 2 leave.
     RawDb raw(db_path_);
     ASSERT_TRUE(raw.IsOpen());
+    ASSERT_TRUE(raw.Exec("DROP TABLE executions"));
     ASSERT_TRUE(raw.Exec("DROP INDEX configs_scope_key_id"));
     ASSERT_TRUE(raw.Exec("DROP TABLE key_jobs"));
     ASSERT_TRUE(raw.Exec("DROP TABLE data_keys"));
@@ -326,7 +332,7 @@ TEST_F(SqliteStoreTest, VersionTwoDatabaseIsMigratedToLatest) {
   }
   clock_.AdvanceMicros(7'000'000);
   ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
-  EXPECT_EQ(store->SchemaVersion(), 4);
+  EXPECT_EQ(store->SchemaVersion(), 5);
   {
     ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
     ASSERT_OK_AND_ASSIGN(std::optional<OrgRow> org, txn->GetOrgById(kOrgA));
@@ -357,7 +363,8 @@ TEST_F(SqliteStoreTest, VersionTwoDatabaseIsMigratedToLatest) {
             std::optional<std::string>("1:initial_schema:" + std::to_string(kT0) +
                                        " 2:api_tokens:" + std::to_string(kT0) +
                                        " 3:audit_log:" + std::to_string(kT0 + 7'000'000) +
-                                       " 4:data_keys:" + std::to_string(kT0 + 7'000'000)));
+                                       " 4:data_keys:" + std::to_string(kT0 + 7'000'000) +
+                                       " 5:executions:" + std::to_string(kT0 + 7'000'000)));
   for (const char* table : {"audit_log", "audit_checkpoint"}) {
     EXPECT_EQ(raw.QueryText(std::string("SELECT strict FROM pragma_table_list WHERE name = '") +
                             table + "'"),
@@ -461,7 +468,7 @@ TEST_F(SqliteStoreTest, NewerSchemaVersionIsRefused) {
   ASSERT_FALSE(store.has_value());
   EXPECT_EQ(store.error().code(), ErrorCode::kFailedPrecondition) << store.error().ToString();
   EXPECT_EQ(store.error().message(),
-            "database schema version 7 is newer than this bifrost supports (4); upgrade bifrost");
+            "database schema version 7 is newer than this bifrost supports (5); upgrade bifrost");
 }
 
 TEST_F(SqliteStoreTest, DataIsDurableAcrossCloseAndReopen) {
@@ -822,8 +829,9 @@ TEST_F(SqliteStoreTest, SchemaEnforcesTokenRoleOrgPairingAndUniqueHash) {
 }
 
 // A database from before data keys (schema 3) keeps its rows, sealed directly by a master
-// key, and gains the data key and key job tables and the rotation index.
-TEST_F(SqliteStoreTest, VersionThreeDatabaseIsMigratedToVersionFour) {
+// key, and gains the data key and key job tables and the rotation index (and the later
+// migrations).
+TEST_F(SqliteStoreTest, VersionThreeDatabaseIsMigratedToLatest) {
   {
     ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
     ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
@@ -841,14 +849,15 @@ TEST_F(SqliteStoreTest, VersionThreeDatabaseIsMigratedToVersionFour) {
   {
     RawDb raw(db_path_);
     ASSERT_TRUE(raw.IsOpen());
+    ASSERT_TRUE(raw.Exec("DROP TABLE executions"));
     ASSERT_TRUE(raw.Exec("DROP INDEX configs_scope_key_id"));
     ASSERT_TRUE(raw.Exec("DROP TABLE key_jobs"));
     ASSERT_TRUE(raw.Exec("DROP TABLE data_keys"));
-    ASSERT_TRUE(raw.Exec("DELETE FROM schema_migrations WHERE version = 4"));
+    ASSERT_TRUE(raw.Exec("DELETE FROM schema_migrations WHERE version >= 4"));
   }
   clock_.AdvanceMicros(9'000'000);
   ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
-  EXPECT_EQ(store->SchemaVersion(), 4);
+  EXPECT_EQ(store->SchemaVersion(), 5);
   {
     ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
     ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> left,
@@ -874,6 +883,8 @@ TEST_F(SqliteStoreTest, VersionThreeDatabaseIsMigratedToVersionFour) {
   ASSERT_TRUE(raw.IsOpen());
   EXPECT_EQ(raw.QueryText("SELECT applied_at FROM schema_migrations WHERE version = 4"),
             std::optional<std::string>(std::to_string(kT0 + 9'000'000)));
+  EXPECT_EQ(raw.QueryText("SELECT applied_at FROM schema_migrations WHERE version = 5"),
+            std::optional<std::string>(std::to_string(kT0 + 9'000'000)));
   EXPECT_EQ(raw.QueryText("SELECT count(*) FROM pragma_index_list('configs') "
                           "WHERE name = 'configs_scope_key_id'"),
             std::optional<std::string>("1"));
@@ -881,6 +892,142 @@ TEST_F(SqliteStoreTest, VersionThreeDatabaseIsMigratedToVersionFour) {
                           "pragma_index_list('data_keys') WHERE origin = 'c' ORDER BY name)"),
             std::optional<std::string>(
                 "data_keys_one_active_global data_keys_one_active_org data_keys_scope"));
+}
+
+// A database from before workflow executions (schema 4) keeps its rows and gains the
+// executions table and its indexes, recorded with that open's time.
+TEST_F(SqliteStoreTest, VersionFourDatabaseIsMigratedToVersionFive) {
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
+    ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
+    ASSERT_OK(txn->InsertOrg(OrgRow{kOrgA, "acme", kT0}));
+    ASSERT_OK(txn->Commit());
+  }
+  {
+    // Roll the file back to what migrations 1 to 4 leave.
+    RawDb raw(db_path_);
+    ASSERT_TRUE(raw.IsOpen());
+    ASSERT_TRUE(raw.Exec("DROP TABLE executions"));
+    ASSERT_TRUE(raw.Exec("DELETE FROM schema_migrations WHERE version = 5"));
+  }
+  clock_.AdvanceMicros(11'000'000);
+  ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
+  EXPECT_EQ(store->SchemaVersion(), 5);
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
+    ASSERT_OK_AND_ASSIGN(std::optional<OrgRow> org, txn->GetOrgById(kOrgA));
+    ASSERT_TRUE(org.has_value());
+    ExecutionRow row;
+    row.id = "3c9e6f2a-1b4d-4e8f-a7c5-0d2e4f6a0001";
+    row.workflow = "sync_users";
+    row.org_id = kOrgA;
+    row.status = "pending";
+    row.parameters = "{}";
+    row.created_at = kT0;
+    ASSERT_OK(txn->InsertExecution(row));
+    ASSERT_OK(txn->Commit());
+  }
+  RawDb raw(db_path_);
+  ASSERT_TRUE(raw.IsOpen());
+  EXPECT_EQ(raw.QueryText("SELECT group_concat(version || ':' || name || ':' || applied_at, ' ') "
+                          "FROM (SELECT * FROM schema_migrations WHERE version >= 4 "
+                          "ORDER BY version)"),
+            std::optional<std::string>("4:data_keys:" + std::to_string(kT0) +
+                                       " 5:executions:" + std::to_string(kT0 + 11'000'000)));
+  EXPECT_EQ(raw.QueryText("SELECT strict FROM pragma_table_list WHERE name = 'executions'"),
+            std::optional<std::string>("1"));
+  EXPECT_EQ(raw.QueryText("SELECT group_concat(name, ' ') FROM (SELECT name FROM "
+                          "pragma_index_list('executions') WHERE origin = 'c' ORDER BY name)"),
+            std::optional<std::string>(
+                "executions_created executions_org_created executions_unfinished"));
+  EXPECT_EQ(raw.QueryText("SELECT count(*) FROM executions"), std::optional<std::string>("1"));
+}
+
+// The executions table refuses what the store refuses: unknown statuses, a logs_truncated
+// other than 0 or 1, a missing organization, missing values and values of the wrong type;
+// result, error, started_at and finished_at may be NULL. An organization's executions go
+// with it.
+TEST_F(SqliteStoreTest, SchemaEnforcesExecutionRules) {
+  { ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options())); }
+  RawDb raw(db_path_);
+  ASSERT_TRUE(raw.IsOpen());
+  ASSERT_TRUE(raw.Exec("PRAGMA foreign_keys=ON"));  // off by default per connection
+  ASSERT_TRUE(raw.Exec("INSERT INTO organizations (id, name, created_at) VALUES ('o1', 'a', 0)"));
+  ASSERT_TRUE(raw.Exec("INSERT INTO organizations (id, name, created_at) VALUES ('o2', 'b', 0)"));
+  const std::string insert =
+      "INSERT INTO executions (id, workflow, org_id, caller_id, caller_name, status, "
+      "parameters, result, error, logs, logs_truncated, timeout_seconds, created_at, "
+      "started_at, finished_at) VALUES ";
+  for (const char* values : {
+           "('e1', 'w', 'o1', 'c', 'n', 'pending', '{}', NULL, NULL, '', 0, 60, 0, NULL, NULL)",
+           "('e2', 'w', 'o1', 'c', 'n', 'running', '{}', NULL, NULL, 'l', 1, 60, 0, 1, NULL)",
+           "('e3', 'w', 'o1', 'c', 'n', 'success', '{}', '1', NULL, '', 0, 60, 0, 1, 2)",
+           "('e4', 'w', 'o1', 'c', 'n', 'failed', '{}', NULL, 'x', '', 0, 60, 0, 1, 2)",
+           "('e5', 'w', 'o2', 'c', 'n', 'timeout', '{}', NULL, 'x', '', 0, 60, 0, 1, 2)",
+           "('e6', 'w', 'o2', 'c', 'n', 'cancelled', '{}', NULL, 'x', '', 0, 60, 0, NULL, 2)",
+       }) {
+    ASSERT_TRUE(raw.Exec(insert + values)) << values;
+  }
+  for (const char* values : {
+           "('e1', 'w', 'o1', 'c', 'n', 'pending', '{}', NULL, NULL, '', 0, 60, 0, NULL, NULL)",
+           "('x1', 'w', 'o1', 'c', 'n', 'done', '{}', NULL, NULL, '', 0, 60, 0, NULL, NULL)",
+           "('x1', 'w', 'o1', 'c', 'n', 'pending', '{}', NULL, NULL, '', 2, 60, 0, NULL, NULL)",
+           "('x1', 'w', 'nope', 'c', 'n', 'pending', '{}', NULL, NULL, '', 0, 60, 0, NULL, NULL)",
+           "('x1', 'w', NULL, 'c', 'n', 'pending', '{}', NULL, NULL, '', 0, 60, 0, NULL, NULL)",
+           "('x1', NULL, 'o1', 'c', 'n', 'pending', '{}', NULL, NULL, '', 0, 60, 0, NULL, NULL)",
+           "('x1', 'w', 'o1', 'c', 'n', 'pending', NULL, NULL, NULL, '', 0, 60, 0, NULL, NULL)",
+           "('x1', 'w', 'o1', 'c', 'n', 'pending', '{}', NULL, NULL, NULL, 0, 60, 0, NULL, NULL)",
+           "('x1', 'w', 'o1', 'c', 'n', 'pending', '{}', NULL, NULL, '', 0, 60, 'now', NULL, NULL)",
+           "('x1', 'w', 'o1', 'c', 'n', 'pending', '{}', NULL, NULL, '', 0, '1m', 0, NULL, NULL)",
+       }) {
+    EXPECT_EQ(raw.TryExec(insert + values) & 0xff, SQLITE_CONSTRAINT) << values;
+  }
+  EXPECT_EQ(raw.TryExec("UPDATE executions SET status = 'queued' WHERE id = 'e1'") & 0xff,
+            SQLITE_CONSTRAINT);
+  EXPECT_EQ(raw.QueryText("SELECT count(*) FROM executions"), std::optional<std::string>("6"));
+  // Deleting an org takes its executions, and only them.
+  ASSERT_TRUE(raw.Exec("DELETE FROM organizations WHERE id = 'o1'"));
+  EXPECT_EQ(raw.QueryText("SELECT group_concat(id) FROM (SELECT id FROM executions ORDER BY id)"),
+            std::optional<std::string>("e5,e6"));
+}
+
+// Listings walk an index in the listing order (no sort), with the org's index when an org is
+// given and the cursor as an index range; the sweep reads only the unfinished rows.
+TEST_F(SqliteStoreTest, ExecutionListingsAndTheSweepUseTheirIndexes) {
+  { ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options())); }
+  RawDb raw(db_path_);
+  ASSERT_TRUE(raw.IsOpen());
+  const std::string head =
+      "SELECT id, workflow, org_id, caller_id, caller_name, status, parameters, result, error, "
+      "logs, logs_truncated, timeout_seconds, created_at, started_at, finished_at "
+      "FROM executions";
+  const std::string before =
+      "(created_at, id) < (SELECT created_at, id FROM executions WHERE id = ?4)";
+  const std::string tail = " ORDER BY created_at DESC, id DESC LIMIT ?5";
+  struct Case {
+    std::string where;
+    std::string index;
+  };
+  for (const Case& c : {
+           Case{"", "SCAN executions USING INDEX executions_created"},
+           Case{" WHERE workflow = ?2 AND status = ?3",
+                "SCAN executions USING INDEX executions_created"},
+           Case{" WHERE " + before,
+                "SEARCH executions USING INDEX executions_created (created_at<?)"},
+           Case{" WHERE org_id = ?1",
+                "SEARCH executions USING INDEX executions_org_created (org_id=?)"},
+           Case{" WHERE org_id = ?1 AND workflow = ?2 AND " + before,
+                "SEARCH executions USING INDEX executions_org_created (org_id=? AND created_at<?)"},
+       }) {
+    const std::string plan = raw.QueryPlan(head + c.where + tail);
+    SCOPED_TRACE(plan);
+    EXPECT_NE(plan.find(c.index), std::string::npos) << c.where;
+    EXPECT_EQ(plan.find("TEMP B-TREE"), std::string::npos) << c.where;
+  }
+  const std::string sweep = raw.QueryPlan(
+      "UPDATE executions SET status = 'failed', error = ?1, finished_at = ?2 "
+      "WHERE status IN ('pending', 'running')");
+  EXPECT_NE(sweep.find("USING INDEX executions_unfinished"), std::string::npos) << sweep;
 }
 
 // The data key and key job tables refuse what the store refuses: one active config key per
