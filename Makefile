@@ -15,7 +15,8 @@ JOBS       ?= 2
 # Everything the build, the tests and the benchmarks use, from Debian's archive.
 DEB_PACKAGES := g++ make cmake pkg-config libssl-dev libsqlite3-dev nlohmann-json3-dev \
                 libgtest-dev libgmock-dev libbenchmark-dev python3 python3-cryptography faketime \
-                libboost-dev libcli11-dev openssl wrk
+                libboost-dev libcli11-dev openssl wrk \
+                python3-pip python3-venv python3-setuptools
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 

@@ -68,6 +68,11 @@ inline constexpr std::string_view kKeysRotateMaster = "keys.rotate_master";
 inline constexpr std::string_view kKeysRotateDataStart = "keys.rotate_data.start";
 inline constexpr std::string_view kKeysRotateData = "keys.rotate_data";
 inline constexpr std::string_view kImportBifrost = "import.bifrost";
+// Workflows (docs/workflows.md). A run's record carries the new execution's id; what the
+// execution then reveals or writes is recorded with that id too.
+inline constexpr std::string_view kWorkflowRun = "workflow.run";
+inline constexpr std::string_view kWorkflowReload = "workflow.reload";
+inline constexpr std::string_view kExecutionCancel = "execution.cancel";
 }  // namespace actions
 
 // What a caller knows about an access; the log adds seq, time and the chain.

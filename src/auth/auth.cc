@@ -17,6 +17,7 @@ namespace bifrost::auth {
 namespace {
 
 constexpr std::string_view kTokenPrefix = "bft_";
+constexpr std::string_view kExecutionTokenPrefix = "bfx_";
 constexpr std::size_t kTokenRandomBytes = 32;
 constexpr std::size_t kTokenEncodedChars = 43;  // base64url of 32 bytes, unpadded
 constexpr std::size_t kMaxNameBytes = 100;
@@ -36,10 +37,11 @@ bool IsBase64UrlChar(char c) {
          c == '_';
 }
 
-// ^bft_[A-Za-z0-9_-]{43}$, checked before anything else looks at the text.
-bool HasTokenShape(std::string_view token) {
-  if (token.size() != kTokenPrefix.size() + kTokenEncodedChars) return false;
-  if (!token.starts_with(kTokenPrefix)) return false;
+// ^PREFIX[A-Za-z0-9_-]{43}$ (PREFIX "bft_" or "bfx_"), checked before anything else looks at
+// the text.
+bool HasTokenShape(std::string_view token, std::string_view prefix = kTokenPrefix) {
+  if (token.size() != prefix.size() + kTokenEncodedChars) return false;
+  if (!token.starts_with(prefix)) return false;
   for (const char c : token.substr(kTokenPrefix.size())) {
     if (!IsBase64UrlChar(c)) return false;
   }
@@ -67,6 +69,16 @@ std::string_view ActionText(Action action) {
       return "manage tokens";
     case Action::kAuditRead:
       return "read the audit log";
+    case Action::kWorkflowList:
+      return "list workflows";
+    case Action::kWorkflowReload:
+      return "reload workflows";
+    case Action::kWorkflowRun:
+      return "run workflows";
+    case Action::kExecutionRead:
+      return "read executions";
+    case Action::kExecutionCancel:
+      return "cancel executions";
   }
   return "do this";
 }
@@ -83,12 +95,17 @@ std::optional<Role> LeastOrgRoleFor(Action action) {
   switch (action) {
     case Action::kOrgCreate:
     case Action::kOrgDelete:
+    case Action::kWorkflowReload:
       return std::nullopt;
     case Action::kOrgList:
     case Action::kOrgRead:
     case Action::kConfigRead:
+    case Action::kWorkflowList:
+    case Action::kExecutionRead:
       return Role::kReader;
     case Action::kConfigReveal:
+    case Action::kWorkflowRun:
+    case Action::kExecutionCancel:
       return Role::kMember;
     case Action::kConfigWrite:
     case Action::kTokenManage:
@@ -108,6 +125,7 @@ int OrgRank(Role role) {
     case Role::kReader:
       return 1;
     case Role::kPlatformAdmin:
+    case Role::kWorkflow:
       break;
   }
   return 0;
@@ -122,16 +140,16 @@ Status ValidateName(std::string_view name) {
   return Ok();
 }
 
-// A fresh token text: "bft_" + unpadded base64url of 32 CSPRNG bytes. Every intermediate
+// A fresh token text: `prefix` + unpadded base64url of 32 CSPRNG bytes. Every intermediate
 // copy is wiped.
-Result<crypto::SecureBuffer> GenerateTokenText() {
+Result<crypto::SecureBuffer> GenerateTokenText(std::string_view prefix = kTokenPrefix) {
   crypto::SecureBuffer random(kTokenRandomBytes);
   BIFROST_RETURN_IF_ERROR(crypto::RandomBytes(random.mutable_bytes()));
   std::string encoded = Base64UrlEncode(random.bytes());
   std::size_t length = encoded.size();
   while (length > 0 && encoded[length - 1] == '=') --length;
   crypto::SecureBuffer token;
-  token.Append(kTokenPrefix);
+  token.Append(prefix);
   token.Append(std::string_view(encoded.data(), length));
   crypto::SecureWipe(encoded.data(), encoded.size());
   if (length != kTokenEncodedChars) {
@@ -167,6 +185,8 @@ std::string_view RoleName(Role role) {
       return "member";
     case Role::kReader:
       return "reader";
+    case Role::kWorkflow:
+      return "workflow";
   }
   return "unknown";
 }
@@ -180,18 +200,34 @@ Result<Role> ParseRole(std::string_view name) {
                   "; the roles are platform-admin, admin, member and reader");
 }
 
-std::string Principal::Actor() const { return "token:" + token_name + "/" + token_id; }
+std::string Principal::Actor() const {
+  if (execution_id.has_value()) return token_name + "/" + token_id;
+  return "token:" + token_name + "/" + token_id;
+}
 
 Status Authorize(const Principal& principal, Action action, const Target& target) {
   if (principal.role == Role::kPlatformAdmin) return Ok();
   const Role role = principal.role;
+  if (role == Role::kWorkflow) {
+    // An execution token: its own organization's config, nothing else.
+    const bool config = action == Action::kConfigRead || action == Action::kConfigReveal ||
+                        action == Action::kConfigWrite;
+    if (!config) {
+      return Fail(Denied(role, action, " (an execution token reads and writes config only)"));
+    }
+    if (target.kind != Target::Kind::kOrg || !principal.org_id.has_value() ||
+        *principal.org_id != target.org_id) {
+      return Fail(Denied(role, action, " outside the organization the execution runs for"));
+    }
+    return Ok();
+  }
   const std::optional<Role> least = LeastOrgRoleFor(action);
   if (!least.has_value()) return Fail(Denied(role, action, " (platform-admin only)"));
   switch (target.kind) {
     case Target::Kind::kPlatform:
-      // Listing organizations is open to every token; the handler shows an org role only
-      // its own organization.
-      if (action == Action::kOrgList) return Ok();
+      // Listing organizations (the handler shows an org role only its own) and the loaded
+      // workflows (code, not data) is open to every stored token.
+      if (action == Action::kOrgList || action == Action::kWorkflowList) return Ok();
       return Fail(Denied(role, action, " platform-wide"));
     case Target::Kind::kGlobalScope:
       return Fail(Denied(role, action,
@@ -229,6 +265,10 @@ Result<CreatedToken> TokenService::Create(
     BIFROST_RETURN_IF_ERROR(Authorize(*creator, Action::kTokenManage, target));
   }
 
+  if (request.role == Role::kWorkflow) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "workflow tokens are made by the server for each execution; choose another role");
+  }
   if (request.role == Role::kPlatformAdmin && request.org_id.has_value()) {
     return Fail(ErrorCode::kInvalidArgument,
                 "a platform-admin token belongs to no organization; omit the org");
@@ -284,7 +324,56 @@ Result<CreatedToken> TokenService::Create(
   return CreatedToken{std::move(row), std::move(token)};
 }
 
+Result<crypto::SecureBuffer> ExecutionTokens::Issue(const Grant& grant) {
+  BIFROST_ASSIGN_OR_RETURN(crypto::SecureBuffer token, GenerateTokenText(kExecutionTokenPrefix));
+  std::string hash = crypto::Sha256Hex(token.view());
+  std::lock_guard<std::mutex> lock(mu_);
+  if (hashes_.contains(grant.execution_id)) {
+    return Fail(ErrorCode::kAlreadyExists,
+                "execution " + grant.execution_id + " already has an execution token");
+  }
+  hashes_.emplace(grant.execution_id, hash);
+  by_hash_.emplace(std::move(hash), grant);
+  return token;
+}
+
+void ExecutionTokens::Revoke(std::string_view execution_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto it = hashes_.find(std::string(execution_id));
+  if (it == hashes_.end()) return;
+  by_hash_.erase(it->second);
+  hashes_.erase(it);
+}
+
+std::optional<Principal> ExecutionTokens::Lookup(std::string_view token) const {
+  if (!HasTokenShape(token, kExecutionTokenPrefix)) return std::nullopt;
+  const std::string hash = crypto::Sha256Hex(token);
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto it = by_hash_.find(hash);
+  if (it == by_hash_.end() || it->second.expires_at <= clock_->NowMicros()) return std::nullopt;
+  const Grant& grant = it->second;
+  Principal principal;
+  principal.token_id = grant.execution_id;
+  principal.token_name = "workflow:" + grant.workflow;
+  principal.role = Role::kWorkflow;
+  principal.org_id = grant.org_id;
+  principal.expires_at = grant.expires_at;
+  principal.execution_id = grant.execution_id;
+  return principal;
+}
+
+std::size_t ExecutionTokens::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return hashes_.size();
+}
+
 Result<Principal> TokenService::Authenticate(std::string_view token) {
+  if (token.starts_with(kExecutionTokenPrefix)) {
+    std::optional<Principal> principal;
+    if (execution_tokens_ != nullptr) principal = execution_tokens_->Lookup(token);
+    if (!principal.has_value()) return Fail(Unauthenticated());
+    return std::move(*principal);
+  }
   if (!HasTokenShape(token)) return Fail(Unauthenticated());
   const std::string hash = crypto::Sha256Hex(token);
 
@@ -375,7 +464,7 @@ Result<std::vector<store::TokenRow>> TokenService::List(const Principal& caller,
 }
 
 Status TokenService::Revoke(const Principal& caller, std::string_view token_id,
-                           const store::CommitHookWith<store::TokenRow>& before_commit) {
+                            const store::CommitHookWith<store::TokenRow>& before_commit) {
   if (caller.role != Role::kPlatformAdmin) {
     if (caller.role != Role::kAdmin || !caller.org_id.has_value()) {
       return Fail(Denied(caller.role, Action::kTokenManage, ""));

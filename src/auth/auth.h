@@ -12,6 +12,9 @@
 //   admin           one org: read, reveal and write its config; manage its tokens
 //   member          one org: read its config and reveal secrets (applications, workflows)
 //   reader          one org: read its config and secret metadata, never a secret's value
+//   workflow        one running workflow execution (an execution token, "bfx_..."): read,
+//                   reveal and write its org's config and nothing else; never stored, gone
+//                   when the execution ends (ExecutionTokens)
 // Org roles see the global scope only through their org's org->global fallback; only
 // platform admins address the global scope directly.
 //
@@ -34,10 +37,11 @@
 
 namespace bifrost::auth {
 
-enum class Role { kPlatformAdmin, kAdmin, kMember, kReader };
+enum class Role { kPlatformAdmin, kAdmin, kMember, kReader, kWorkflow };
 
-std::string_view RoleName(Role role);  // "platform-admin", "admin", "member", "reader"
-// kInvalidArgument naming the accepted roles for anything else.
+std::string_view RoleName(Role role);  // "platform-admin", "admin", "member", "reader", "workflow"
+// The role of a stored token (not "workflow": execution tokens are never stored or created
+// through the API). kInvalidArgument naming the accepted roles for anything else.
 Result<Role> ParseRole(std::string_view name);
 
 // Who is calling: the token, never its secret text.
@@ -48,21 +52,30 @@ struct Principal {
   std::optional<std::string> org_id;  // nullopt only for platform-admin
   // When the calling token expires (nullopt: never). A token it creates may not outlive it.
   std::optional<UnixMicros> expires_at;
+  // Set for an execution token (role kWorkflow): the execution it belongs to. token_id is
+  // then the execution id too, and token_name "workflow:<workflow name>".
+  std::optional<std::string> execution_id;
 
-  // How this caller is recorded as a config entry's updated_by: "token:<name>/<id>".
+  // How this caller is recorded as a config entry's updated_by: "token:<name>/<id>", or
+  // "workflow:<name>/<execution id>" for an execution.
   std::string Actor() const;
 };
 
 enum class Action {
-  kOrgCreate,     // create an organization (target: platform)
-  kOrgList,       // list organizations (target: platform; org roles see only their own)
-  kOrgRead,       // get one organization (target: that org)
-  kOrgDelete,     // delete an organization (target: that org)
-  kConfigRead,    // list/get entries, secrets masked (target: org or global)
-  kConfigReveal,  // read a value, secrets decrypted (target: org or global)
-  kConfigWrite,   // create/replace/delete entries (target: org or global)
-  kTokenManage,   // create, list, revoke tokens (target: platform, or the tokens' org)
-  kAuditRead,     // read the audit log (target: platform for all of it, or one org's records)
+  kOrgCreate,        // create an organization (target: platform)
+  kOrgList,          // list organizations (target: platform; org roles see only their own)
+  kOrgRead,          // get one organization (target: that org)
+  kOrgDelete,        // delete an organization (target: that org)
+  kConfigRead,       // list/get entries, secrets masked (target: org or global)
+  kConfigReveal,     // read a value, secrets decrypted (target: org or global)
+  kConfigWrite,      // create/replace/delete entries (target: org or global)
+  kTokenManage,      // create, list, revoke tokens (target: platform, or the tokens' org)
+  kAuditRead,        // read the audit log (target: platform for all of it, or one org's records)
+  kWorkflowList,     // list the loaded workflows (target: platform; every stored token's role)
+  kWorkflowReload,   // reload the workflows directory (target: platform; platform-admin only)
+  kWorkflowRun,      // start an execution (target: the org it runs for; member or above)
+  kExecutionRead,    // list and read executions and their logs (target: their org; reader+)
+  kExecutionCancel,  // cancel an execution (target: its org; member or above)
 };
 
 // What an action is applied to.
@@ -95,6 +108,36 @@ struct CreatedToken {
   crypto::SecureBuffer token;  // "bft_..."; shown once
 };
 
+// The execution tokens of the running workflow executions of this process: "bfx_" followed
+// by 43 base64url characters, kept only in memory (as SHA-256), each valid for one execution
+// until it is revoked (when the execution ends) or its expiry passes, whichever is first.
+// Thread-safe.
+class ExecutionTokens {
+ public:
+  explicit ExecutionTokens(const Clock& clock) : clock_(&clock) {}
+
+  struct Grant {
+    std::string execution_id;
+    std::string workflow;
+    std::string org_id;
+    UnixMicros expires_at = 0;
+  };
+  // A new token for `grant` (shown once: only its hash is kept). kAlreadyExists if the
+  // execution already has one.
+  Result<crypto::SecureBuffer> Issue(const Grant& grant);
+  // Ends the execution's token (no effect if it has none).
+  void Revoke(std::string_view execution_id);
+  // The principal of a live token (role kWorkflow), or nullopt.
+  std::optional<Principal> Lookup(std::string_view token) const;
+  std::size_t size() const;
+
+ private:
+  const Clock* clock_;
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, Grant> by_hash_;       // SHA-256 hex -> grant
+  std::unordered_map<std::string, std::string> hashes_;  // execution id -> hash
+};
+
 class TokenService {
  public:
   // `store` and `clock` must outlive the service.
@@ -120,6 +163,10 @@ class TokenService {
   // Other errors are the store's (kUnavailable, ...).
   Result<Principal> Authenticate(std::string_view token);
 
+  // Execution tokens ("bfx_...") are looked up in `tokens` from now on (nullptr: none are
+  // accepted). `tokens` must outlive the service. Call before serving.
+  void AcceptExecutionTokens(ExecutionTokens* tokens) { execution_tokens_ = tokens; }
+
   // Tokens visible to `caller`, newest first (platform-admin: all, or one org's with `org_id`,
   // kNotFound if that org does not exist; org admin: its org's, whether `org_id` is nullopt or
   // its own org; others, and an org admin naming another org: kPermissionDenied).
@@ -141,6 +188,7 @@ class TokenService {
 
   store::Store* store_;
   const Clock* clock_;
+  ExecutionTokens* execution_tokens_ = nullptr;
   std::mutex touch_mu_;
   std::unordered_map<std::string, UnixMicros> last_touch_;  // token id -> last write
 };

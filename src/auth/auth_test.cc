@@ -19,8 +19,8 @@
 #include "common/text.h"
 #include "crypto/hash.h"
 #include "store/sqlite/sqlite_store.h"
-#include "tests/support/subprocess.h"
 #include "tests/support/status_matchers.h"
+#include "tests/support/subprocess.h"
 
 namespace bifrost::auth {
 namespace {
@@ -331,32 +331,38 @@ TEST_F(AuthTest, FailureToRecordLastUseDoesNotFailAuthenticationAndIsRetried) {
 // Every cell: role x action x target. 'Y' allowed, 'N' denied; targets in the order
 // platform, global scope, own org (kOrgA), another org (kOrgB).
 TEST(AuthorizeTest, FullMatrix) {
-  const std::array<Action, 9> actions = {
-      Action::kOrgCreate,  Action::kOrgList,      Action::kOrgRead,     Action::kOrgDelete,
-      Action::kConfigRead, Action::kConfigReveal, Action::kConfigWrite, Action::kTokenManage,
-      Action::kAuditRead};
-  const std::array<const char*, 9> action_names = {
-      "org-create",   "org-list",     "org-read",  "org-delete", "config-read", "config-reveal",
-      "config-write", "token-manage", "audit-read"};
-  const std::array<const char*, 9> action_texts = {
+  const std::array<Action, 14> actions = {
+      Action::kOrgCreate,     Action::kOrgList,        Action::kOrgRead,
+      Action::kOrgDelete,     Action::kConfigRead,     Action::kConfigReveal,
+      Action::kConfigWrite,   Action::kTokenManage,    Action::kAuditRead,
+      Action::kWorkflowList,  Action::kWorkflowReload, Action::kWorkflowRun,
+      Action::kExecutionRead, Action::kExecutionCancel};
+  const std::array<const char*, 14> action_names = {
+      "org-create",      "org-list",     "org-read",       "org-delete",      "config-read",
+      "config-reveal",   "config-write", "token-manage",   "audit-read",      "workflow-list",
+      "workflow-reload", "workflow-run", "execution-read", "execution-cancel"};
+  const std::array<const char*, 14> action_texts = {
       "create organizations", "list organizations", "read organizations", "delete organizations",
       "read config",          "reveal secrets",     "write config",       "manage tokens",
-      "read the audit log"};
+      "read the audit log",   "list workflows",     "reload workflows",   "run workflows",
+      "read executions",      "cancel executions"};
   const std::array<Target, 4> targets = {Target::Platform(), Target::Global(), Target::Org(kOrgA),
                                          Target::Org(kOrgB)};
   const std::array<const char*, 4> target_names = {"platform", "global", "own org", "other org"};
 
   struct Row {
     Role role;
-    std::array<const char*, 9> cells;  // per action, 4 characters per target
+    std::array<const char*, 14> cells;  // per action, 4 characters per target
   };
   // clang-format off
-  const std::array<Row, 4> expected = {{
-      //                       create  list    read    delete  c-read  reveal  write   tokens  audit
-      {Role::kPlatformAdmin, {"YYYY", "YYYY", "YYYY", "YYYY", "YYYY", "YYYY", "YYYY", "YYYY", "YYYY"}},
-      {Role::kAdmin,         {"NNNN", "YNYN", "NNYN", "NNNN", "NNYN", "NNYN", "NNYN", "NNYN", "NNYN"}},
-      {Role::kMember,        {"NNNN", "YNYN", "NNYN", "NNNN", "NNYN", "NNYN", "NNNN", "NNNN", "NNNN"}},
-      {Role::kReader,        {"NNNN", "YNYN", "NNYN", "NNNN", "NNYN", "NNNN", "NNNN", "NNNN", "NNNN"}},
+  const std::array<Row, 5> expected = {{
+      //                       create  list    read    delete  c-read  reveal  write   tokens  audit   wf-list reload  run     ex-read cancel
+      {Role::kPlatformAdmin, {"YYYY", "YYYY", "YYYY", "YYYY", "YYYY", "YYYY", "YYYY", "YYYY", "YYYY", "YYYY", "YYYY", "YYYY", "YYYY", "YYYY"}},
+      {Role::kAdmin,         {"NNNN", "YNYN", "NNYN", "NNNN", "NNYN", "NNYN", "NNYN", "NNYN", "NNYN", "YNYN", "NNNN", "NNYN", "NNYN", "NNYN"}},
+      {Role::kMember,        {"NNNN", "YNYN", "NNYN", "NNNN", "NNYN", "NNYN", "NNNN", "NNNN", "NNNN", "YNYN", "NNNN", "NNYN", "NNYN", "NNYN"}},
+      {Role::kReader,        {"NNNN", "YNYN", "NNYN", "NNNN", "NNYN", "NNNN", "NNNN", "NNNN", "NNNN", "YNYN", "NNNN", "NNNN", "NNYN", "NNNN"}},
+      // An execution token: its own organization's config, and nothing else at all.
+      {Role::kWorkflow,      {"NNNN", "NNNN", "NNNN", "NNNN", "NNYN", "NNYN", "NNYN", "NNNN", "NNNN", "NNNN", "NNNN", "NNNN", "NNNN", "NNNN"}},
   }};
   // clang-format on
 
@@ -387,8 +393,57 @@ TEST(AuthorizeTest, FullMatrix) {
       }
     }
   }
-  EXPECT_EQ(cells, 4 * 9 * 4);
-  EXPECT_EQ(allowed, 36 + 8 + 5 + 4);
+  EXPECT_EQ(cells, 5 * 14 * 4);
+  EXPECT_EQ(allowed, 56 + 13 + 10 + 7 + 3);
+}
+
+TEST_F(AuthTest, ExecutionTokensLiveInMemoryForOneExecutionOfOneOrg) {
+  ExecutionTokens registry(clock_);
+  const ExecutionTokens::Grant grant{.execution_id = "7d0e6f1a-0000-4000-8000-000000000001",
+                                     .workflow = "call_api",
+                                     .org_id = kOrgA,
+                                     .expires_at = kT0 + 60 * kSecond};
+  ASSERT_OK_AND_ASSIGN(crypto::SecureBuffer token, registry.Issue(grant));
+  EXPECT_TRUE(std::regex_match(std::string(token.view()), std::regex("^bfx_[A-Za-z0-9_-]{43}$")));
+  EXPECT_ERROR_CODE(registry.Issue(grant), ErrorCode::kAlreadyExists);
+
+  // Not accepted by a service that was not told about the registry.
+  EXPECT_ERROR_CODE(service().Authenticate(token.view()), ErrorCode::kUnauthenticated);
+  service().AcceptExecutionTokens(&registry);
+  ASSERT_OK_AND_ASSIGN(Principal principal, service().Authenticate(token.view()));
+  EXPECT_EQ(principal.role, Role::kWorkflow);
+  EXPECT_EQ(principal.org_id, kOrgA);
+  EXPECT_EQ(principal.execution_id, grant.execution_id);
+  EXPECT_EQ(principal.token_id, grant.execution_id);
+  EXPECT_EQ(principal.Actor(), "workflow:call_api/" + grant.execution_id);
+  EXPECT_EQ(TokenCount(), 0u) << "execution tokens are never stored";
+
+  // A token of another shape, or one character off, is nobody.
+  std::string changed(token.view());
+  changed.back() = changed.back() == 'A' ? 'B' : 'A';
+  EXPECT_ERROR_CODE(service().Authenticate(changed), ErrorCode::kUnauthenticated);
+  EXPECT_ERROR_CODE(service().Authenticate("bfx_short"), ErrorCode::kUnauthenticated);
+
+  // Revoked when the execution ends.
+  registry.Revoke(grant.execution_id);
+  EXPECT_EQ(registry.size(), 0u);
+  EXPECT_ERROR_CODE(service().Authenticate(token.view()), ErrorCode::kUnauthenticated);
+
+  // And dead at its expiry even if nobody revoked it.
+  ExecutionTokens::Grant second = grant;
+  second.execution_id = "7d0e6f1a-0000-4000-8000-000000000002";
+  ASSERT_OK_AND_ASSIGN(crypto::SecureBuffer other, registry.Issue(second));
+  service().AcceptExecutionTokens(&registry);
+  ASSERT_OK(service().Authenticate(other.view()));
+  clock_.AdvanceMicros(60 * kSecond);
+  EXPECT_ERROR_CODE(service().Authenticate(other.view()), ErrorCode::kUnauthenticated);
+}
+
+TEST_F(AuthTest, NoStoredTokenHasTheWorkflowRole) {
+  EXPECT_ERROR_CODE(ParseRole("workflow"), ErrorCode::kInvalidArgument);
+  EXPECT_ERROR_CODE(service().Create(NewToken{"", Role::kWorkflow, kOrgA, std::nullopt}, nullptr),
+                    ErrorCode::kInvalidArgument);
+  EXPECT_EQ(TokenCount(), 0u);
 }
 
 TEST(AuthorizeTest, DenialMessagesSayWhy) {

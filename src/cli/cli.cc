@@ -14,6 +14,7 @@
 #include "cli/cli_error.h"
 #include "cli/commands.h"
 #include "cli/local_commands.h"
+#include "cli/remote_commands.h"
 #include "cli/table.h"
 #include "cli/terminal.h"
 #include "server/server_app.h"
@@ -192,6 +193,43 @@ int RunCliUnguarded(const std::vector<std::string>& args, CliIo& io) {
       ->envname("BIFROST_AUDIT_RETENTION")
       ->check(CLI::Range(0, 1'000'000))
       ->option_text("DAYS (default 0; env BIFROST_AUDIT_RETENTION)");
+  serve
+      ->add_option("--workflows", serve_options.workflows_dir,
+                   "Load workflows from this directory (Python files and executables)")
+      ->envname("BIFROST_WORKFLOWS")
+      ->option_text("DIR (env BIFROST_WORKFLOWS; default: no workflows)");
+  serve->add_option("--python", serve_options.python, "Interpreter for Python workflows")
+      ->envname("BIFROST_PYTHON")
+      ->option_text("PATH (default /usr/bin/python3, else python3 on PATH; env BIFROST_PYTHON)");
+  serve
+      ->add_option("--workflow-user", serve_options.workflow_user,
+                   "When the server runs as root, run workflows as this user (\"\" = root)")
+      ->envname("BIFROST_WORKFLOW_USER")
+      ->option_text("USER (default nobody; env BIFROST_WORKFLOW_USER)");
+  serve
+      ->add_option("--workflow-concurrency", serve_options.workflow_concurrency,
+                   "Executions running at once; more wait in a queue")
+      ->envname("BIFROST_WORKFLOW_CONCURRENCY")
+      ->check(CLI::Range(1, 256))
+      ->option_text("N (default 4; env BIFROST_WORKFLOW_CONCURRENCY)");
+  serve
+      ->add_option("--workflow-queue", serve_options.workflow_queue,
+                   "Executions waiting at most; more are refused (503)")
+      ->envname("BIFROST_WORKFLOW_QUEUE")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
+      ->option_text("N (default 1000; env BIFROST_WORKFLOW_QUEUE)");
+  serve
+      ->add_option("--workflow-timeout", serve_options.workflow_timeout_seconds,
+                   "Time limit of an execution unless its workflow sets one")
+      ->envname("BIFROST_WORKFLOW_TIMEOUT")
+      ->check(CLI::Range(1, 3600))
+      ->option_text("SECONDS (default 60; env BIFROST_WORKFLOW_TIMEOUT)");
+  serve
+      ->add_option("--workflow-max-output", serve_options.workflow_max_output,
+                   "Bytes of logs kept per execution (the rest is cut), and the largest result")
+      ->envname("BIFROST_WORKFLOW_MAX_OUTPUT")
+      ->check(CLI::Range(std::size_t{1024}, std::size_t{64} << 20))
+      ->option_text("BYTES (default 1048576; env BIFROST_WORKFLOW_MAX_OUTPUT)");
   serve->callback([&] {
     action = [&]() -> CliStatus {
       const int code = server::RunServe(serve_options);
@@ -436,6 +474,7 @@ int RunCliUnguarded(const std::vector<std::string>& args, CliIo& io) {
   });
 
   // ---- keys / import (local commands) ----
+  AddWorkflowCommands(app, session, action);
   AddKeysCommands(app, action, io);
   AddImportCommands(app, action, io);
 

@@ -649,4 +649,18 @@ CliStatus Whoami(Session& session, Format format) {
   return {};
 }
 
+CliResult<std::string> OrgIdForCommand(Api& api, const std::string& org, std::string_view flag) {
+  if (!org.empty()) {
+    BIFROST_CLI_ASSIGN(OrgRef ref, ResolveOrg(api, org));
+    return ref.id;
+  }
+  BIFROST_CLI_ASSIGN(json principal, FetchPrincipal(api));
+  if (auto org_id = OrgIdOfPrincipal(principal)) return *org_id;
+  return UsageError("say " + std::string(flag) + " ORG (this token is a platform admin)");
+}
+
+void PrintJsonDocument(Session& session, const json& value) { PrintJson(session, value); }
+
+std::string TableField(const json& object, const char* name) { return Field(object, name); }
+
 }  // namespace bifrost::cli

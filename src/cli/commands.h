@@ -95,4 +95,13 @@ CliStatus AuditList(Session& session, const AuditListArgs& args);
 
 CliStatus Whoami(Session& session, Format format);
 
+// Shared by the command files.
+// The id of the organization a command acts on: `org` (a name or an id) when given, else
+// the token's own; a platform token without one is a usage error naming `flag`.
+CliResult<std::string> OrgIdForCommand(Api& api, const std::string& org, std::string_view flag);
+// A value as indented JSON on stdout.
+void PrintJsonDocument(Session& session, const nlohmann::json& value);
+// A field of a server object as table text: strings as-is, null or absent as "-".
+std::string TableField(const nlohmann::json& object, const char* name);
+
 }  // namespace bifrost::cli

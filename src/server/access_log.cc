@@ -39,7 +39,7 @@ void AccessLog::Request(const RequestLogEntry& entry) {
 }
 
 void AccessLog::Event(std::string_view level, std::string_view msg,
-                      std::initializer_list<LogField> fields) {
+                      std::span<const LogField> fields) {
   nlohmann::ordered_json line;
   line["time"] = json_io::FormatTimestamp(clock_->NowMicros());
   line["level"] = level;

@@ -24,6 +24,7 @@
 #include <initializer_list>
 #include <mutex>
 #include <ostream>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -56,7 +57,10 @@ class AccessLog {
 
   void Request(const RequestLogEntry& entry);
   void Event(std::string_view level, std::string_view msg,
-             std::initializer_list<LogField> fields = {});
+             std::initializer_list<LogField> fields = {}) {
+    Event(level, msg, std::span<const LogField>(fields.begin(), fields.size()));
+  }
+  void Event(std::string_view level, std::string_view msg, std::span<const LogField> fields);
   void Info(std::string_view msg, std::initializer_list<LogField> fields = {}) {
     Event("info", msg, fields);
   }

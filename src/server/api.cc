@@ -234,7 +234,9 @@ namespace {
 // Path and query parameters go into records before anything validated them, so they are
 // recorded only in the shape they must have: a credential pasted into the wrong place
 // (`token revoke bft_...`, a token as a config key) must not end up in the log.
-bool LooksLikeToken(std::string_view text) { return text.starts_with("bft_"); }
+bool LooksLikeToken(std::string_view text) {
+  return text.starts_with("bft_") || text.starts_with("bfx_");
+}
 
 std::string RecordedKey(const std::string& key) {
   if (LooksLikeToken(key)) return "(withheld: looks like a token)";
@@ -283,6 +285,14 @@ audit::Event EventFor(const HttpRequest& request, const PathParams& params,
   if (const auto key = params.find("key"); key != params.end()) {
     event.config_key = RecordedKey(key->second);
   }
+  if (const auto execution = params.find("execution_id"); execution != params.end()) {
+    if (IsCanonicalUuid(execution->second)) {
+      event.execution_id = execution->second;
+    } else {
+      if (!event.detail.empty()) event.detail += "; ";
+      event.detail += "execution " + RecordedId(execution->second);
+    }
+  }
   if (const auto token = params.find("token_id"); token != params.end()) {
     if (!event.detail.empty()) event.detail += "; ";
     event.detail += "token " + RecordedId(token->second);
@@ -290,6 +300,7 @@ audit::Event EventFor(const HttpRequest& request, const PathParams& params,
   if (principal != nullptr) {
     event.actor_id = principal->token_id;
     event.actor_name = principal->token_name;
+    event.execution_id = principal->execution_id;
   }
   event.client_address = request.client_address;
   event.request_id = request.request_id;
@@ -504,6 +515,7 @@ void RegisterApiRoutes(Router& router, const ApiContext& context) {
   api_internal::RegisterConfigRoutes(router, shared);
   api_internal::RegisterTokenRoutes(router, shared);
   api_internal::RegisterAuditRoutes(router, shared);
+  api_internal::RegisterWorkflowRoutes(router, shared);
 }
 
 }  // namespace bifrost::server

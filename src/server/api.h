@@ -21,6 +21,7 @@
 #include "config/config_service.h"
 #include "server/http_types.h"
 #include "store/store.h"
+#include "workflow/runtime.h"
 
 namespace bifrost::server {
 
@@ -40,6 +41,9 @@ struct ApiContext {
   const Clock* clock;
   std::function<bool()> ready;
   AccessLog* log = nullptr;
+  // The workflow runtime; nullptr: the workflow and execution routes answer that this
+  // server runs no workflows.
+  workflow::Runtime* workflows = nullptr;
 };
 
 // Registers every path and method of docs/openapi.json on `router`, and nothing else.

@@ -105,13 +105,14 @@ HttpResponse AuditStatus(const ApiContext& context, const HttpRequest& request, 
     return *denied;
   }
   const audit::AuditStats stats = context.audit->stats();
-  return JsonResponse(200, {{"healthy", stats.healthy},
-                            {"file_sink", stats.file_sink},
-                            {"records", stats.records},
-                            {"groups", stats.groups},
-                            {"failed_records", stats.failed_records},
-                            {"failed_groups", stats.failed_groups},
-                            {"last_error", stats.last_error.empty() ? Json() : Json(stats.last_error)}});
+  return JsonResponse(200,
+                      {{"healthy", stats.healthy},
+                       {"file_sink", stats.file_sink},
+                       {"records", stats.records},
+                       {"groups", stats.groups},
+                       {"failed_records", stats.failed_records},
+                       {"failed_groups", stats.failed_groups},
+                       {"last_error", stats.last_error.empty() ? Json() : Json(stats.last_error)}});
 }
 
 }  // namespace

@@ -124,8 +124,7 @@ Result<crypto::SecureBuffer> StoredText(std::string_view key, ConfigType type,
       if (value.is_string()) {
         return crypto::SecureBuffer::From(value.get_ref<const std::string&>());
       }
-      if (value.is_number_float() &&
-          value_text.find_first_of(".eE") == std::string_view::npos) {
+      if (value.is_number_float() && value_text.find_first_of(".eE") == std::string_view::npos) {
         // An integer literal too long for 64 bits (the parser made it a double).
         return Fail(ErrorCode::kInvalidArgument,
                     subject + " but its value is outside the signed 64-bit range");
@@ -264,6 +263,11 @@ HttpResponse RevealConfig(const ApiContext& context, const HttpRequest& request,
   auto revealed = scope->Reveal(params.at("key"));
   if (!revealed) return ServiceError(revealed.error(), request);
   const config::ConfigEntry& entry = revealed->entry;
+  // What an execution is given of a secret is redacted from everything it outputs; the
+  // runtime learns the value before the execution does.
+  if (entry.type == ConfigType::kSecret && principal.execution_id && context.workflows) {
+    context.workflows->NoteSecret(*principal.execution_id, revealed->value.view());
+  }
   if (entry.type != ConfigType::kString && entry.type != ConfigType::kSecret) {
     auto value = ValueText(entry, revealed->value.view());
     if (!value) return ServiceError(value.error(), request);
@@ -316,14 +320,18 @@ HttpResponse PutConfig(const ApiContext& context, const HttpRequest& request,
   auto text = StoredText(key, *type, *body->kept);
   if (!text) return ServiceError(text.error(), request);
 
+  // A secret an execution writes is as secret as one it reads.
+  if (*type == ConfigType::kSecret && principal.execution_id && context.workflows) {
+    context.workflows->NoteSecret(*principal.execution_id, text->view());
+  }
   const config::ConfigWrite write{.key = key,
                                   .type = *type,
                                   .value = std::move(*text),
                                   .description = description->value_or(""),
                                   .actor = principal.Actor(),
                                   .expected_version = *expected_version};
-  const audit::Event recorded =
-      EventFor(request, params, &principal, audit::actions::kConfigUpdate, audit::Outcome::kSuccess);
+  const audit::Event recorded = EventFor(request, params, &principal, audit::actions::kConfigUpdate,
+                                         audit::Outcome::kSuccess);
   auto entry = scope->Set(write, [&](store::Txn& txn, const config::ConfigEntry& written) {
     audit::Event event = recorded;
     // Version 1 is a row that did not exist before this write.
@@ -376,9 +384,9 @@ void RegisterConfigRoutes(Router& router, const SharedContext& context) {
     router.Add("DELETE", prefix + "/{key}",
                Authenticated(context, {audit::actions::kConfigDelete, AuditMode::kMutation},
                              DeleteConfig, {"expected_version"}));
-    router.Add("GET", prefix + "/{key}/reveal",
-               Authenticated(context, {audit::actions::kConfigReveal, AuditMode::kReveal},
-                             RevealConfig));
+    router.Add(
+        "GET", prefix + "/{key}/reveal",
+        Authenticated(context, {audit::actions::kConfigReveal, AuditMode::kReveal}, RevealConfig));
   }
 }
 

@@ -80,5 +80,6 @@ void RegisterOrgRoutes(Router& router, const SharedContext& context);
 void RegisterConfigRoutes(Router& router, const SharedContext& context);
 void RegisterTokenRoutes(Router& router, const SharedContext& context);
 void RegisterAuditRoutes(Router& router, const SharedContext& context);
+void RegisterWorkflowRoutes(Router& router, const SharedContext& context);
 
 }  // namespace bifrost::server::api_internal

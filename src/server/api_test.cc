@@ -225,7 +225,7 @@ TEST_F(ApiTest, RoutesAreExactlyThoseOfTheOpenApiDocument) {
     EXPECT_TRUE(documented.contains(route))
         << "registered, not documented: " << route.first << " " << route.second;
   }
-  EXPECT_EQ(registered.size(), 23u);
+  EXPECT_EQ(registered.size(), 30u);
 }
 
 // ---- Unauthenticated routes ---------------------------------------------------------------
@@ -388,8 +388,11 @@ TEST_F(ApiTest, OpenApiDocumentIsServedWithoutAToken) {
 
 // Every route path with its parameters filled in.
 std::string Fill(std::string path, const std::string& org_id) {
-  const std::map<std::string, std::string> values = {
-      {"{org_id}", org_id}, {"{key}", "some_key"}, {"{token_id}", std::string(kMissingOrg)}};
+  const std::map<std::string, std::string> values = {{"{org_id}", org_id},
+                                                     {"{key}", "some_key"},
+                                                     {"{token_id}", std::string(kMissingOrg)},
+                                                     {"{execution_id}", std::string(kMissingOrg)},
+                                                     {"{name}", "some_workflow"}};
   for (const auto& [param, value] : values) {
     for (std::size_t at = path.find(param); at != std::string::npos; at = path.find(param)) {
       path.replace(at, param.size(), value);
@@ -447,7 +450,7 @@ TEST_F(ApiTest, EveryApiRouteRefusesMissingMalformedUnknownRevokedAndExpiredToke
       ++checked;
     }
   }
-  EXPECT_EQ(checked, 20 * static_cast<int>(authorizations.size()));
+  EXPECT_EQ(checked, 27 * static_cast<int>(authorizations.size()));
   // Each refusal left exactly one auth.failure record, without an actor.
   {
     auto txn = store_->Begin(store::TxnMode::kRead);

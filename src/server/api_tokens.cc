@@ -33,8 +33,7 @@ Target TokensTarget(const std::optional<std::string>& named, const auth::Princip
 }
 
 HttpResponse CreateToken(const ApiContext& context, const HttpRequest& request,
-                         const PathParams& params,
-                         const auth::Principal& principal) {
+                         const PathParams& params, const auth::Principal& principal) {
   // Whether the caller manages tokens at all is known before the body is read; which
   // organization the new token may belong to is checked once the body names it.
   if (auto denied =
@@ -72,8 +71,8 @@ HttpResponse CreateToken(const ApiContext& context, const HttpRequest& request,
                               .role = *role,
                               .org_id = std::move(token_org),
                               .ttl_seconds = *ttl_seconds};
-  auto created = context.tokens->Create(
-      wanted, &principal, [&](store::Txn& txn, const store::TokenRow& row) {
+  auto created =
+      context.tokens->Create(wanted, &principal, [&](store::Txn& txn, const store::TokenRow& row) {
         audit::Event event = EventFor(request, params, &principal, audit::actions::kTokenCreate,
                                       audit::Outcome::kSuccess);
         event.org_id = row.org_id;
@@ -133,14 +132,14 @@ HttpResponse RevokeToken(const ApiContext& context, const HttpRequest& request,
 }  // namespace
 
 void RegisterTokenRoutes(Router& router, const SharedContext& context) {
-  router.Add("POST", "/api/v1/tokens",
-             Authenticated(context, {audit::actions::kTokenCreate, AuditMode::kMutation},
-                           CreateToken));
+  router.Add(
+      "POST", "/api/v1/tokens",
+      Authenticated(context, {audit::actions::kTokenCreate, AuditMode::kMutation}, CreateToken));
   router.Add("GET", "/api/v1/tokens",
              Authenticated(context, {"token.list", AuditMode::kDenials}, ListTokens, {"org_id"}));
-  router.Add("DELETE", "/api/v1/tokens/{token_id}",
-             Authenticated(context, {audit::actions::kTokenRevoke, AuditMode::kMutation},
-                           RevokeToken));
+  router.Add(
+      "DELETE", "/api/v1/tokens/{token_id}",
+      Authenticated(context, {audit::actions::kTokenRevoke, AuditMode::kMutation}, RevokeToken));
 }
 
 }  // namespace bifrost::server::api_internal

@@ -12,6 +12,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
@@ -46,6 +47,7 @@
 #include "server/dispatch.h"
 #include "server/http_server.h"
 #include "store/sqlite/sqlite_store.h"
+#include "workflow/runtime.h"
 
 namespace bifrost::server {
 namespace {
@@ -75,6 +77,35 @@ void HardenProcess() {
   ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   const struct rlimit no_core = {0, 0};
   ::setrlimit(RLIMIT_CORE, &no_core);
+}
+
+// The absolute path of a program: `name` itself when it has a slash, else the first
+// executable of that name on PATH.
+Result<std::string> FindProgram(const std::string& name) {
+  if (name.find('/') != std::string::npos) {
+    if (::access(name.c_str(), X_OK) != 0) {
+      return Fail(ErrorCode::kNotFound, "--python " + name + " is not an executable file");
+    }
+    char resolved[PATH_MAX];
+    if (::realpath(name.c_str(), resolved) == nullptr) {
+      return Fail(ErrorCode::kNotFound, "--python " + name + " cannot be resolved");
+    }
+    return std::string(resolved);
+  }
+  const char* path = std::getenv("PATH");
+  std::string_view dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+  while (true) {
+    const auto colon = dirs.find(':');
+    const std::string dir(dirs.substr(0, colon));
+    if (!dir.empty()) {
+      const std::string candidate = dir + "/" + name;
+      if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    }
+    if (colon == std::string_view::npos) break;
+    dirs.remove_prefix(colon + 1);
+  }
+  return Fail(ErrorCode::kNotFound,
+              "cannot find " + name + " on PATH for Python workflows; give --python PATH");
 }
 
 std::string DatabasePath(const std::string& data_dir) {
@@ -346,6 +377,37 @@ int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypt
     }
   }
 
+  // Workflows: execution tokens are accepted from now on; the runtime ends what a previous
+  // server left unfinished and loads the directory before anything is served.
+  auth::ExecutionTokens execution_tokens(clock);
+  tokens.AcceptExecutionTokens(&execution_tokens);
+  std::unique_ptr<workflow::Runtime> workflows;
+  if (!options.workflows_dir.empty()) {
+    workflow::RuntimeOptions runtime_options;
+    runtime_options.workflows_dir = options.workflows_dir;
+    runtime_options.python = options.python;
+    runtime_options.run_as_user = options.workflow_user;
+    runtime_options.max_concurrent = options.workflow_concurrency;
+    runtime_options.max_queued = options.workflow_queue;
+    runtime_options.default_timeout_seconds = options.workflow_timeout_seconds;
+    runtime_options.max_log_bytes = options.workflow_max_output;
+    runtime_options.max_result_bytes = options.workflow_max_output;
+    if (tls) runtime_options.ca_file = options.tls_cert;
+    auto created = workflow::Runtime::Create(
+        std::move(runtime_options), store, execution_tokens, clock,
+        [&log](std::string_view level, std::string_view message,
+               const std::vector<std::pair<std::string, std::string>>& fields) {
+          std::vector<LogField> shown;
+          shown.reserve(fields.size());
+          for (const auto& [name, value] : fields) {
+            shown.push_back({name, std::string_view(value)});
+          }
+          log.Event(level, message, shown);
+        });
+    if (!created) return StartupFailure(created.error().message());
+    workflows = std::move(*created);
+  }
+
   std::atomic<bool> ready{false};
   Router router;
   RegisterApiRoutes(router, ApiContext{.config = &config,
@@ -354,7 +416,8 @@ int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypt
                                        .store = &store,
                                        .clock = &clock,
                                        .ready = [&ready] { return ready.load(); },
-                                       .log = &log});
+                                       .log = &log,
+                                       .workflows = workflows.get()});
 
   // Signals are caught from here on, before the address is announced: a supervisor that
   // sends SIGTERM as soon as it reads the "listening" line gets a graceful stop.
@@ -383,6 +446,14 @@ int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypt
   // bound address anyway) with the real port.
   const std::string url = std::string(tls ? "https" : "http") + "://" + UrlHost(listen_host) + ":" +
                           std::to_string((*server)->port());
+  if (workflows) {
+    // Executions reach this server on the loopback when it listens on every address.
+    const std::string host =
+        listen_host == "0.0.0.0" ? "127.0.0.1" : (listen_host == "::" ? "::1" : listen_host);
+    std::string api = std::string(tls ? "https" : "http") + "://" + UrlHost(host) + ":";
+    api += std::to_string((*server)->port());
+    workflows->SetApiAddress(std::move(api));
+  }
   std::fprintf(stdout, "listening on %s\n", url.c_str());
   std::fflush(stdout);
   log.Info("listening",
@@ -409,6 +480,9 @@ int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypt
   log.Info("shutting down",
            {{"signal", std::string_view(caught == SIGINT ? "SIGINT" : "SIGTERM")}});
   ready.store(false);
+  // Running executions are stopped (and their waiting requests answered) while the server
+  // can still send the answers.
+  if (workflows) workflows->Shutdown();
   (*server)->Stop();
   server->reset();
   // After the server: a response still held for its record was released or dropped.
@@ -453,6 +527,27 @@ int RunServe(const ServeOptions& options) {
     return StartupFailure("timeouts must be positive");
   }
 
+  ServeOptions resolved = options;
+  if (!options.workflows_dir.empty()) {
+    // The system's interpreter by default: one under a user's home (pyenv) is usually not
+    // readable by the workflows' user.
+    std::string wanted = options.python;
+    if (wanted.empty())
+      wanted = ::access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+    auto python = FindProgram(wanted);
+    if (!python) return StartupFailure(python.error().message());
+    resolved.python = std::move(*python);
+    if (options.workflow_concurrency < 1 || options.workflow_concurrency > 256) {
+      return StartupFailure("--workflow-concurrency must be between 1 and 256");
+    }
+    if (options.workflow_timeout_seconds < 1 || options.workflow_timeout_seconds > 3600) {
+      return StartupFailure("--workflow-timeout must be between 1 and 3600 seconds");
+    }
+    if (options.workflow_max_output < 1024) {
+      return StartupFailure("--workflow-max-output must be at least 1024 bytes");
+    }
+  }
+
   std::string data_dir = options.data_dir;
   if (data_dir.empty()) {
     if (!options.dev) {
@@ -482,7 +577,7 @@ int RunServe(const ServeOptions& options) {
   const Clock& clock = SystemClock::Instance();
   auto store = store::SqliteStore::Open({.data_dir = data_dir, .clock = &clock});
   if (!store) return StartupFailure(store.error().message());
-  const int status = ServeWithStore(options, **store, std::move(*keyring), listen->host, tls);
+  const int status = ServeWithStore(resolved, **store, std::move(*keyring), listen->host, tls);
   // Everything that used the store is gone; the store closes its database cleanly.
   store->reset();
   return status;

@@ -29,6 +29,17 @@ struct ServeOptions {
   // --audit-retention / BIFROST_AUDIT_RETENTION: prune database records older than this
   // many days (at start and hourly), behind a signed checkpoint. 0 = keep everything.
   int audit_retention_days = 0;
+  // Workflows (docs/workflows.md). --workflows / BIFROST_WORKFLOWS: the directory to load
+  // them from ("" = no workflow runtime).
+  std::string workflows_dir;
+  // --python: interpreter of Python workflows; "" = /usr/bin/python3, else python3 on PATH
+  // (a name without a slash is looked up on PATH).
+  std::string python;
+  std::string workflow_user = "nobody";       // --workflow-user: run them as this user when root
+  int workflow_concurrency = 4;               // --workflow-concurrency: executions at once
+  std::size_t workflow_queue = 1000;          // --workflow-queue: waiting executions, at most
+  int workflow_timeout_seconds = 60;          // --workflow-timeout: default limit per execution
+  std::size_t workflow_max_output = 1 << 20;  // --workflow-max-output: logs and result bytes
 };
 
 // Runs the server until SIGTERM/SIGINT. Prints "listening on http(s)://HOST:PORT" on stdout

@@ -1,0 +1,694 @@
+#include "workflow/runtime.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "common/text.h"
+#include "crypto/random.h"
+#include "crypto/secure_buffer.h"
+#include "workflow/process.h"
+#include "workflow/python_sdk.h"
+#include "workflow/redactor.h"
+#include "workflow/sandbox.h"
+
+namespace bifrost::workflow {
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr std::size_t kMaxWaiters = 10'000;
+// An execution token outlives the time limit by this much at most (it is revoked as soon as
+// the execution ends; this only bounds a token whose revocation was somehow missed).
+constexpr std::int64_t kTokenGraceSeconds = 60;
+
+std::string ErrnoText() { return std::strerror(errno); }
+
+// A new private directory under `root`, owned by the workflows' user.
+Result<std::string> MakeWorkDir(const std::string& root, std::string_view prefix, int uid,
+                                int gid) {
+  std::string pattern = root + "/" + std::string(prefix) + "XXXXXX";
+  if (::mkdtemp(pattern.data()) == nullptr) {
+    return Fail(ErrorCode::kUnavailable,
+                "cannot create a working directory under " + root + ": " + ErrnoText());
+  }
+  if (uid >= 0 && ::chown(pattern.c_str(), static_cast<uid_t>(uid), static_cast<gid_t>(gid)) != 0) {
+    const std::string reason = ErrnoText();
+    ::rmdir(pattern.c_str());
+    return Fail(ErrorCode::kUnavailable,
+                "cannot hand " + pattern + " to the workflows' user: " + reason);
+  }
+  return pattern;
+}
+
+void RemoveTree(const std::string& path) {
+  std::error_code ignored;
+  std::filesystem::remove_all(path, ignored);
+}
+
+// Wipes a string that held a token (the environment entry of an execution).
+void WipeString(std::string& text) {
+  crypto::SecureWipe(text.data(), text.size());
+  text.clear();
+}
+
+// Cuts `text` to at most `limit` bytes; says whether it did.
+bool CutTo(std::string& text, std::size_t limit) {
+  if (text.size() <= limit) return false;
+  text.resize(limit);
+  return true;
+}
+
+std::string Seconds(std::int64_t seconds) {
+  std::string text = std::to_string(seconds);
+  text += seconds == 1 ? " second" : " seconds";
+  return text;
+}
+
+}  // namespace
+
+struct Runtime::Running {
+  store::ExecutionRow row;  // as inserted (pending)
+  std::string org_name;
+  WorkflowDef def;
+  std::int64_t timeout_seconds = 0;
+  bool started = false;
+  bool cancelled = false;
+  std::string cancelled_by;
+  CancelSignal cancel;
+  Redactor redactor;
+  std::mutex logs_mu;
+  std::string live_logs;  // what it printed so far, capped
+  bool live_cut = false;
+};
+
+Runtime::Runtime(RuntimeOptions options, store::Store& store, auth::ExecutionTokens& tokens,
+                 const Clock& clock, RuntimeLog log)
+    : options_(std::move(options)),
+      store_(&store),
+      tokens_(&tokens),
+      clock_(&clock),
+      log_(std::move(log)),
+      api_address_(options_.api_address) {}
+
+Result<std::unique_ptr<Runtime>> Runtime::Create(RuntimeOptions options, store::Store& store,
+                                                 auth::ExecutionTokens& tokens, const Clock& clock,
+                                                 RuntimeLog log) {
+  if (options.max_concurrent < 1 || options.max_concurrent > 256) {
+    return Fail(ErrorCode::kInvalidArgument, "--workflow-concurrency must be between 1 and 256");
+  }
+  if (options.default_timeout_seconds < 1 ||
+      options.default_timeout_seconds > options.max_timeout_seconds) {
+    return Fail(ErrorCode::kInvalidArgument,
+                "--workflow-timeout must be between 1 and " + Seconds(options.max_timeout_seconds));
+  }
+  if (options.work_root.empty()) {
+    const char* tmp = std::getenv("TMPDIR");
+    options.work_root = tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
+  }
+  std::unique_ptr<Runtime> runtime(
+      new Runtime(std::move(options), store, tokens, clock, std::move(log)));
+  Runtime& self = *runtime;
+
+  // Executions a previous server left behind can never finish now.
+  {
+    BIFROST_ASSIGN_OR_RETURN(auto txn, store.Begin(store::TxnMode::kWrite));
+    BIFROST_ASSIGN_OR_RETURN(
+        const std::int64_t ended,
+        txn->FailUnfinishedExecutions("the server stopped before the execution finished",
+                                      clock.NowMicros()));
+    BIFROST_RETURN_IF_ERROR(txn->Commit());
+    if (ended > 0) {
+      self.Log("warn", "executions left unfinished by a previous server were marked failed",
+               {{"count", std::to_string(ended)}});
+    }
+  }
+
+  auto empty = std::make_shared<Catalog>();
+  empty->loaded_at = clock.NowMicros();
+  self.catalog_ = empty;
+  if (self.enabled()) {
+    if (::geteuid() == 0 && !self.options_.run_as_user.empty()) {
+      BIFROST_ASSIGN_OR_RETURN(const UserIds ids, LookupUser(self.options_.run_as_user));
+      self.run_as_uid_ = ids.uid;
+      self.run_as_gid_ = ids.gid;
+    } else if (::geteuid() == 0) {
+      self.Log("warn",
+               "workflows run as root (--workflow-user \"\"): they can read the data directory "
+               "and key files unless Landlock confines them");
+    }
+    if (self.options_.landlock) {
+      self.landlock_ = LandlockAbi() > 0;
+      if (!self.landlock_) {
+        self.Log("warn",
+                 "this kernel has no Landlock: workflows are confined only by the permissions "
+                 "of their user");
+      }
+    }
+    BIFROST_ASSIGN_OR_RETURN(self.sdk_dir_, WritePythonSdk(self.options_.work_root));
+    auto loaded = self.Reload();
+    if (!loaded) {
+      auto failed = std::make_shared<Catalog>();
+      failed->loaded_at = clock.NowMicros();
+      failed->errors.push_back({self.options_.workflows_dir, loaded.error().message()});
+      self.catalog_ = failed;
+      self.Log("error", "cannot load workflows", {{"message", loaded.error().message()}});
+    }
+  }
+  for (int i = 0; i < self.options_.max_concurrent; ++i) {
+    self.workers_.emplace_back([&self] { self.WorkerLoop(); });
+  }
+  self.timer_ = std::thread([&self] { self.TimerLoop(); });
+  return runtime;
+}
+
+Runtime::~Runtime() {
+  Shutdown();
+  if (!sdk_dir_.empty()) RemoveTree(sdk_dir_);
+}
+
+void Runtime::Log(std::string_view level, std::string_view message,
+                  const std::vector<std::pair<std::string, std::string>>& fields) const {
+  if (log_) log_(level, message, fields);
+}
+
+void Runtime::SetApiAddress(std::string address) {
+  std::lock_guard<std::mutex> lock(mu_);
+  api_address_ = std::move(address);
+}
+
+std::shared_ptr<const Catalog> Runtime::catalog() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return catalog_;
+}
+
+Result<Catalog> Runtime::Scan() {
+  BIFROST_ASSIGN_OR_RETURN(const std::string work, MakeWorkDir(options_.work_root, "bifrost-scan-",
+                                                               run_as_uid_, run_as_gid_));
+  ScanEnvironment env;
+  env.python = options_.python;
+  env.sdk_dir = sdk_dir_;
+  env.work_dir = work;
+  env.run_as_uid = run_as_uid_;
+  env.run_as_gid = run_as_gid_;
+  int ruleset = -1;
+  if (landlock_) {
+    SandboxPaths paths = SystemSandboxPaths(options_.python);
+    paths.read.push_back(options_.workflows_dir);
+    paths.read.push_back(sdk_dir_);
+    paths.read_write.push_back(work);
+    auto made = MakeLandlockRuleset(paths);
+    if (!made) {
+      RemoveTree(work);
+      return Fail(std::move(made.error()));
+    }
+    ruleset = *made;
+  }
+  env.landlock_ruleset_fd = ruleset;
+  auto catalog = LoadCatalog(options_.workflows_dir, env, options_.max_timeout_seconds, *clock_);
+  if (ruleset >= 0) ::close(ruleset);
+  RemoveTree(work);
+  return catalog;
+}
+
+Result<std::shared_ptr<const Catalog>> Runtime::Reload() {
+  if (!enabled()) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                "this server has no workflows directory; start it with --workflows DIR");
+  }
+  std::lock_guard<std::mutex> reload(reload_mu_);
+  BIFROST_ASSIGN_OR_RETURN(Catalog scanned, Scan());
+  auto shared = std::make_shared<const Catalog>(std::move(scanned));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    catalog_ = shared;
+  }
+  Log("info", "workflows loaded",
+      {{"workflows", std::to_string(shared->workflows.size())},
+       {"broken_files", std::to_string(shared->errors.size())}});
+  for (const LoadError& error : shared->errors) {
+    Log("warn", "workflow file skipped", {{"file", error.file}, {"error", error.error}});
+  }
+  return shared;
+}
+
+Result<store::ExecutionRow> Runtime::Start(
+    const StartRequest& request, const store::CommitHookWith<store::ExecutionRow>& before_commit) {
+  const std::shared_ptr<const Catalog> current = catalog();
+  const WorkflowDef* def = current->Find(request.workflow);
+  if (def == nullptr) {
+    return Fail(ErrorCode::kNotFound, "no workflow named " + QuoteForMessage(request.workflow) +
+                                          " is loaded (`bifrost workflow list` shows them)");
+  }
+  auto running = std::make_shared<Running>();
+  running->def = *def;
+  running->timeout_seconds = def->timeout_seconds.value_or(options_.default_timeout_seconds);
+  BIFROST_ASSIGN_OR_RETURN(std::string id, crypto::NewUuidV4());
+  store::ExecutionRow& row = running->row;
+  row.id = id;
+  row.workflow = def->name;
+  row.org_id = request.org_id;
+  row.caller_id = request.caller_id;
+  row.caller_name = request.caller_name;
+  row.status = "pending";
+  row.parameters = request.parameters;
+  row.timeout_seconds = running->timeout_seconds;
+  row.created_at = clock_->NowMicros();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return Fail(ErrorCode::kUnavailable, "the server is stopping");
+    if (queue_.size() >= options_.max_queued) {
+      return Fail(ErrorCode::kUnavailable, "too many executions are waiting (" +
+                                               std::to_string(queue_.size()) +
+                                               "); try again when some have finished");
+    }
+    active_.emplace(id, running);
+  }
+  auto inserted = [&]() -> Status {
+    BIFROST_ASSIGN_OR_RETURN(auto txn, store_->Begin(store::TxnMode::kWrite));
+    BIFROST_ASSIGN_OR_RETURN(auto org, txn->GetOrgById(request.org_id));
+    if (!org.has_value()) return Fail(ErrorCode::kNotFound, "organization not found");
+    running->org_name = org->name;
+    BIFROST_RETURN_IF_ERROR(txn->InsertExecution(row));
+    if (before_commit) BIFROST_RETURN_IF_ERROR(before_commit(*txn, row));
+    return txn->Commit();
+  }();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!inserted) {
+      active_.erase(id);
+    } else {
+      queue_.push_back(id);
+    }
+  }
+  if (!inserted) return Fail(std::move(inserted.error()));
+  work_cv_.notify_one();
+  return row;
+}
+
+void Runtime::WorkerLoop() {
+  while (true) {
+    std::string id;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      work_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      id = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    Execute(id);
+  }
+}
+
+void Runtime::Execute(const std::string& id) {
+  std::shared_ptr<Running> running;
+  std::string address;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto it = active_.find(id);
+    if (it == active_.end()) return;
+    running = it->second;
+    if (running->cancelled) return;  // Cancel() ended it
+    running->started = true;
+    address = api_address_;
+  }
+  store::ExecutionRow row = running->row;
+  const auto save = [&](const store::ExecutionRow& update) {
+    auto saved = [&]() -> Status {
+      BIFROST_ASSIGN_OR_RETURN(auto txn, store_->Begin(store::TxnMode::kWrite));
+      BIFROST_RETURN_IF_ERROR(txn->UpdateExecution(update));
+      return txn->Commit();
+    }();
+    if (!saved) {
+      Log("error", "cannot record the state of an execution",
+          {{"execution_id", update.id},
+           {"status", update.status},
+           {"message", saved.error().message()}});
+    }
+    return saved;
+  };
+
+  row.status = "running";
+  row.started_at = clock_->NowMicros();
+  if (!save(row)) {
+    Finish(id);
+    return;
+  }
+
+  std::string error;
+  std::string status = "failed";
+  std::optional<std::string> result;
+  bool logs_cut = false;
+  std::string logs;
+  auto work = MakeWorkDir(options_.work_root, "bifrost-exec-", run_as_uid_, run_as_gid_);
+  int ruleset = -1;
+  if (work && landlock_) {
+    SandboxPaths paths = SystemSandboxPaths(options_.python);
+    paths.read.push_back(running->def.file);
+    paths.read.push_back(options_.workflows_dir);
+    paths.read.push_back(sdk_dir_);
+    if (!options_.ca_file.empty()) paths.read.push_back(options_.ca_file);
+    paths.read_write.push_back(*work);
+    auto made = MakeLandlockRuleset(paths);
+    if (made) {
+      ruleset = *made;
+    } else {
+      error = "cannot prepare the sandbox: " + made.error().message();
+    }
+  }
+  if (!work) error = work.error().message();
+
+  if (error.empty()) {
+    const UnixMicros now = clock_->NowMicros();
+    auto token = tokens_->Issue(
+        {.execution_id = id,
+         .workflow = row.workflow,
+         .org_id = row.org_id,
+         .expires_at = now + (running->timeout_seconds + kTokenGraceSeconds) * 1'000'000});
+    if (!token) {
+      error = token.error().message();
+    } else {
+      // The token is dead once the execution ends, but it is not for anyone to read.
+      running->redactor.Add(token->view());
+      ProcessSpec spec;
+      if (running->def.kind == WorkflowDef::Kind::kPython) {
+        spec.argv = {options_.python, "-m", "bifrost._run", running->def.file,
+                     running->def.function};
+      } else {
+        spec.argv = {running->def.file};
+      }
+      std::string token_entry = "BIFROST_TOKEN=";
+      token_entry.append(token->view());
+      spec.env = {"PATH=/usr/local/bin:/usr/bin:/bin",
+                  "LANG=C.UTF-8",
+                  "HOME=" + *work,
+                  "TMPDIR=" + *work,
+                  "BIFROST_ADDR=" + address,
+                  std::move(token_entry),
+                  "BIFROST_EXECUTION_ID=" + id,
+                  "BIFROST_WORKFLOW=" + row.workflow,
+                  "BIFROST_ORG_ID=" + row.org_id,
+                  "BIFROST_ORG_NAME=" + running->org_name,
+                  "BIFROST_RESULT_FD=3"};
+      if (!options_.ca_file.empty()) spec.env.push_back("BIFROST_CACERT=" + options_.ca_file);
+      if (running->def.kind == WorkflowDef::Kind::kPython) {
+        spec.env.push_back("PYTHONPATH=" + sdk_dir_);
+        spec.env.push_back("PYTHONUNBUFFERED=1");
+        spec.env.push_back("PYTHONDONTWRITEBYTECODE=1");
+      }
+      Json parameters = Json::parse(row.parameters, nullptr, /*allow_exceptions=*/false);
+      if (!parameters.is_object()) parameters = Json::object();
+      const Json input = {{"execution_id", id},
+                          {"workflow", row.workflow},
+                          {"org", {{"id", row.org_id}, {"name", running->org_name}}},
+                          {"caller", {{"id", row.caller_id}, {"name", row.caller_name}}},
+                          {"parameters", std::move(parameters)}};
+      spec.stdin_data = input.dump();
+      spec.working_dir = *work;
+      spec.timeout = std::chrono::seconds(running->timeout_seconds);
+      // Kept a little past the limit, so a secret cut at the limit is still recognized
+      // and removed whole (see Redactor::Apply).
+      spec.max_log_bytes = options_.max_log_bytes;
+      spec.max_result_bytes = options_.max_result_bytes;
+      spec.run_as_uid = run_as_uid_;
+      spec.run_as_gid = run_as_gid_;
+      spec.landlock_ruleset_fd = ruleset;
+      const std::size_t live_limit = options_.max_log_bytes;
+      auto outcome = RunProcess(spec, &running->cancel, [&](std::string_view chunk) {
+        std::lock_guard<std::mutex> lock(running->logs_mu);
+        if (running->live_logs.size() < live_limit) {
+          running->live_logs.append(chunk.substr(0, live_limit - running->live_logs.size()));
+        }
+      });
+      tokens_->Revoke(id);
+      for (std::string& entry : spec.env) WipeString(entry);
+      if (!outcome) {
+        error = outcome.error().message();
+      } else {
+        logs = std::move(outcome->logs);
+        logs_cut = outcome->logs_truncated;
+        switch (outcome->end) {
+          case ProcessOutcome::End::kTimedOut:
+            status = "timeout";
+            error = "the execution did not finish within its time limit of " +
+                    Seconds(running->timeout_seconds) + " and was stopped";
+            break;
+          case ProcessOutcome::End::kCancelled: {
+            std::lock_guard<std::mutex> lock(mu_);
+            status = "cancelled";
+            error = "cancelled by " + (running->cancelled_by.empty() ? std::string("the server")
+                                                                     : running->cancelled_by);
+            break;
+          }
+          case ProcessOutcome::End::kSignaled:
+            error = "the workflow process was killed by signal " + std::to_string(outcome->signal);
+            break;
+          case ProcessOutcome::End::kExited: {
+            std::optional<std::string> reported_error;
+            if (outcome->result_too_large) {
+              reported_error = "the result is larger than the limit of " +
+                               std::to_string(options_.max_result_bytes) + " bytes";
+            } else if (outcome->result.find_first_not_of(" \t\r\n") != std::string::npos) {
+              Json document = Json::parse(outcome->result, nullptr, false);
+              const auto state = document.is_object() ? document.find("status") : document.end();
+              if (!document.is_object() || state == document.end() || !state->is_string()) {
+                reported_error =
+                    "the workflow wrote something other than a result document to its result "
+                    "channel (see docs/workflows.md, \"The process protocol\")";
+              } else if (*state == "success") {
+                const auto value = document.find("result");
+                result = value == document.end() ? std::string("null") : value->dump();
+              } else {
+                const auto text = document.find("error");
+                reported_error = text != document.end() && text->is_string()
+                                     ? text->get<std::string>()
+                                     : std::string("the workflow failed without saying why");
+              }
+            }
+            if (outcome->exit_code == 0 && !reported_error.has_value()) {
+              status = "success";
+              if (!result.has_value()) result = "null";
+            } else {
+              result.reset();
+              error = reported_error.value_or("the workflow process exited with status " +
+                                              std::to_string(outcome->exit_code));
+            }
+            break;
+          }
+        }
+      }
+    }
+  }
+  if (ruleset >= 0) ::close(ruleset);
+  if (work) RemoveTree(*work);
+
+  // Nothing the execution saw of a secret leaves redaction.
+  row.logs = running->redactor.Apply(logs, logs_cut);
+  if (CutTo(row.logs, options_.max_log_bytes)) logs_cut = true;
+  row.logs_truncated = logs_cut;
+  if (result.has_value()) result = running->redactor.ApplyToJson(*result);
+  row.result = std::move(result);
+  if (!error.empty()) {
+    const bool cut = error.size() > options_.max_error_bytes;
+    if (cut) error.resize(options_.max_error_bytes);
+    row.error = running->redactor.Apply(error, cut);
+  }
+  row.status = status;
+  row.finished_at = clock_->NowMicros();
+  {
+    std::lock_guard<std::mutex> lock(running->logs_mu);
+    crypto::SecureWipe(running->live_logs.data(), running->live_logs.size());
+    running->live_logs.clear();
+  }
+  crypto::SecureWipe(logs.data(), logs.size());
+  (void)save(row);
+  Finish(id);
+}
+
+void Runtime::Finish(const std::string& id) {
+  std::vector<std::function<void()>> done;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    active_.erase(id);
+    for (auto it = waiters_.begin(); it != waiters_.end();) {
+      if (it->id == id) {
+        done.push_back(std::move(it->done));
+        it = waiters_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& callback : done) callback();
+}
+
+Result<store::ExecutionRow> Runtime::Cancel(std::string_view id, std::string_view by) {
+  std::shared_ptr<Running> running;
+  bool end_now = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto it = active_.find(id);
+    if (it != active_.end()) {
+      running = it->second;
+      if (!running->cancelled) {
+        running->cancelled = true;
+        running->cancelled_by = std::string(by);
+        if (!running->started) {
+          end_now = true;
+          queue_.erase(std::remove(queue_.begin(), queue_.end(), std::string(id)), queue_.end());
+        }
+      }
+    }
+  }
+  if (running == nullptr) {
+    BIFROST_ASSIGN_OR_RETURN(auto row, Get(id));
+    if (!row.has_value()) return Fail(ErrorCode::kNotFound, "execution not found");
+    return Fail(ErrorCode::kFailedPrecondition,
+                "execution " + row->id + " has already finished (" + row->status + ")");
+  }
+  if (end_now) {
+    store::ExecutionRow row = running->row;
+    row.status = "cancelled";
+    row.error = "cancelled by " + std::string(by) + " before it started";
+    row.finished_at = clock_->NowMicros();
+    auto saved = [&]() -> Status {
+      BIFROST_ASSIGN_OR_RETURN(auto txn, store_->Begin(store::TxnMode::kWrite));
+      BIFROST_RETURN_IF_ERROR(txn->UpdateExecution(row));
+      return txn->Commit();
+    }();
+    Finish(std::string(id));
+    if (!saved) return Fail(std::move(saved.error()));
+  } else {
+    running->cancel.Fire();
+  }
+  BIFROST_ASSIGN_OR_RETURN(auto now, Get(id));
+  if (!now.has_value()) return Fail(ErrorCode::kNotFound, "execution not found");
+  return std::move(*now);
+}
+
+Result<std::optional<store::ExecutionRow>> Runtime::Get(std::string_view id) {
+  std::optional<store::ExecutionRow> row;
+  {
+    BIFROST_ASSIGN_OR_RETURN(auto txn, store_->Begin(store::TxnMode::kRead));
+    BIFROST_ASSIGN_OR_RETURN(row, txn->GetExecution(id));
+  }
+  if (!row.has_value() || row->status != "running") return row;
+  std::shared_ptr<Running> running;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto it = active_.find(id);
+    if (it != active_.end()) running = it->second;
+  }
+  if (running != nullptr) {
+    std::lock_guard<std::mutex> lock(running->logs_mu);
+    // Output so far may end inside a secret: a trailing piece of one is redacted too.
+    row->logs = running->redactor.Apply(running->live_logs, /*cut_at_end=*/true);
+  }
+  return row;
+}
+
+void Runtime::WhenFinished(std::string_view id, std::chrono::steady_clock::time_point deadline,
+                           std::function<void()> done) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopping_ && active_.contains(id) && waiters_.size() < kMaxWaiters) {
+      waiters_.push_back({std::string(id), deadline, std::move(done)});
+      timer_cv_.notify_one();
+      return;
+    }
+  }
+  done();
+}
+
+void Runtime::TimerLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<std::function<void()>> due;
+    auto next = now + std::chrono::hours(1);
+    for (auto it = waiters_.begin(); it != waiters_.end();) {
+      if (it->deadline <= now) {
+        due.push_back(std::move(it->done));
+        it = waiters_.erase(it);
+      } else {
+        next = std::min(next, it->deadline);
+        ++it;
+      }
+    }
+    if (!due.empty()) {
+      lock.unlock();
+      for (auto& callback : due) callback();
+      lock.lock();
+      continue;
+    }
+    timer_cv_.wait_until(lock, next);
+  }
+}
+
+void Runtime::NoteSecret(std::string_view execution_id, std::string_view value) {
+  std::shared_ptr<Running> running;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const auto it = active_.find(execution_id);
+    if (it == active_.end()) return;
+    running = it->second;
+  }
+  running->redactor.Add(value);
+}
+
+void Runtime::Shutdown() {
+  std::vector<std::shared_ptr<Running>> pending;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+    for (auto& [id, running] : active_) {
+      running->cancelled = true;
+      running->cancelled_by = "the server stopping";
+      if (running->started) {
+        running->cancel.Fire();
+      } else {
+        pending.push_back(running);
+      }
+    }
+    queue_.clear();
+  }
+  work_cv_.notify_all();
+  timer_cv_.notify_all();
+  for (std::thread& worker : workers_) {
+    if (worker.joinable()) worker.join();
+  }
+  if (timer_.joinable()) timer_.join();
+  for (const auto& running : pending) {
+    store::ExecutionRow row = running->row;
+    row.status = "cancelled";
+    row.error = "the server stopped before the execution started";
+    row.finished_at = clock_->NowMicros();
+    auto txn = store_->Begin(store::TxnMode::kWrite);
+    if (txn && (*txn)->UpdateExecution(row)) (void)(*txn)->Commit();
+    Finish(running->row.id);
+  }
+  std::vector<std::function<void()>> left;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& waiter : waiters_) left.push_back(std::move(waiter.done));
+    waiters_.clear();
+  }
+  for (auto& callback : left) callback();
+}
+
+Runtime::Stats Runtime::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stats stats;
+  stats.queued = queue_.size();
+  stats.running = active_.size() - std::min(active_.size(), queue_.size());
+  return stats;
+}
+
+}  // namespace bifrost::workflow
