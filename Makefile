@@ -65,6 +65,7 @@ bench: build
 	bench/http_bench.sh $(BUILD_DIR)
 	bench/audit_bench.sh $(BUILD_DIR)
 	bench/keys_bench.sh $(BUILD_DIR)
+	bench/workflow_bench.sh $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR)

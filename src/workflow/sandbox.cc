@@ -58,7 +58,6 @@ SandboxPaths SystemSandboxPaths(const std::string& interpreter) {
                 "/libx32",
                 "/opt",
                 "/proc",
-                "/dev/null",
                 "/dev/zero",
                 "/dev/random",
                 "/dev/urandom",
@@ -81,6 +80,8 @@ SandboxPaths SystemSandboxPaths(const std::string& interpreter) {
                 "/etc/passwd",
                 "/etc/group",
                 "/etc/mime.types"};
+  // Writing to /dev/null is how programs throw output away.
+  paths.read_write = {"/dev/null"};
   // Debian's Python reads its site configuration from /etc/python3.X.
   std::error_code ignored;
   for (const auto& entry : std::filesystem::directory_iterator("/etc", ignored)) {

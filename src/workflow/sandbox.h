@@ -22,7 +22,7 @@ struct SandboxPaths {
 };
 
 // The system paths every workflow needs read access to (programs, libraries, TLS roots,
-// name resolution, time zones, /proc, /dev/null and the random devices), plus the
+// name resolution, time zones, /proc and the random devices; /dev/null also for writing), plus the
 // installation prefix of `interpreter` (a Python outside /usr). Paths that do not exist are
 // skipped by MakeLandlockRuleset.
 SandboxPaths SystemSandboxPaths(const std::string& interpreter);
