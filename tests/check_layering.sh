@@ -18,5 +18,13 @@ check '#include <sqlite3.h>' '^src/store/sqlite/' 'sqlite3.h'
 check '#include <boost/' '^src/(server|client)/' 'Boost'
 check '#include "server/' '^src/(server|cli)/|^src/main\.cc$' 'server headers'
 check '#include "store/sqlite/' '^src/(store/sqlite|server|keys)/|_test\.cc$' 'the SQLite store (tests may use it)'
+# The C++ SDK's public headers stand alone: they include the standard library, nlohmann/json
+# and each other, never the project's internal headers.
+hits=$(grep -rnE '^#include "' include | grep -vE '#include "bifrost/' || true)
+if [ -n "$hits" ]; then
+  echo "FAIL: include/bifrost/ includes internal headers:"; echo "$hits" | sed 's/^/  /'; fail=1
+else
+  echo "ok: the SDK's public headers stand alone"
+fi
 if [ $fail -ne 0 ]; then echo "1 failed"; exit 1; fi
 echo "layering: all rules hold"
