@@ -1248,5 +1248,87 @@ TEST(CliProcessTest, MainDisablesCoreDumps) {
   EXPECT_EQ(WEXITSTATUS(status), 0) << "the process is still dumpable or may write a core file";
 }
 
+// ---- workflows and executions ----
+
+constexpr const char* kExecutionId = "5a2b3c4d-1111-4222-8333-944455556666";
+
+json ExecutionJson(const std::string& status, const json& result, const json& error) {
+  return {{"id", kExecutionId},
+          {"workflow", "call_api"},
+          {"org_id", kAcmeId},
+          {"caller", {{"id", "t"}, {"name", "ops"}}},
+          {"status", status},
+          {"parameters", json::object()},
+          {"result", result},
+          {"error", error},
+          {"logs_truncated", false},
+          {"timeout_seconds", 60},
+          {"created_at", "2026-12-02T10:00:00Z"},
+          {"started_at", nullptr},
+          {"finished_at", nullptr},
+          {"duration_ms", 12}};
+}
+
+TEST_F(CliTest, WorkflowRunSendsParametersWaitsAndPrintsTheResult) {
+  const std::string run_target =
+      std::string("/api/v1/orgs/") + kAcmeId + "/workflows/call_api/executions";
+  api_.Override("POST", run_target, Json(202, ExecutionJson("pending", nullptr, nullptr)));
+  api_.Override("GET", std::string("/api/v1/executions/") + kExecutionId + "?wait=20",
+                Json(200, ExecutionJson("success", {{"verified", true}}, nullptr)));
+  const Outcome outcome = Run({"workflow", "run", "call_api", "--org", "acme", "--params",
+                               R"({"a": 0, "b": [2]})", "--param", "a=1", "--param", "c=x=y"});
+  EXPECT_EQ(outcome.exit_code, 0) << outcome.err;
+  EXPECT_EQ(json::parse(outcome.out), json({{"verified", true}}));
+  EXPECT_EQ(LastTarget("POST"), run_target);
+  // --param values are strings and win over --params.
+  EXPECT_EQ(LastBody("POST"), json({{"parameters", {{"a", "1"}, {"b", {2}}, {"c", "x=y"}}}}));
+}
+
+TEST_F(CliTest, WorkflowRunExitsOneWithTheErrorOfAFailedExecution) {
+  api_.Override("POST", std::string("/api/v1/orgs/") + kAcmeId + "/workflows/call_api/executions",
+                Json(202, ExecutionJson("pending", nullptr, nullptr)));
+  api_.Override(
+      "GET", std::string("/api/v1/executions/") + kExecutionId + "?wait=20",
+      Json(200, ExecutionJson("failed", nullptr, "ValueError: Invalid webhook signature")));
+  Outcome outcome = Run({"workflow", "run", "call_api", "--org", "acme"});
+  EXPECT_EQ(outcome.exit_code, 1);
+  EXPECT_EQ(outcome.out, "");
+  EXPECT_EQ(outcome.err, std::string("bifrost: execution ") + kExecutionId +
+                             " failed: ValueError: Invalid webhook signature\n");
+
+  // --no-wait prints the id alone and asks nothing more.
+  const std::size_t before = api_.requests().size();
+  outcome = Run({"workflow", "run", "call_api", "--org", "acme", "--no-wait"});
+  EXPECT_EQ(outcome.exit_code, 0) << outcome.err;
+  EXPECT_EQ(outcome.out, std::string(kExecutionId) + "\n");
+  EXPECT_EQ(api_.requests().size(), before + 2);  // the org lookup and the run
+}
+
+TEST_F(CliTest, WorkflowRunRefusesMalformedParametersBeforeSending) {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"workflow", "run", "w", "--org", "acme", "--param", "novalue"},
+           {"workflow", "run", "w", "--org", "acme", "--param", "=x"},
+           {"workflow", "run", "w", "--org", "acme", "--params", "[1, 2]"},
+           {"workflow", "run", "w", "--org", "acme", "--params", "{not json"},
+           {"execution", "get", kExecutionId, "--wait", "61"},
+           {"execution", "list", "--status", "done"}}) {
+    const Outcome outcome = Run(args);
+    EXPECT_EQ(outcome.exit_code, 2) << args.back() << ": " << outcome.err;
+  }
+  EXPECT_TRUE(api_.requests().empty());
+}
+
+TEST_F(CliTest, ExecutionLogsEscapeControlCharactersButKeepLinesAndTabs) {
+  api_.Override("GET", std::string("/api/v1/executions/") + kExecutionId + "/logs",
+                Json(200, {{"id", kExecutionId},
+                           {"status", "success"},
+                           {"logs", "one\ttab\n\x1b[31mred\x1b[0m\n"},
+                           {"truncated", true}}));
+  const Outcome outcome = Run({"execution", "logs", kExecutionId});
+  EXPECT_EQ(outcome.exit_code, 0) << outcome.err;
+  EXPECT_EQ(outcome.out, "one\ttab\n\\x1b[31mred\\x1b[0m\n");
+  EXPECT_NE(outcome.err.find("cut"), std::string::npos) << outcome.err;
+}
+
 }  // namespace
 }  // namespace bifrost::cli
