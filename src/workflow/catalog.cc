@@ -214,7 +214,9 @@ Result<Catalog> LoadCatalog(const std::string& dir, const ScanEnvironment& env,
   for (const auto& entry : std::filesystem::directory_iterator(root, error)) {
     const std::string name = entry.path().filename().string();
     if (name.starts_with(".") || name.starts_with("_")) continue;
-    if (!entry.is_regular_file(error)) continue;
+    // One entry that cannot be examined (a dangling symlink) is skipped, not the directory.
+    std::error_code entry_error;
+    if (!entry.is_regular_file(entry_error)) continue;
     if (entry.path().extension() == ".py") {
       has_python = true;
       continue;

@@ -29,7 +29,13 @@ Status WriteFile(const std::string& path, std::string_view content) {
     }
     done += static_cast<std::size_t>(n);
   }
+  // The mode asked for, whatever the umask took away: the workflows' user reads it.
+  const int changed = ::fchmod(fd, 0444);
   ::close(fd);
+  if (changed != 0) {
+    return Fail(ErrorCode::kUnavailable,
+                "cannot set the mode of " + path + ": " + std::string(std::strerror(errno)));
+  }
   return Ok();
 }
 
@@ -43,11 +49,14 @@ Result<std::string> WritePythonSdk(const std::string& parent) {
   }
   const std::string root = pattern;
   // Readable by the workflows' user (which may not be the server's): the code is public.
-  ::chmod(root.c_str(), 0755);
+  if (::chmod(root.c_str(), 0755) != 0) {
+    return Fail(ErrorCode::kUnavailable,
+                "cannot set the mode of " + root + ": " + std::string(std::strerror(errno)));
+  }
   for (const EmbeddedFile& file : PythonSdkFiles()) {
     const std::string path = root + "/" + std::string(file.path);
     const std::string dir = path.substr(0, path.rfind('/'));
-    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    if ((::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) || ::chmod(dir.c_str(), 0755) != 0) {
       return Fail(ErrorCode::kUnavailable,
                   "cannot create " + dir + ": " + std::string(std::strerror(errno)));
     }

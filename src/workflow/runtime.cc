@@ -263,11 +263,15 @@ Result<store::ExecutionRow> Runtime::Start(
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return Fail(ErrorCode::kUnavailable, "the server is stopping");
-    if (queue_.size() >= options_.max_queued) {
+    // Executions being inserted count against the limit too, so that concurrent starts
+    // cannot all pass the check before any of them is queued.
+    const std::size_t waiting = queue_.size() + starting_;
+    if (waiting >= options_.max_queued) {
       return Fail(ErrorCode::kUnavailable, "too many executions are waiting (" +
-                                               std::to_string(queue_.size()) +
+                                               std::to_string(waiting) +
                                                "); try again when some have finished");
     }
+    ++starting_;
     active_.emplace(id, running);
   }
   auto inserted = [&]() -> Status {
@@ -279,15 +283,30 @@ Result<store::ExecutionRow> Runtime::Start(
     if (before_commit) BIFROST_RETURN_IF_ERROR(before_commit(*txn, row));
     return txn->Commit();
   }();
+  bool stopped = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    --starting_;
     if (!inserted) {
       active_.erase(id);
+    } else if (stopping_) {
+      // Shutdown came between the check and the commit: nobody will run it.
+      stopped = true;
     } else {
       queue_.push_back(id);
     }
   }
   if (!inserted) return Fail(std::move(inserted.error()));
+  if (stopped) {
+    store::ExecutionRow ended = row;
+    ended.status = "cancelled";
+    ended.error = "the server stopped before the execution started";
+    ended.finished_at = clock_->NowMicros();
+    auto txn = store_->Begin(store::TxnMode::kWrite);
+    if (txn && (*txn)->UpdateExecution(ended)) (void)(*txn)->Commit();
+    Finish(id);
+    return Fail(ErrorCode::kUnavailable, "the server is stopping");
+  }
   work_cv_.notify_one();
   return row;
 }

@@ -151,8 +151,9 @@ class Runtime {
   bool stopping_ = false;
   std::string api_address_;
   std::shared_ptr<const Catalog> catalog_;
-  std::mutex reload_mu_;                                                 // one scan at a time
-  std::deque<std::string> queue_;                                        // pending execution ids
+  std::mutex reload_mu_;           // one scan at a time
+  std::deque<std::string> queue_;  // pending execution ids
+  std::size_t starting_ = 0;       // Start()s between their limit check and their queueing
   std::map<std::string, std::shared_ptr<Running>, std::less<>> active_;  // pending or running
   std::vector<Waiter> waiters_;
   std::vector<std::thread> workers_;
