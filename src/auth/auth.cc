@@ -219,6 +219,10 @@ Status Authorize(const Principal& principal, Action action, const Target& target
         *principal.org_id != target.org_id) {
       return Fail(Denied(role, action, " outside the organization the execution runs for"));
     }
+    if (action == Action::kConfigWrite && !principal.execution_may_write) {
+      return Fail(
+          Denied(role, action, " (whoever started this execution may not write config either)"));
+    }
     return Ok();
   }
   const std::optional<Role> least = LeastOrgRoleFor(action);
@@ -359,6 +363,7 @@ std::optional<Principal> ExecutionTokens::Lookup(std::string_view token) const {
   principal.org_id = grant.org_id;
   principal.expires_at = grant.expires_at;
   principal.execution_id = grant.execution_id;
+  principal.execution_may_write = grant.may_write;
   return principal;
 }
 

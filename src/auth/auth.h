@@ -55,6 +55,8 @@ struct Principal {
   // Set for an execution token (role kWorkflow): the execution it belongs to. token_id is
   // then the execution id too, and token_name "workflow:<workflow name>".
   std::optional<std::string> execution_id;
+  // An execution token may write config only when whoever started the execution may.
+  bool execution_may_write = false;
 
   // How this caller is recorded as a config entry's updated_by: "token:<name>/<id>", or
   // "workflow:<name>/<execution id>" for an execution.
@@ -121,6 +123,9 @@ class ExecutionTokens {
     std::string workflow;
     std::string org_id;
     UnixMicros expires_at = 0;
+    // Whether the execution may write its organization's config: only when whoever started
+    // it may (a member's run reads and reveals, an admin's also writes).
+    bool may_write = false;
   };
   // A new token for `grant` (shown once: only its hash is kept). kAlreadyExists if the
   // execution already has one.

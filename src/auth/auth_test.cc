@@ -370,6 +370,7 @@ TEST(AuthorizeTest, FullMatrix) {
   for (const Row& row : expected) {
     Principal principal{"6f1c2a7e-1111-4222-8333-944455556666", "t", row.role, std::nullopt};
     if (row.role != Role::kPlatformAdmin) principal.org_id = kOrgA;
+    principal.execution_may_write = true;  // an admin's execution (see the test below)
     for (std::size_t a = 0; a < actions.size(); ++a) {
       for (std::size_t t = 0; t < targets.size(); ++t) {
         ++cells;
@@ -402,7 +403,8 @@ TEST_F(AuthTest, ExecutionTokensLiveInMemoryForOneExecutionOfOneOrg) {
   const ExecutionTokens::Grant grant{.execution_id = "7d0e6f1a-0000-4000-8000-000000000001",
                                      .workflow = "call_api",
                                      .org_id = kOrgA,
-                                     .expires_at = kT0 + 60 * kSecond};
+                                     .expires_at = kT0 + 60 * kSecond,
+                                     .may_write = true};
   ASSERT_OK_AND_ASSIGN(crypto::SecureBuffer token, registry.Issue(grant));
   EXPECT_TRUE(std::regex_match(std::string(token.view()), std::regex("^bfx_[A-Za-z0-9_-]{43}$")));
   EXPECT_ERROR_CODE(registry.Issue(grant), ErrorCode::kAlreadyExists);
@@ -414,6 +416,7 @@ TEST_F(AuthTest, ExecutionTokensLiveInMemoryForOneExecutionOfOneOrg) {
   EXPECT_EQ(principal.role, Role::kWorkflow);
   EXPECT_EQ(principal.org_id, kOrgA);
   EXPECT_EQ(principal.execution_id, grant.execution_id);
+  EXPECT_TRUE(principal.execution_may_write);
   EXPECT_EQ(principal.token_id, grant.execution_id);
   EXPECT_EQ(principal.Actor(), "workflow:call_api/" + grant.execution_id);
   EXPECT_EQ(TokenCount(), 0u) << "execution tokens are never stored";
@@ -437,6 +440,18 @@ TEST_F(AuthTest, ExecutionTokensLiveInMemoryForOneExecutionOfOneOrg) {
   ASSERT_OK(service().Authenticate(other.view()));
   clock_.AdvanceMicros(60 * kSecond);
   EXPECT_ERROR_CODE(service().Authenticate(other.view()), ErrorCode::kUnauthenticated);
+}
+
+TEST(AuthorizeTest, AnExecutionWritesOnlyWhenWhoeverStartedItMay) {
+  Principal execution{"7d0e6f1a-0000-4000-8000-000000000001", "workflow:w", Role::kWorkflow, kOrgA};
+  execution.execution_id = execution.token_id;
+  EXPECT_TRUE(Authorize(execution, Action::kConfigReveal, Target::Org(kOrgA)));
+  const Status denied = Authorize(execution, Action::kConfigWrite, Target::Org(kOrgA));
+  ASSERT_FALSE(denied);
+  EXPECT_EQ(denied.error().code(), ErrorCode::kPermissionDenied);
+  EXPECT_NE(denied.error().message().find("whoever started"), std::string::npos);
+  execution.execution_may_write = true;
+  EXPECT_TRUE(Authorize(execution, Action::kConfigWrite, Target::Org(kOrgA)));
 }
 
 TEST_F(AuthTest, NoStoredTokenHasTheWorkflowRole) {

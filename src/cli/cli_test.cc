@@ -1273,7 +1273,7 @@ TEST_F(CliTest, WorkflowRunSendsParametersWaitsAndPrintsTheResult) {
   const std::string run_target =
       std::string("/api/v1/orgs/") + kAcmeId + "/workflows/call_api/executions";
   api_.Override("POST", run_target, Json(202, ExecutionJson("pending", nullptr, nullptr)));
-  api_.Override("GET", std::string("/api/v1/executions/") + kExecutionId + "?wait=20",
+  api_.Override("GET", std::string("/api/v1/executions/") + kExecutionId + "?wait=10",
                 Json(200, ExecutionJson("success", {{"verified", true}}, nullptr)));
   const Outcome outcome = Run({"workflow", "run", "call_api", "--org", "acme", "--params",
                                R"({"a": 0, "b": [2]})", "--param", "a=1", "--param", "c=x=y"});
@@ -1288,7 +1288,7 @@ TEST_F(CliTest, WorkflowRunExitsOneWithTheErrorOfAFailedExecution) {
   api_.Override("POST", std::string("/api/v1/orgs/") + kAcmeId + "/workflows/call_api/executions",
                 Json(202, ExecutionJson("pending", nullptr, nullptr)));
   api_.Override(
-      "GET", std::string("/api/v1/executions/") + kExecutionId + "?wait=20",
+      "GET", std::string("/api/v1/executions/") + kExecutionId + "?wait=10",
       Json(200, ExecutionJson("failed", nullptr, "ValueError: Invalid webhook signature")));
   Outcome outcome = Run({"workflow", "run", "call_api", "--org", "acme"});
   EXPECT_EQ(outcome.exit_code, 1);
@@ -1310,7 +1310,7 @@ TEST_F(CliTest, WorkflowRunRefusesMalformedParametersBeforeSending) {
            {"workflow", "run", "w", "--org", "acme", "--param", "=x"},
            {"workflow", "run", "w", "--org", "acme", "--params", "[1, 2]"},
            {"workflow", "run", "w", "--org", "acme", "--params", "{not json"},
-           {"execution", "get", kExecutionId, "--wait", "61"},
+           {"execution", "get", kExecutionId, "--wait", "11"},
            {"execution", "list", "--status", "done"}}) {
     const Outcome outcome = Run(args);
     EXPECT_EQ(outcome.exit_code, 2) << args.back() << ": " << outcome.err;

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cli/commands.h"
@@ -18,7 +19,7 @@ using nlohmann::json;
 
 // Each wait for an execution asks the server to answer within this many seconds (it
 // answers at once when the execution finishes); well inside the client's request timeout.
-constexpr int kWaitSliceSeconds = 20;
+constexpr int kWaitSliceSeconds = 10;
 
 bool Finished(const json& execution) {
   const std::string status = TableField(execution, "status");
@@ -141,8 +142,15 @@ CliStatus WorkflowReload(Session& session, Format format) {
 // Polls (each poll a long wait on the server) until the execution has finished.
 CliResult<json> WaitForExecution(Api& api, const std::string& id, json execution) {
   while (!Finished(execution)) {
+    const auto asked = std::chrono::steady_clock::now();
     BIFROST_CLI_ASSIGN(execution,
                        api.Get(ExecutionPath(id) + "?wait=" + std::to_string(kWaitSliceSeconds)));
+    // A server that answers at once without a final state (its record of the execution
+    // could not be updated) is not asked again in a tight loop.
+    if (!Finished(execution) &&
+        std::chrono::steady_clock::now() - asked < std::chrono::seconds(1)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
   }
   return execution;
 }
@@ -355,8 +363,8 @@ void AddWorkflowCommands(CLI::App& app, Session& session, std::function<CliStatu
   auto* get = execution->add_subcommand("get", "Show one execution");
   get->add_option("ID", *id, "Execution id")->required();
   get->add_option("--wait", *wait, "Wait up to this many seconds for it to finish")
-      ->check(CLI::Range(0, 60))
-      ->option_text("SECONDS (0-60)");
+      ->check(CLI::Range(0, 10))
+      ->option_text("SECONDS (0-10)");
   AddFormatFlag(get, *format);
   get->callback([&action, &session, id, wait, format] {
     action = [&session, id, wait, format] { return ExecutionGet(session, *id, *wait, *format); };

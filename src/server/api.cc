@@ -190,6 +190,11 @@ HttpResponse ApplyAudit(const ApiContext& context, const AuditSpec& spec,
                         const HttpRequest& request, const PathParams& params,
                         const auth::Principal& principal, HttpResponse response) {
   const bool success = response.status >= 200 && response.status < 300;
+  // The organization a handler found the target in, when the path does not name it.
+  const auto with_org = [&](audit::Event event) {
+    if (response.audit_org_id && !event.org_id) event.org_id = response.audit_org_id;
+    return event;
+  };
   if (response.status == 403) {
     audit::Event event =
         EventFor(request, params, &principal, spec.action, audit::Outcome::kDenied);
@@ -206,13 +211,14 @@ HttpResponse ApplyAudit(const ApiContext& context, const AuditSpec& spec,
       break;
     case AuditMode::kReveal:
       if (success) {
-        return HoldUntilRecorded(
-            *context.audit, std::move(response),
-            EventFor(request, params, &principal, spec.action, audit::Outcome::kSuccess));
+        audit::Event event =
+            with_org(EventFor(request, params, &principal, spec.action, audit::Outcome::kSuccess));
+        return HoldUntilRecorded(*context.audit, std::move(response), std::move(event));
       }
       break;
   }
-  audit::Event event = EventFor(request, params, &principal, spec.action, audit::Outcome::kError);
+  audit::Event event =
+      with_org(EventFor(request, params, &principal, spec.action, audit::Outcome::kError));
   AddDetail(event, ErrorCodeOf(response));
   return HoldUntilRecorded(*context.audit, std::move(response), std::move(event));
 }
@@ -300,7 +306,9 @@ audit::Event EventFor(const HttpRequest& request, const PathParams& params,
   if (principal != nullptr) {
     event.actor_id = principal->token_id;
     event.actor_name = principal->token_name;
-    event.execution_id = principal->execution_id;
+    // An execution's own requests carry its id; a request about an execution (its path
+    // names it) keeps that one.
+    if (principal->execution_id) event.execution_id = principal->execution_id;
   }
   event.client_address = request.client_address;
   event.request_id = request.request_id;

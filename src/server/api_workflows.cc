@@ -22,7 +22,11 @@ namespace {
 using auth::Action;
 using auth::Target;
 
-constexpr std::int64_t kMaxWaitSeconds = 60;
+// A held response must be released within the HTTP server's hold timeout (15 s); a longer
+// wait is asked for again by the client.
+constexpr std::int64_t kMaxWaitSeconds = 10;
+// Parameters of a run, as JSON text, at most (they are kept in memory while it waits).
+constexpr std::size_t kMaxParameterBytes = 64 * 1024;
 constexpr std::int64_t kMaxListLimit = 500;
 
 bool Finished(const store::ExecutionRow& row) {
@@ -119,12 +123,18 @@ HttpResponse RunWorkflow(const ApiContext& context, const HttpRequest& request,
   if (const auto it = body->find("parameters"); it != body->end()) {
     if (!it->is_object()) return BadRequest("field 'parameters' must be a JSON object");
     parameters = json_io::Dump(*it);
+    if (parameters.size() > kMaxParameterBytes) {
+      return BadRequest("field 'parameters' is larger than 65536 bytes of JSON");
+    }
   }
-  workflow::StartRequest start{.workflow = params.at("name"),
-                               .org_id = org_id,
-                               .parameters = std::move(parameters),
-                               .caller_id = principal.token_id,
-                               .caller_name = principal.token_name};
+  workflow::StartRequest start{
+      .workflow = params.at("name"),
+      .org_id = org_id,
+      .parameters = std::move(parameters),
+      .caller_id = principal.token_id,
+      .caller_name = principal.token_name,
+      .may_write =
+          auth::Authorize(principal, Action::kConfigWrite, Target::Org(org_id)).has_value()};
   auto row =
       context.workflows->Start(start, [&](store::Txn& txn, const store::ExecutionRow& inserted) {
         audit::Event event = EventFor(request, params, &principal, audit::actions::kWorkflowRun,
@@ -178,7 +188,7 @@ HttpResponse GetExecution(const ApiContext& context, const HttpRequest& request,
   if (const auto it = request.query.find("wait"); it != request.query.end()) {
     const auto parsed = ParseCanonicalInt64(it->second);
     if (!parsed || *parsed < 0 || *parsed > kMaxWaitSeconds) {
-      return BadRequest("query parameter 'wait' must be a number of seconds from 0 to 60");
+      return BadRequest("query parameter 'wait' must be a number of seconds from 0 to 10");
     }
     wait = *parsed;
   }
@@ -218,8 +228,10 @@ HttpResponse CancelExecution(const ApiContext& context, const HttpRequest& reque
   auto row = Visible(context, request, params, principal, Action::kExecutionCancel);
   if (!row) return row.error();
   auto cancelled = context.workflows->Cancel(row->id, principal.Actor());
-  if (!cancelled) return ServiceError(cancelled.error(), request);
-  return JsonResponse(200, ExecutionJson(*cancelled));
+  HttpResponse response = cancelled ? JsonResponse(200, ExecutionJson(*cancelled))
+                                    : ServiceError(cancelled.error(), request);
+  response.audit_org_id = row->org_id;
+  return response;
 }
 
 HttpResponse ListExecutions(const ApiContext& context, const HttpRequest& request,
@@ -251,6 +263,13 @@ HttpResponse ListExecutions(const ApiContext& context, const HttpRequest& reques
       return BadRequest("query parameter 'before' must be an execution id");
     }
     filter.before_id = it->second;
+    // The cursor must be an execution the caller may see: another organization's id must
+    // not be confirmed by what the page holds.
+    auto cursor = context.workflows->Get(it->second);
+    if (!cursor) return ServiceError(cursor.error(), request);
+    if (!cursor->has_value() || (filter.org_id && (*cursor)->org_id != *filter.org_id)) {
+      return JsonResponse(200, {{"executions", Json::array()}});
+    }
   }
   filter.limit = 50;
   if (const auto it = request.query.find("limit"); it != request.query.end()) {

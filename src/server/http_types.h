@@ -14,8 +14,8 @@
 namespace bifrost::server {
 
 struct HttpRequest {
-  std::string method;  // "GET", "PUT", ...
-  std::string path;    // percent-decoded path, without the query
+  std::string method;                          // "GET", "PUT", ...
+  std::string path;                            // percent-decoded path, without the query
   std::map<std::string, std::string> query;    // decoded query parameters (last one wins)
   std::map<std::string, std::string> headers;  // names lower-cased
   std::string body;
@@ -44,6 +44,10 @@ struct HttpResponse {
   // record of a reveal made durable. The server keeps the connection's request dispatched
   // (and the pool thread free) until `hold` releases it.
   ResponseHold hold;
+  // For the audit record of this request (not sent): the organization the handler found
+  // the target in, when the path does not name one (an execution by its id). Set only after
+  // the caller was found allowed to act in that organization.
+  std::optional<std::string> audit_org_id;
 };
 
 // What a handler reports for the access log, besides what the server knows itself.
@@ -54,8 +58,7 @@ struct RequestLog {
 // Path parameters of a matched route template, e.g. {"org_id": "...", "key": "api_key"}.
 using PathParams = std::map<std::string, std::string>;
 
-using Handler =
-    std::function<HttpResponse(const HttpRequest&, const PathParams&, RequestLog&)>;
+using Handler = std::function<HttpResponse(const HttpRequest&, const PathParams&, RequestLog&)>;
 
 // Routes by method and path template ("/api/v1/orgs/{org_id}/configs/{key}"). A template
 // segment "{name}" matches one non-empty path segment. Literal segments win over

@@ -211,7 +211,10 @@ Result<Catalog> LoadCatalog(const std::string& dir, const ScanEnvironment& env,
   Catalog catalog;
   bool has_python = false;
   std::vector<std::string> executables;
-  for (const auto& entry : std::filesystem::directory_iterator(root, error)) {
+  // Advanced with an error code: a range-for's increment throws, and this runs on a worker.
+  std::filesystem::directory_iterator listing(root, error);
+  for (; !error && listing != std::filesystem::directory_iterator(); listing.increment(error)) {
+    const std::filesystem::directory_entry& entry = *listing;
     const std::string name = entry.path().filename().string();
     if (name.starts_with(".") || name.starts_with("_")) continue;
     // One entry that cannot be examined (a dangling symlink) is skipped, not the directory.

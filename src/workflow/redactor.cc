@@ -186,7 +186,13 @@ void Redactor::Add(std::string_view secret) {
   std::vector<SecureBuffer> forms;
   forms.push_back(SecureBuffer::From(secret));
   forms.push_back(JsonForm(secret));
-  if (IsValidUtf8(secret)) forms.push_back(AsciiJsonForm(secret));
+  // JSON inside JSON (a workflow returning or printing json.dumps of something holding the
+  // secret): the escaped forms escaped once more.
+  forms.push_back(JsonForm(forms.back().view()));
+  if (IsValidUtf8(secret)) {
+    forms.push_back(AsciiJsonForm(secret));
+    forms.push_back(JsonForm(forms.back().view()));
+  }
   const bool has_single = secret.find('\'') != std::string_view::npos;
   const bool has_double = secret.find('"') != std::string_view::npos;
   // What repr() really prints, and the other spelling of the single quote.

@@ -7,9 +7,10 @@
 // \t and \u00XX for other control characters, the rest as is); the ASCII-only JSON form
 // that Python's json.dumps emits by default (every non-ASCII character as \uXXXX with
 // lower-case hex, surrogate pairs above U+FFFF); and Python's repr() escaping of a str
-// (\\, \', \n, \r, \t, \xXX for other control characters). Values shorter than 4 characters
-// (Unicode code points) are not redacted: replacing "1" or "yes" everywhere would destroy
-// the output and hide nothing.
+// (\\, \', \n, \r, \t, \xXX for other control characters); and the two JSON forms escaped
+// once more (JSON text inside a JSON string: a workflow returning json.dumps(...)). Values shorter
+// than 4 characters (Unicode code points) are not redacted: replacing "1" or "yes" everywhere would
+// destroy the output and hide nothing.
 //
 // Thread-safety: every method may be called from any thread.
 #pragma once

@@ -54,6 +54,25 @@ TEST(RedactorTest, QuoteAndBackslashJsonAndRepr) {
   EXPECT_EQ(redactor.Apply(R"(x='pa"ss\\word')"), "x='[REDACTED]'");
 }
 
+TEST(RedactorTest, JsonInsideJsonIsRedacted) {
+  // A workflow returning json.dumps({...}) of something that holds the secret: its result
+  // document holds the secret escaped twice.
+  const std::string secret = "pa\"ss\\w\xc3\xa9rd";
+  Redactor redactor;
+  redactor.Add(secret);
+  for (const bool ascii : {false, true}) {
+    const nlohmann::json inner = {{"authorization", "Bearer " + secret}};
+    const std::string inner_text = inner.dump(-1, ' ', ascii);
+    const std::string result = nlohmann::json(inner_text).dump(-1, ' ', ascii);
+    const std::string redacted = redactor.ApplyToJson(result);
+    EXPECT_EQ(redacted.find("pa"), std::string::npos) << redacted;
+    EXPECT_NE(redacted.find(std::string(kRedacted)), std::string::npos) << redacted;
+    EXPECT_TRUE(nlohmann::json::accept(redacted)) << redacted;
+    // The same text printed as a log line.
+    EXPECT_EQ(redactor.Apply(result).find("pa"), std::string::npos);
+  }
+}
+
 TEST(RedactorTest, NewlineForms) {
   Redactor redactor;
   redactor.Add("line1\nline2");

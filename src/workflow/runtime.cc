@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/text.h"
+#include "config/json_text.h"
 #include "crypto/random.h"
 #include "crypto/secure_buffer.h"
 #include "workflow/process.h"
@@ -27,6 +28,8 @@ constexpr std::size_t kMaxWaiters = 10'000;
 // An execution token outlives the time limit by this much at most (it is revoked as soon as
 // the execution ends; this only bounds a token whose revocation was somehow missed).
 constexpr std::int64_t kTokenGraceSeconds = 60;
+// A result may nest this deep, like a config value (a deeper one fails the execution).
+constexpr std::size_t kMaxResultDepth = 64;
 
 std::string ErrnoText() { return std::strerror(errno); }
 
@@ -78,6 +81,7 @@ struct Runtime::Running {
   std::string org_name;
   WorkflowDef def;
   std::int64_t timeout_seconds = 0;
+  bool may_write = false;
   bool started = false;
   bool cancelled = false;
   std::string cancelled_by;
@@ -248,6 +252,7 @@ Result<store::ExecutionRow> Runtime::Start(
   }
   auto running = std::make_shared<Running>();
   running->def = *def;
+  running->may_write = request.may_write;
   running->timeout_seconds = def->timeout_seconds.value_or(options_.default_timeout_seconds);
   BIFROST_ASSIGN_OR_RETURN(std::string id, crypto::NewUuidV4());
   store::ExecutionRow& row = running->row;
@@ -362,6 +367,7 @@ void Runtime::Execute(const std::string& id) {
 
   std::string error;
   std::string status = "failed";
+  bool stopped_short = false;
   std::optional<std::string> result;
   bool logs_cut = false;
   std::string logs;
@@ -382,6 +388,9 @@ void Runtime::Execute(const std::string& id) {
     }
   }
   if (!work) error = work.error().message();
+  if (error.empty() && address.empty()) {
+    error = "the server has no address for executions yet; try again";
+  }
 
   if (error.empty()) {
     const UnixMicros now = clock_->NowMicros();
@@ -389,7 +398,8 @@ void Runtime::Execute(const std::string& id) {
         {.execution_id = id,
          .workflow = row.workflow,
          .org_id = row.org_id,
-         .expires_at = now + (running->timeout_seconds + kTokenGraceSeconds) * 1'000'000});
+         .expires_at = now + (running->timeout_seconds + kTokenGraceSeconds) * 1'000'000,
+         .may_write = running->may_write});
     if (!token) {
       error = token.error().message();
     } else {
@@ -404,17 +414,20 @@ void Runtime::Execute(const std::string& id) {
       }
       std::string token_entry = "BIFROST_TOKEN=";
       token_entry.append(token->view());
-      spec.env = {"PATH=/usr/local/bin:/usr/bin:/bin",
-                  "LANG=C.UTF-8",
-                  "HOME=" + *work,
-                  "TMPDIR=" + *work,
-                  "BIFROST_ADDR=" + address,
-                  std::move(token_entry),
-                  "BIFROST_EXECUTION_ID=" + id,
-                  "BIFROST_WORKFLOW=" + row.workflow,
-                  "BIFROST_ORG_ID=" + row.org_id,
-                  "BIFROST_ORG_NAME=" + running->org_name,
-                  "BIFROST_RESULT_FD=3"};
+      // Built entry by entry: an initializer list would leave an unwiped copy of the token.
+      spec.env.reserve(16);
+      for (std::string entry :
+           {std::string("PATH=/usr/local/bin:/usr/bin:/bin"), std::string("LANG=C.UTF-8"),
+            "HOME=" + *work, "TMPDIR=" + *work, "BIFROST_ADDR=" + address}) {
+        spec.env.push_back(std::move(entry));
+      }
+      spec.env.push_back(std::move(token_entry));
+      for (std::string entry :
+           {"BIFROST_EXECUTION_ID=" + id, "BIFROST_WORKFLOW=" + row.workflow,
+            "BIFROST_ORG_ID=" + row.org_id, "BIFROST_ORG_NAME=" + running->org_name,
+            std::string("BIFROST_RESULT_FD=3")}) {
+        spec.env.push_back(std::move(entry));
+      }
       if (!options_.ca_file.empty()) spec.env.push_back("BIFROST_CACERT=" + options_.ca_file);
       if (running->def.kind == WorkflowDef::Kind::kPython) {
         spec.env.push_back("PYTHONPATH=" + sdk_dir_);
@@ -452,6 +465,7 @@ void Runtime::Execute(const std::string& id) {
       } else {
         logs = std::move(outcome->logs);
         logs_cut = outcome->logs_truncated;
+        stopped_short = outcome->end != ProcessOutcome::End::kExited;
         switch (outcome->end) {
           case ProcessOutcome::End::kTimedOut:
             status = "timeout";
@@ -474,12 +488,22 @@ void Runtime::Execute(const std::string& id) {
               reported_error = "the result is larger than the limit of " +
                                std::to_string(options_.max_result_bytes) + " bytes";
             } else if (outcome->result.find_first_not_of(" \t\r\n") != std::string::npos) {
-              Json document = Json::parse(outcome->result, nullptr, false);
+              // Nesting is bounded before anything recursive (serialising) touches it.
+              const auto checked =
+                  config::json_text::Check(outcome->result, {.max_depth = kMaxResultDepth});
+              const bool nested_too_deep =
+                  checked && checked->kind == config::json_text::CheckError::Kind::kTooDeep;
+              Json document =
+                  nested_too_deep ? Json() : Json::parse(outcome->result, nullptr, false);
               const auto state = document.is_object() ? document.find("status") : document.end();
               if (!document.is_object() || state == document.end() || !state->is_string()) {
-                reported_error =
-                    "the workflow wrote something other than a result document to its result "
-                    "channel (see docs/workflows.md, \"The process protocol\")";
+                reported_error = nested_too_deep
+                                     ? "the result nests deeper than " +
+                                           std::to_string(kMaxResultDepth) + " levels"
+                                     : std::string(
+                                           "the workflow wrote something other than a result "
+                                           "document to its result channel (see docs/workflows.md, "
+                                           "\"The process protocol\")");
               } else if (*state == "success") {
                 const auto value = document.find("result");
                 result = value == document.end() ? std::string("null") : value->dump();
@@ -507,8 +531,9 @@ void Runtime::Execute(const std::string& id) {
   if (ruleset >= 0) ::close(ruleset);
   if (work) RemoveTree(*work);
 
-  // Nothing the execution saw of a secret leaves redaction.
-  row.logs = running->redactor.Apply(logs, logs_cut);
+  // Nothing the execution saw of a secret leaves redaction. Output that stopped short (cut
+  // at the limit, or the process killed while writing) may end inside a secret.
+  row.logs = running->redactor.Apply(logs, logs_cut || stopped_short);
   if (CutTo(row.logs, options_.max_log_bytes)) logs_cut = true;
   row.logs_truncated = logs_cut;
   if (result.has_value()) result = running->redactor.ApplyToJson(*result);

@@ -58,6 +58,9 @@ struct StartRequest {
   std::string parameters = "{}";  // a JSON object, as text
   std::string caller_id;
   std::string caller_name;
+  // Whether the caller may write the organization's config: the execution's token may then
+  // too, and only then.
+  bool may_write = false;
 };
 
 class Runtime {

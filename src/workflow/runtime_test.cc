@@ -411,6 +411,20 @@ TEST_F(RuntimeTest, ResultChannelThatIsNotADocumentIsFailed) {
   }
 }
 
+TEST_F(RuntimeTest, DeeplyNestedResultFailsWithoutHarmingTheServer) {
+  // 200,000 levels: serialising that recursively would overflow the worker's stack.
+  AddScript("deep.sh", R"({"name":"deep"})",
+            "cat >/dev/null\n{ printf '{\"status\":\"success\",\"result\":'; "
+            "head -c 200000 /dev/zero | tr '\\0' '['; head -c 200000 /dev/zero | tr '\\0' ']'; "
+            "printf '}'; } >&3\n");
+  ASSERT_NO_FATAL_FAILURE(CreateRuntime(Options()));
+  const store::ExecutionRow row = WaitDone(MustStart("deep"));
+  EXPECT_EQ(row.status, "failed");
+  ASSERT_TRUE(row.error.has_value());
+  EXPECT_THAT(*row.error, HasSubstr("nests deeper than 64 levels"));
+  EXPECT_FALSE(row.result.has_value());
+}
+
 TEST_F(RuntimeTest, ResultOverTheLimitIsFailed) {
   std::string big(200, 'x');
   std::string body = "cat >/dev/null\necho '{\"status\":\"success\",\"result\":\"";

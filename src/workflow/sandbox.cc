@@ -30,7 +30,7 @@ constexpr std::uint64_t kAbi1Rights =
 constexpr std::uint64_t kRefer = 1ULL << 13;     // ABI 2
 constexpr std::uint64_t kTruncate = 1ULL << 14;  // ABI 3
 
-long CreateRuleset(const landlock_ruleset_attr* attr, std::size_t size, std::uint32_t flags) {
+long CreateRuleset(const void* attr, std::size_t size, std::uint32_t flags) {
   return ::syscall(SYS_landlock_create_ruleset, attr, size, flags);
 }
 
@@ -84,9 +84,10 @@ SandboxPaths SystemSandboxPaths(const std::string& interpreter) {
   paths.read_write = {"/dev/null"};
   // Debian's Python reads its site configuration from /etc/python3.X.
   std::error_code ignored;
-  for (const auto& entry : std::filesystem::directory_iterator("/etc", ignored)) {
-    const std::string name = entry.path().filename().string();
-    if (name.starts_with("python3")) paths.read.push_back(entry.path().string());
+  std::filesystem::directory_iterator it("/etc", ignored);
+  for (; !ignored && it != std::filesystem::directory_iterator(); it.increment(ignored)) {
+    const std::string name = it->path().filename().string();
+    if (name.starts_with("python3")) paths.read.push_back(it->path().string());
   }
   // An interpreter installed elsewhere (pyenv, a virtual environment): its prefix, the
   // directory above the one holding the executable.
@@ -109,9 +110,24 @@ Result<int> MakeLandlockRuleset(const SandboxPaths& paths) {
   std::uint64_t handled = kAbi1Rights;
   if (abi >= 2) handled |= kRefer;
   if (abi >= 3) handled |= kTruncate;
-  landlock_ruleset_attr attr{};
+  // The ruleset attribute of ABI 6, which the headers of older kernels do not have: with
+  // `scoped`, a confined process can neither signal nor reach through an abstract UNIX
+  // socket any process outside its own Landlock domain (the server, other executions).
+  struct RulesetAttrV6 {
+    std::uint64_t handled_access_fs;
+    std::uint64_t handled_access_net;
+    std::uint64_t scoped;
+  };
+  constexpr std::uint64_t kScopeAbstractUnixSocket = 1ULL << 0;
+  constexpr std::uint64_t kScopeSignal = 1ULL << 1;
+  RulesetAttrV6 attr{};
   attr.handled_access_fs = handled;
-  const long ruleset = CreateRuleset(&attr, sizeof(attr), 0);
+  std::size_t attr_size = sizeof(landlock_ruleset_attr);  // handled_access_fs alone
+  if (abi >= 6) {
+    attr.scoped = kScopeAbstractUnixSocket | kScopeSignal;
+    attr_size = sizeof(attr);
+  }
+  const long ruleset = CreateRuleset(&attr, attr_size, 0);
   if (ruleset < 0) {
     return Fail(ErrorCode::kUnavailable, "cannot create a Landlock ruleset: " + ErrnoText(errno));
   }
