@@ -230,6 +230,13 @@ int RunCliUnguarded(const std::vector<std::string>& args, CliIo& io) {
       ->envname("BIFROST_WORKFLOW_MAX_OUTPUT")
       ->check(CLI::Range(std::size_t{1024}, std::size_t{64} << 20))
       ->option_text("BYTES (default 1048576; env BIFROST_WORKFLOW_MAX_OUTPUT)");
+  serve
+      ->add_option("--workflow-api-url", serve_options.workflow_api_url,
+                   "The address executions call the server at (BIFROST_ADDR)")
+      ->envname("BIFROST_WORKFLOW_API_URL")
+      ->option_text("URL (default: the listening address; env BIFROST_WORKFLOW_API_URL)");
+  serve->add_flag("--workflow-allow-unconfined", serve_options.workflow_allow_unconfined,
+                  "Run workflows even with no Landlock and no other user to run them as");
   serve->callback([&] {
     action = [&]() -> CliStatus {
       const int code = server::RunServe(serve_options);

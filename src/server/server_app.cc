@@ -393,6 +393,7 @@ int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypt
     runtime_options.max_log_bytes = options.workflow_max_output;
     runtime_options.max_result_bytes = options.workflow_max_output;
     if (tls) runtime_options.ca_file = options.tls_cert;
+    runtime_options.allow_unconfined = options.workflow_allow_unconfined;
     auto created = workflow::Runtime::Create(
         std::move(runtime_options), store, execution_tokens, clock,
         [&log](std::string_view level, std::string_view message,
@@ -446,7 +447,9 @@ int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypt
   // bound address anyway) with the real port.
   const std::string url = std::string(tls ? "https" : "http") + "://" + UrlHost(listen_host) + ":" +
                           std::to_string((*server)->port());
-  if (workflows) {
+  if (workflows && !options.workflow_api_url.empty()) {
+    workflows->SetApiAddress(options.workflow_api_url);
+  } else if (workflows) {
     // Executions reach this server on the loopback when it listens on every address.
     const std::string host =
         listen_host == "0.0.0.0" ? "127.0.0.1" : (listen_host == "::" ? "::1" : listen_host);
@@ -542,6 +545,10 @@ int RunServe(const ServeOptions& options) {
     }
     if (options.workflow_timeout_seconds < 1 || options.workflow_timeout_seconds > 3600) {
       return StartupFailure("--workflow-timeout must be between 1 and 3600 seconds");
+    }
+    if (!options.workflow_api_url.empty() && !options.workflow_api_url.starts_with("http://") &&
+        !options.workflow_api_url.starts_with("https://")) {
+      return StartupFailure("--workflow-api-url must be an http:// or https:// URL");
     }
     if (options.workflow_max_output < 1024) {
       return StartupFailure("--workflow-max-output must be at least 1024 bytes");

@@ -40,6 +40,13 @@ struct ServeOptions {
   std::size_t workflow_queue = 1000;          // --workflow-queue: waiting executions, at most
   int workflow_timeout_seconds = 60;          // --workflow-timeout: default limit per execution
   std::size_t workflow_max_output = 1 << 20;  // --workflow-max-output: logs and result bytes
+  // --workflow-api-url: the address executions call back (BIFROST_ADDR); "" = this server's
+  // own listening address (127.0.0.1 when it listens on every address). Needed with TLS when
+  // the certificate does not name that address.
+  std::string workflow_api_url;
+  // --workflow-allow-unconfined: run workflows even when nothing keeps them from the data
+  // directory and key files (no Landlock, and no other user to run them as).
+  bool workflow_allow_unconfined = false;
 };
 
 // Runs the server until SIGTERM/SIGINT. Prints "listening on http(s)://HOST:PORT" on stdout

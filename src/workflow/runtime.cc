@@ -155,6 +155,13 @@ Result<std::unique_ptr<Runtime>> Runtime::Create(RuntimeOptions options, store::
                  "of their user");
       }
     }
+    if (!self.landlock_ && self.run_as_uid_ < 0 && !self.options_.allow_unconfined) {
+      return Fail(ErrorCode::kFailedPrecondition,
+                  "workflows would run as the server's own user with no file-system "
+                  "confinement (this kernel has no Landlock), so they could read the data "
+                  "directory and key files: run the server as root (workflows then run as "
+                  "--workflow-user), or accept the risk with --workflow-allow-unconfined");
+    }
     BIFROST_ASSIGN_OR_RETURN(self.sdk_dir_, WritePythonSdk(self.options_.work_root));
     auto loaded = self.Reload();
     if (!loaded) {

@@ -39,6 +39,9 @@ struct RuntimeOptions {
   // which only root can refuse). Ignored when the server is not root.
   std::string run_as_user = "nobody";
   bool landlock = true;  // confine the file system with Landlock when the kernel has it
+  // Start even when workflows would be confined by nothing: no Landlock and the server's
+  // own user (Create refuses that otherwise).
+  bool allow_unconfined = false;
   int max_concurrent = 4;
   std::size_t max_queued = 1000;
   std::int64_t default_timeout_seconds = 60;

@@ -783,6 +783,20 @@ TEST_F(RuntimeTest, EmptyRunAsUserKeepsTheServersUser) {
   EXPECT_THAT(row.logs, HasSubstr(expected));
 }
 
+TEST_F(RuntimeTest, NothingToConfineWorkflowsIsRefusedUnlessAllowed) {
+  AddScript("whoami.sh", R"({"name":"whoami"})", "cat >/dev/null\n");
+  RuntimeOptions options = Options();
+  options.run_as_user = "";  // the server's own user ...
+  options.landlock = false;  // ... and no Landlock: nothing between workflows and the data
+  auto refused = Runtime::Create(options, *store_, tokens_, clock_, {});
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_THAT(refused.error().message(), HasSubstr("--workflow-allow-unconfined"));
+  options.allow_unconfined = true;
+  ASSERT_NO_FATAL_FAILURE(CreateRuntime(options));
+  EXPECT_EQ(WaitDone(MustStart("whoami")).status, "success");
+}
+
 // Landlock confines the file system beyond the user's permissions: a world-readable file
 // outside the allowed paths cannot be opened, while the workflows directory and the
 // execution's own directory can. Run both as "nobody" and as root (run_as_user ""), where
