@@ -45,7 +45,7 @@ def run_one(conn, workflow):
     execution = call(conn, "POST", f"/api/v1/orgs/{ORG}/workflows/{workflow}/executions",
                      {"parameters": {}})
     while execution["status"] in ("pending", "running"):
-        execution = call(conn, "GET", f"/api/v1/executions/{execution['id']}?wait=60")
+        execution = call(conn, "GET", f"/api/v1/executions/{execution['id']}?wait=10")
     return time.perf_counter() - start, execution["status"]
 
 
