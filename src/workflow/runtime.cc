@@ -55,6 +55,26 @@ void RemoveTree(const std::string& path) {
   std::filesystem::remove_all(path, ignored);
 }
 
+// Removes a directory a workflow had for its own, as the workflows' user: a process of the
+// workflow that outlived it may still change the tree, and the server (root) must not be the
+// one following what it put there. rm walks with directory descriptors and never follows a
+// symbolic link.
+void RemoveWorkDir(const std::string& path, int uid, int gid) {
+  ProcessSpec spec;
+  spec.argv = {"/bin/rm", "-rf", "--", path};
+  spec.env = {"PATH=/usr/bin:/bin", "LANG=C.UTF-8"};
+  spec.run_as_uid = uid;
+  spec.run_as_gid = gid;
+  spec.timeout = std::chrono::seconds(30);
+  spec.max_log_bytes = 4096;
+  // That user may not remove the directory itself from its parent: the server does, and
+  // rmdir removes only an empty directory, never what a link points to. A failure leaves it
+  // to the system's cleaning of temporary files; nothing in it is the server's (the
+  // execution's token is dead, its output was redacted).
+  (void)RunProcess(spec);
+  ::rmdir(path.c_str());
+}
+
 // Wipes a string that held a token (the environment entry of an execution).
 void WipeString(std::string& text) {
   crypto::SecureWipe(text.data(), text.size());
@@ -216,7 +236,7 @@ Result<Catalog> Runtime::Scan() {
     paths.read_write.push_back(work);
     auto made = MakeLandlockRuleset(paths);
     if (!made) {
-      RemoveTree(work);
+      RemoveWorkDir(work, run_as_uid_, run_as_gid_);
       return Fail(std::move(made.error()));
     }
     ruleset = *made;
@@ -224,7 +244,7 @@ Result<Catalog> Runtime::Scan() {
   env.landlock_ruleset_fd = ruleset;
   auto catalog = LoadCatalog(options_.workflows_dir, env, options_.max_timeout_seconds, *clock_);
   if (ruleset >= 0) ::close(ruleset);
-  RemoveTree(work);
+  RemoveWorkDir(work, run_as_uid_, run_as_gid_);
   return catalog;
 }
 
@@ -536,7 +556,7 @@ void Runtime::Execute(const std::string& id) {
     }
   }
   if (ruleset >= 0) ::close(ruleset);
-  if (work) RemoveTree(*work);
+  if (work) RemoveWorkDir(*work, run_as_uid_, run_as_gid_);
 
   // Nothing the execution saw of a secret leaves redaction. Output that stopped short (cut
   // at the limit, or the process killed while writing) may end inside a secret.
