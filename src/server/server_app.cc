@@ -394,6 +394,9 @@ int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypt
     runtime_options.max_result_bytes = options.workflow_max_output;
     if (tls) runtime_options.ca_file = options.tls_cert;
     runtime_options.allow_unconfined = options.workflow_allow_unconfined;
+    runtime_options.protected_paths = options.key_files;
+    runtime_options.protected_paths.push_back(options.data_dir);
+    runtime_options.protected_paths.push_back(options.tls_key);
     auto created = workflow::Runtime::Create(
         std::move(runtime_options), store, execution_tokens, clock,
         [&log](std::string_view level, std::string_view message,
@@ -500,6 +503,13 @@ int RunServe(const ServeOptions& options) {
   HardenProcess();
   // A peer that goes away must be an error on that write, not the end of the process.
   std::signal(SIGPIPE, SIG_IGN);
+  // Where key files are (paths, not keys), so that workflows can be kept away from them.
+  std::vector<std::string> key_files;
+  for (const char* name : {keys::kSecretKeyFileEnv, keys::kPreviousKeyFileEnv}) {
+    if (const char* path = std::getenv(name); path != nullptr && *path != '\0') {
+      key_files.emplace_back(path);
+    }
+  }
   // The keys leave the environment first, whatever else goes wrong.
   auto env_keys = keys::TakeKeysFromEnvironment();
   if (!env_keys) return StartupFailure(env_keys.error().message());
@@ -531,6 +541,7 @@ int RunServe(const ServeOptions& options) {
   }
 
   ServeOptions resolved = options;
+  resolved.key_files = std::move(key_files);
   if (!options.workflows_dir.empty()) {
     // The system's interpreter by default: one under a user's home (pyenv) is usually not
     // readable by the workflows' user.
@@ -562,6 +573,7 @@ int RunServe(const ServeOptions& options) {
     }
     data_dir = std::string(kDevDataDir);
   }
+  resolved.data_dir = data_dir;
   const bool database_existed = PathExists(DatabasePath(data_dir));
   if (!options.dev && !database_existed) {
     return StartupFailure("no database in " + data_dir + "; run `bifrost init --data " + data_dir +

@@ -47,6 +47,9 @@ struct ServeOptions {
   // --workflow-allow-unconfined: run workflows even when nothing keeps them from the data
   // directory and key files (no Landlock, and no other user to run them as).
   bool workflow_allow_unconfined = false;
+  // Filled by RunServe, not a flag: the key files named in the environment, which no
+  // workflow may be able to read.
+  std::vector<std::string> key_files;
 };
 
 // Runs the server until SIGTERM/SIGINT. Prints "listening on http(s)://HOST:PORT" on stdout

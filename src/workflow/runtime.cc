@@ -182,6 +182,7 @@ Result<std::unique_ptr<Runtime>> Runtime::Create(RuntimeOptions options, store::
                   "directory and key files: run the server as root (workflows then run as "
                   "--workflow-user), or accept the risk with --workflow-allow-unconfined");
     }
+    if (self.landlock_) BIFROST_RETURN_IF_ERROR(self.CheckProtectedPaths());
     BIFROST_ASSIGN_OR_RETURN(self.sdk_dir_, WritePythonSdk(self.options_.work_root));
     auto loaded = self.Reload();
     if (!loaded) {
@@ -202,6 +203,33 @@ Result<std::unique_ptr<Runtime>> Runtime::Create(RuntimeOptions options, store::
 Runtime::~Runtime() {
   Shutdown();
   if (!sdk_dir_.empty()) RemoveTree(sdk_dir_);
+}
+
+Status Runtime::CheckProtectedPaths() const {
+  SandboxPaths readable = SystemSandboxPaths(options_.python);
+  readable.read.push_back(options_.workflows_dir);
+  if (!options_.ca_file.empty()) readable.read.push_back(options_.ca_file);
+  const auto resolve = [](const std::string& path) {
+    std::error_code ignored;
+    std::filesystem::path resolved = std::filesystem::weakly_canonical(path, ignored);
+    return resolved.empty() ? std::filesystem::absolute(path, ignored) : resolved;
+  };
+  for (const std::string& wanted : options_.protected_paths) {
+    if (wanted.empty()) continue;
+    const std::string inner = resolve(wanted).string();
+    for (const std::string& allowed : readable.read) {
+      const std::string outer = resolve(allowed).string();
+      if (outer.empty() || outer == "/") continue;
+      if (inner == outer || inner.starts_with(outer + "/")) {
+        return Fail(ErrorCode::kFailedPrecondition,
+                    wanted + " lies inside " + allowed +
+                        ", which workflows may read: keep the data directory and key files "
+                        "outside the workflows directory and the system paths workflows read "
+                        "(docs/workflows.md, \"Isolation\")");
+      }
+    }
+  }
+  return Ok();
 }
 
 void Runtime::Log(std::string_view level, std::string_view message,

@@ -42,6 +42,10 @@ struct RuntimeOptions {
   // Start even when workflows would be confined by nothing: no Landlock and the server's
   // own user (Create refuses that otherwise).
   bool allow_unconfined = false;
+  // Files and directories no workflow may read (the data directory, key files, the TLS
+  // key): Create refuses to start when one lies inside a path the sandbox lets workflows
+  // read, such as /opt or the workflows directory.
+  std::vector<std::string> protected_paths;
   int max_concurrent = 4;
   std::size_t max_queued = 1000;
   std::int64_t default_timeout_seconds = 60;
@@ -138,6 +142,8 @@ class Runtime {
   void Execute(const std::string& id);
   void Finish(const std::string& id);
   Result<Catalog> Scan();
+  // kFailedPrecondition when a protected path is readable through the sandbox's rules.
+  Status CheckProtectedPaths() const;
   void Log(std::string_view level, std::string_view message,
            const std::vector<std::pair<std::string, std::string>>& fields = {}) const;
 

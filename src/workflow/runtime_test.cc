@@ -797,6 +797,20 @@ TEST_F(RuntimeTest, NothingToConfineWorkflowsIsRefusedUnlessAllowed) {
   EXPECT_EQ(WaitDone(MustStart("whoami")).status, "success");
 }
 
+TEST_F(RuntimeTest, ADataDirectoryWorkflowsCouldReadIsRefused) {
+  if (LandlockAbi() == 0) GTEST_SKIP() << "without Landlock there is no read list to check";
+  RuntimeOptions options = Options();
+  options.protected_paths = {workflows_dir_ + "/data"};  // inside the workflows directory
+  auto refused = Runtime::Create(options, *store_, tokens_, clock_, {});
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_THAT(refused.error().message(), HasSubstr("which workflows may read"));
+  options.protected_paths = {"/opt/bifrost/secret-key"};  // a system path workflows read
+  EXPECT_FALSE(Runtime::Create(options, *store_, tokens_, clock_, {}).has_value());
+  options.protected_paths = {root_.path() + "/data", ""};  // beside it: fine
+  ASSERT_NO_FATAL_FAILURE(CreateRuntime(options));
+}
+
 // Landlock confines the file system beyond the user's permissions: a world-readable file
 // outside the allowed paths cannot be opened, while the workflows directory and the
 // execution's own directory can. Run both as "nobody" and as root (run_as_user ""), where
