@@ -194,12 +194,17 @@ void CloseOtherFds(int keep_a, int keep_b, int max_fd) {
   // Default dispositions: an ignored signal (SIGPIPE, SIGCHLD) would survive exec, and the
   // server's handlers must not run here once signals are unblocked. The parent blocked every
   // signal before fork; the mask is cleared just before exec.
-  struct sigaction default_action;
-  std::memset(&default_action, 0, sizeof(default_action));
-  default_action.sa_handler = SIG_DFL;
-  sigemptyset(&default_action.sa_mask);
+  // The system call itself: the C library refuses to touch the two real-time signals it
+  // keeps for its own use (32 and 33), which a parent may nevertheless have left ignored.
+  // All zeros is SIG_DFL with no flags and an empty mask in the kernel's own layout.
+  struct {
+    std::uint64_t words[4];
+  } default_action{};
+  constexpr long kKernelSigsetBytes = 8;
   for (int sig = 1; sig < NSIG; ++sig) {
-    if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &default_action, nullptr);
+    if (sig != SIGKILL && sig != SIGSTOP) {
+      ::syscall(SYS_rt_sigaction, sig, &default_action, nullptr, kKernelSigsetBytes);
+    }
   }
 
   if (::setsid() < 0) ChildFail(plan, ChildStep::kSetsid, errno);
