@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <initializer_list>
 #include <limits>
 #include <optional>
 #include <string>
@@ -575,20 +576,12 @@ constexpr std::string_view kPutAuditCheckpoint =
     "prev_mac = excluded.prev_mac, created_at = excluded.created_at, key_id = excluded.key_id, "
     "mac = excluded.mac";
 
-// The ListAudit statement for the fields set in `filter`: constant parts only, values are
-// bound by number. At most 2^8 distinct texts, each prepared once per connection.
-std::string AuditListSql(const AuditFilter& filter) {
-  std::string sql(kListAuditHead);
-  const std::pair<bool, std::string_view> conditions[] = {
-      {filter.org_id.has_value(), kAuditFilterOrg},
-      {filter.config_key.has_value(), kAuditFilterConfigKey},
-      {filter.action.has_value(), kAuditFilterAction},
-      {filter.actor.has_value(), kAuditFilterActor},
-      {filter.outcome.has_value(), kAuditFilterOutcome},
-      {filter.since.has_value(), kAuditFilterSince},
-      {filter.until.has_value(), kAuditFilterUntil},
-      {filter.before_seq.has_value(), kAuditFilterBeforeSeq},
-  };
+// `head`, then the conditions that are set joined by AND after WHERE, then `tail`: a
+// statement of constant parts only, whose values are bound by number.
+std::string FilteredSql(std::string_view head,
+                        std::initializer_list<std::pair<bool, std::string_view>> conditions,
+                        std::string_view tail) {
+  std::string sql(head);
   std::string_view joiner = " WHERE ";
   for (const auto& [set, condition] : conditions) {
     if (!set) continue;
@@ -596,29 +589,34 @@ std::string AuditListSql(const AuditFilter& filter) {
     sql += condition;
     joiner = " AND ";
   }
-  sql += kListAuditTail;
+  sql += tail;
   return sql;
 }
 
-// The ListExecutions statement for the fields set in `filter`: constant parts only, values
-// are bound by number. At most 2^4 distinct texts, each prepared once per connection.
+// The ListAudit statement for the fields set in `filter`. At most 2^8 distinct texts, each
+// prepared once per connection.
+std::string AuditListSql(const AuditFilter& filter) {
+  return FilteredSql(kListAuditHead,
+                     {{filter.org_id.has_value(), kAuditFilterOrg},
+                      {filter.config_key.has_value(), kAuditFilterConfigKey},
+                      {filter.action.has_value(), kAuditFilterAction},
+                      {filter.actor.has_value(), kAuditFilterActor},
+                      {filter.outcome.has_value(), kAuditFilterOutcome},
+                      {filter.since.has_value(), kAuditFilterSince},
+                      {filter.until.has_value(), kAuditFilterUntil},
+                      {filter.before_seq.has_value(), kAuditFilterBeforeSeq}},
+                     kListAuditTail);
+}
+
+// The ListExecutions statement for the fields set in `filter`. At most 2^4 distinct texts,
+// each prepared once per connection.
 std::string ExecutionListSql(const ExecutionFilter& filter) {
-  std::string sql(kListExecutionsHead);
-  const std::pair<bool, std::string_view> conditions[] = {
-      {filter.org_id.has_value(), kExecutionFilterOrg},
-      {filter.workflow.has_value(), kExecutionFilterWorkflow},
-      {filter.status.has_value(), kExecutionFilterStatus},
-      {filter.before_id.has_value(), kExecutionFilterBeforeId},
-  };
-  std::string_view joiner = " WHERE ";
-  for (const auto& [set, condition] : conditions) {
-    if (!set) continue;
-    sql += joiner;
-    sql += condition;
-    joiner = " AND ";
-  }
-  sql += kListExecutionsTail;
-  return sql;
+  return FilteredSql(kListExecutionsHead,
+                     {{filter.org_id.has_value(), kExecutionFilterOrg},
+                      {filter.workflow.has_value(), kExecutionFilterWorkflow},
+                      {filter.status.has_value(), kExecutionFilterStatus},
+                      {filter.before_id.has_value(), kExecutionFilterBeforeId}},
+                     kListExecutionsTail);
 }
 
 }  // namespace
