@@ -13,6 +13,7 @@
 
 #include "cli/cli_error.h"
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "cli/local_commands.h"
 #include "cli/remote_commands.h"
 #include "cli/table.h"
@@ -63,13 +64,6 @@ Reference: docs/cli.md)";
 constexpr const char* kScopeHelp =
     "With neither --org nor --global, an organization's token acts on its own organization; "
     "a platform admin must say which.";
-
-void AddFormat(CLI::App* command, Format& format) {
-  command->add_option("--format", format, "Output format")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, Format>{{"table", Format::kTable}, {"json", Format::kJson}}))
-      ->option_text("table|json (default table)");
-}
 
 void AddScope(CLI::App* command, ScopeFlags& scope) {
   auto* org = command->add_option("--org", scope.org,
@@ -586,6 +580,13 @@ int Main(int argc, char** argv) {
   if (!args.empty()) args[0] = "bifrost";
   CliIo io = ProcessIo();
   return RunCli(args, io);
+}
+
+void AddFormat(CLI::App* command, Format& format) {
+  command->add_option("--format", format, "Output format")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, Format>{{"table", Format::kTable}, {"json", Format::kJson}}))
+      ->option_text("table|json (default table)");
 }
 
 }  // namespace bifrost::cli

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "cli/local_commands.h"
 #include "cli/progress.h"
 #include "cli/table.h"
@@ -114,13 +115,6 @@ struct RotateArgs {
   std::size_t batch_size = 500;
   Format format = Format::kTable;
 };
-
-void AddFormatOption(CLI::App* command, Format& format) {
-  command->add_option("--format", format, "Output format")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, Format>{{"table", Format::kTable}, {"json", Format::kJson}}))
-      ->option_text("table|json (default table)");
-}
 
 void AddDataOption(CLI::App* command, std::string& data_dir) {
   command->add_option("--data", data_dir, "Data directory (its database)")
@@ -581,7 +575,7 @@ void AddKeysCommands(CLI::App& app, std::function<CliStatus()>& action, CliIo& i
   auto* status = keys->add_subcommand(
       "status", "Which master keys are in use; unfinished rotations (local, read-only)");
   AddDataOption(status, status_args->data_dir);
-  AddFormatOption(status, status_args->format);
+  AddFormat(status, status_args->format);
   status->footer(kStatusFooter);
   status->callback([&action, &io, status_args] {
     action = [&io, status_args] { return KeysStatus(io, *status_args); };
@@ -604,7 +598,7 @@ void AddKeysCommands(CLI::App& app, std::function<CliStatus()>& action, CliIo& i
   rotate->add_option("--batch-size", rotate_args->batch_size, "Rows per write transaction")
       ->check(CLI::Range(std::size_t{1}, std::size_t{100'000}))
       ->option_text("N (1-100000, default 500)");
-  AddFormatOption(rotate, rotate_args->format);
+  AddFormat(rotate, rotate_args->format);
   rotate->footer(kRotateFooter);
   rotate->callback([&action, &io, rotate_args] {
     action = [&io, rotate_args] { return KeysRotate(io, *rotate_args); };

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "cli/remote_commands.h"
 #include "cli/table.h"
 #include "client/http_client.h"
@@ -288,13 +289,6 @@ CliStatus ExecutionCancel(Session& session, const std::string& id, Format format
   return {};
 }
 
-void AddFormatFlag(CLI::App* command, Format& format) {
-  command->add_option("--format", format, "Output format")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, Format>{{"table", Format::kTable}, {"json", Format::kJson}}))
-      ->option_text("table|json (default table)");
-}
-
 }  // namespace
 
 void AddWorkflowCommands(CLI::App& app, Session& session, std::function<CliStatus()>& action) {
@@ -304,14 +298,14 @@ void AddWorkflowCommands(CLI::App& app, Session& session, std::function<CliStatu
   auto format = std::make_shared<Format>(Format::kTable);
 
   auto* list = workflow->add_subcommand("list", "List the loaded workflows and broken files");
-  AddFormatFlag(list, *format);
+  AddFormat(list, *format);
   list->callback([&action, &session, format] {
     action = [&session, format] { return WorkflowList(session, *format); };
   });
 
   auto* reload = workflow->add_subcommand(
       "reload", "Scan the workflows directory again, without restarting (platform admin)");
-  AddFormatFlag(reload, *format);
+  AddFormat(reload, *format);
   reload->callback([&action, &session, format] {
     action = [&session, format] { return WorkflowReload(session, *format); };
   });
@@ -326,7 +320,7 @@ void AddWorkflowCommands(CLI::App& app, Session& session, std::function<CliStatu
   auto* params_option = run->add_option("--params", *params_json, "Parameters as one JSON object")
                             ->option_text("JSON");
   run->add_flag("--no-wait", run_args->no_wait, "Print the execution id and return at once");
-  AddFormatFlag(run, run_args->format);
+  AddFormat(run, run_args->format);
   run->footer(
       "Waits for the execution and prints its result (JSON); the exit status is 0 for success\n"
       "and 1 for failed, timeout or cancelled, with the error on stderr. --param values are\n"
@@ -353,7 +347,7 @@ void AddWorkflowCommands(CLI::App& app, Session& session, std::function<CliStatu
   execution_list->add_option("--limit", list_args->limit, "At most this many")
       ->check(CLI::Range(1, 500))
       ->option_text("N (default 50)");
-  AddFormatFlag(execution_list, list_args->format);
+  AddFormat(execution_list, list_args->format);
   execution_list->callback([&action, &session, list_args] {
     action = [&session, list_args] { return ExecutionList(session, *list_args); };
   });
@@ -365,21 +359,21 @@ void AddWorkflowCommands(CLI::App& app, Session& session, std::function<CliStatu
   get->add_option("--wait", *wait, "Wait up to this many seconds for it to finish")
       ->check(CLI::Range(0, 10))
       ->option_text("SECONDS (0-10)");
-  AddFormatFlag(get, *format);
+  AddFormat(get, *format);
   get->callback([&action, &session, id, wait, format] {
     action = [&session, id, wait, format] { return ExecutionGet(session, *id, *wait, *format); };
   });
 
   auto* logs = execution->add_subcommand("logs", "Print an execution's output (redacted)");
   logs->add_option("ID", *id, "Execution id")->required();
-  AddFormatFlag(logs, *format);
+  AddFormat(logs, *format);
   logs->callback([&action, &session, id, format] {
     action = [&session, id, format] { return ExecutionLogs(session, *id, *format); };
   });
 
   auto* cancel = execution->add_subcommand("cancel", "Cancel a pending or running execution");
   cancel->add_option("ID", *id, "Execution id")->required();
-  AddFormatFlag(cancel, *format);
+  AddFormat(cancel, *format);
   cancel->callback([&action, &session, id, format] {
     action = [&session, id, format] { return ExecutionCancel(session, *id, *format); };
   });
