@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <initializer_list>
 #include <latch>
 #include <limits>
 #include <mutex>
@@ -203,6 +204,8 @@ TEST_P(StoreConformanceTest, NewStoreIsEmpty) {
   EXPECT_TRUE(tokens.empty());
   ASSERT_OK_AND_ASSIGN(auto executions, txn->ListExecutions(ExecutionFilter{}));
   EXPECT_TRUE(executions.empty());
+  ASSERT_OK_AND_ASSIGN(auto users, txn->ListUsers(std::nullopt));
+  EXPECT_TRUE(users.empty());
   ASSERT_OK(txn->Commit());
 }
 
@@ -2562,6 +2565,824 @@ TEST_P(StoreConformanceTest, TokenErrorMessagesNeverContainTheHash) {
   // Messages still say which token or org they are about.
   EXPECT_NE(errors[2].message().find(kTok1), std::string::npos) << errors[2].message();
   EXPECT_NE(errors[3].message().find(kMissingOrg), std::string::npos) << errors[3].message();
+}
+
+// ---- Users and sessions
+
+const std::string kUser1 = "a3f0c2d4-5e6f-4a1b-8c2d-3e4f5a6b0001";
+const std::string kUser2 = "a3f0c2d4-5e6f-4a1b-8c2d-3e4f5a6b0002";
+const std::string kUser3 = "a3f0c2d4-5e6f-4a1b-8c2d-3e4f5a6b0003";
+const std::string kUser4 = "a3f0c2d4-5e6f-4a1b-8c2d-3e4f5a6b0004";
+const std::string kUser5 = "a3f0c2d4-5e6f-4a1b-8c2d-3e4f5a6b0005";
+const std::string kMissingUser = "a3f0c2d4-5e6f-4a1b-8c2d-3e4f5a6b00ff";
+
+const std::string kSess1 = "c5e1a7b9-2d3f-4c5e-9a7b-1d3f5e7a0001";
+const std::string kSess2 = "c5e1a7b9-2d3f-4c5e-9a7b-1d3f5e7a0002";
+const std::string kSess3 = "c5e1a7b9-2d3f-4c5e-9a7b-1d3f5e7a0003";
+const std::string kSess4 = "c5e1a7b9-2d3f-4c5e-9a7b-1d3f5e7a0004";
+const std::string kSess5 = "c5e1a7b9-2d3f-4c5e-9a7b-1d3f5e7a0005";
+const std::string kMissingSess = "c5e1a7b9-2d3f-4c5e-9a7b-1d3f5e7a00ff";
+
+// A PHC string that is different for every user and carries a marker ("5a17") that a test
+// can look for in error messages.
+std::string PasswordHashFor(const std::string& user_id) {
+  return "$argon2id$v=19$m=65536,t=3,p=4$5a17" + user_id.substr(user_id.size() - 4) +
+         "c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaA";
+}
+
+// Session hashes look like the real thing (64 hex digits) and carry the marker "5e55".
+std::string SessionHashFor(const std::string& session_id) {
+  std::string hash = "5e55" + session_id.substr(session_id.size() - 4);
+  hash.resize(64, 'd');
+  return hash;
+}
+
+UserRow MakeUser(const std::string& id, const std::string& email, std::optional<std::string> org_id,
+                 const std::string& role, UnixMicros created_at = kT0) {
+  UserRow row;
+  row.id = id;
+  row.email = email;
+  row.org_id = std::move(org_id);
+  row.role = role;
+  row.password_hash = PasswordHashFor(id);
+  row.created_at = created_at;
+  row.created_by = "bootstrap";
+  row.updated_at = created_at;
+  return row;
+}
+
+// A session of `user_id` created (and last seen) at `created_at`, ending an hour later.
+SessionRow MakeSession(const std::string& id, const std::string& user_id,
+                       UnixMicros created_at = kT0) {
+  SessionRow row;
+  row.id = id;
+  row.user_id = user_id;
+  row.hash = SessionHashFor(id);
+  row.created_at = created_at;
+  row.last_seen_at = created_at;
+  row.expires_at = created_at + 3'600'000'000;
+  row.client_address = "192.0.2.7:51234";
+  return row;
+}
+
+void ExpectSameUser(const UserRow& actual, const UserRow& expected) {
+  EXPECT_EQ(actual.id, expected.id);
+  EXPECT_EQ(actual.email, expected.email);
+  EXPECT_EQ(actual.org_id, expected.org_id);
+  EXPECT_EQ(actual.role, expected.role);
+  EXPECT_EQ(actual.password_hash, expected.password_hash);
+  EXPECT_EQ(actual.created_at, expected.created_at);
+  EXPECT_EQ(actual.created_by, expected.created_by);
+  EXPECT_EQ(actual.updated_at, expected.updated_at);
+  EXPECT_EQ(actual.disabled_at, expected.disabled_at);
+  EXPECT_EQ(actual.last_login_at, expected.last_login_at);
+}
+
+void ExpectSameSession(const SessionRow& actual, const SessionRow& expected) {
+  EXPECT_EQ(actual.id, expected.id);
+  EXPECT_EQ(actual.user_id, expected.user_id);
+  EXPECT_EQ(actual.hash, expected.hash);
+  EXPECT_EQ(actual.created_at, expected.created_at);
+  EXPECT_EQ(actual.last_seen_at, expected.last_seen_at);
+  EXPECT_EQ(actual.expires_at, expected.expires_at);
+  EXPECT_EQ(actual.client_address, expected.client_address);
+}
+
+std::vector<std::string> UserEmails(const std::vector<UserRow>& rows) {
+  std::vector<std::string> emails;
+  for (const UserRow& row : rows) emails.push_back(row.email);
+  return emails;
+}
+
+// The committed user with this id, or nullopt (failing the test if it cannot be read).
+std::optional<UserRow> CommittedUser(Store& store, const std::string& id) {
+  auto txn = store.Begin(TxnMode::kRead);
+  if (!txn) {
+    ADD_FAILURE() << txn.error().ToString();
+    return std::nullopt;
+  }
+  auto row = (*txn)->GetUserById(id);
+  if (!row) {
+    ADD_FAILURE() << row.error().ToString();
+    return std::nullopt;
+  }
+  return *row;
+}
+
+// The committed session with this session id's hash, or nullopt.
+std::optional<SessionRow> CommittedSession(Store& store, const std::string& id) {
+  auto txn = store.Begin(TxnMode::kRead);
+  if (!txn) {
+    ADD_FAILURE() << txn.error().ToString();
+    return std::nullopt;
+  }
+  auto row = (*txn)->GetSessionByHash(SessionHashFor(id));
+  if (!row) {
+    ADD_FAILURE() << row.error().ToString();
+    return std::nullopt;
+  }
+  return *row;
+}
+
+// The ids of the committed sessions among `ids` (looked up by their hashes), in that order.
+std::vector<std::string> LiveSessions(Store& store, const std::vector<std::string>& ids) {
+  std::vector<std::string> live;
+  for (const std::string& id : ids) {
+    if (CommittedSession(store, id).has_value()) live.push_back(id);
+  }
+  return live;
+}
+
+TEST_P(StoreConformanceTest, UserInsertAndGetByIdAndByEmail) {
+  CreateTwoOrgs(store());
+  const UserRow platform = MakeUser(kUser1, "ops@example.com", std::nullopt, "platform-admin");
+  UserRow admin = MakeUser(kUser2, "ana@acme.example", kOrgA, "admin", kT1);
+  admin.created_by = "user:ops@example.com/" + kUser1;
+  admin.updated_at = kT2;
+  admin.disabled_at = kT2 + 1;
+  admin.last_login_at = kT2 + 2;
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK(txn.InsertUser(platform));
+    ASSERT_OK(txn.InsertUser(admin));
+    // A write transaction sees its own writes.
+    ASSERT_OK_AND_ASSIGN(std::optional<UserRow> own, txn.GetUserByEmail(admin.email));
+    ASSERT_TRUE(own.has_value());
+    ExpectSameUser(*own, admin);
+  });
+
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  for (const UserRow* expected : std::initializer_list<const UserRow*>{&platform, &admin}) {
+    SCOPED_TRACE(expected->id);
+    ASSERT_OK_AND_ASSIGN(std::optional<UserRow> by_id, txn->GetUserById(expected->id));
+    ASSERT_TRUE(by_id.has_value());
+    ExpectSameUser(*by_id, *expected);
+    ASSERT_OK_AND_ASSIGN(std::optional<UserRow> by_email, txn->GetUserByEmail(expected->email));
+    ASSERT_TRUE(by_email.has_value());
+    ExpectSameUser(*by_email, *expected);
+  }
+  ASSERT_OK_AND_ASSIGN(std::optional<UserRow> missing_id, txn->GetUserById(kMissingUser));
+  EXPECT_FALSE(missing_id.has_value());
+  ASSERT_OK_AND_ASSIGN(std::optional<UserRow> missing_email,
+                       txn->GetUserByEmail("nobody@example.com"));
+  EXPECT_FALSE(missing_email.has_value());
+  // Ids and emails are not interchangeable, and emails are compared exactly (the caller
+  // lower-cases them).
+  ASSERT_OK_AND_ASSIGN(std::optional<UserRow> id_as_email, txn->GetUserByEmail(kUser1));
+  EXPECT_FALSE(id_as_email.has_value());
+  ASSERT_OK_AND_ASSIGN(std::optional<UserRow> email_as_id, txn->GetUserById(platform.email));
+  EXPECT_FALSE(email_as_id.has_value());
+  ASSERT_OK_AND_ASSIGN(std::optional<UserRow> other_case, txn->GetUserByEmail("OPS@example.com"));
+  EXPECT_FALSE(other_case.has_value());
+}
+
+TEST_P(StoreConformanceTest, ListUsersByEmailAllOrOneOrg) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    // Inserted in an order that is neither the email, the id nor the creation order.
+    ASSERT_OK(txn.InsertUser(MakeUser(kUser3, "carol@acme.example", kOrgA, "member", kT0)));
+    ASSERT_OK(
+        txn.InsertUser(MakeUser(kUser1, "zed@example.com", std::nullopt, "platform-admin", kT1)));
+    ASSERT_OK(txn.InsertUser(MakeUser(kUser5, "bob@globex.example", kOrgB, "reader", kT2)));
+    ASSERT_OK(txn.InsertUser(MakeUser(kUser2, "alice@acme.example", kOrgA, "admin", kT2)));
+    ASSERT_OK(txn.InsertUser(MakeUser(kUser4, "abe@acme.example", kOrgA, "reader", kT1)));
+  });
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<UserRow> all, txn->ListUsers(std::nullopt));
+  EXPECT_EQ(UserEmails(all), (std::vector<std::string>{"abe@acme.example", "alice@acme.example",
+                                                       "bob@globex.example", "carol@acme.example",
+                                                       "zed@example.com"}));
+  ASSERT_EQ(all.size(), 5u);
+  ExpectSameUser(all[2], MakeUser(kUser5, "bob@globex.example", kOrgB, "reader", kT2));
+  ExpectSameUser(all[4], MakeUser(kUser1, "zed@example.com", std::nullopt, "platform-admin", kT1));
+
+  ASSERT_OK_AND_ASSIGN(std::vector<UserRow> a, txn->ListUsers(kOrgA));
+  EXPECT_EQ(UserEmails(a), (std::vector<std::string>{"abe@acme.example", "alice@acme.example",
+                                                     "carol@acme.example"}));
+  ASSERT_OK_AND_ASSIGN(std::vector<UserRow> b, txn->ListUsers(kOrgB));
+  EXPECT_EQ(UserEmails(b), (std::vector<std::string>{"bob@globex.example"}));
+  ASSERT_OK_AND_ASSIGN(std::vector<UserRow> none, txn->ListUsers(kMissingOrg));
+  EXPECT_TRUE(none.empty());
+}
+
+TEST_P(StoreConformanceTest, UserDuplicateIdOrEmailIsAlreadyExists) {
+  CreateTwoOrgs(store());
+  const UserRow original = MakeUser(kUser1, "ana@acme.example", kOrgA, "admin");
+  InWriteTxn(store(), [&](Txn& txn) { ASSERT_OK(txn.InsertUser(original)); });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->InsertUser(MakeUser(kUser1, "other@globex.example", kOrgB, "reader")),
+                      ErrorCode::kAlreadyExists);
+  }
+  {
+    // The same email in another org, or as a platform admin, is still the same person.
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->InsertUser(MakeUser(kUser2, "ana@acme.example", kOrgB, "reader")),
+                      ErrorCode::kAlreadyExists);
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(
+        txn->InsertUser(MakeUser(kUser3, "ana@acme.example", std::nullopt, "platform-admin")),
+        ErrorCode::kAlreadyExists);
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<UserRow> all, txn->ListUsers(std::nullopt));
+  ASSERT_EQ(all.size(), 1u);
+  ExpectSameUser(all[0], original);
+}
+
+TEST_P(StoreConformanceTest, UserOfMissingOrgIsFailedPrecondition) {
+  CreateTwoOrgs(store());
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->InsertUser(MakeUser(kUser1, "ana@acme.example", kMissingOrg, "admin")),
+                      ErrorCode::kFailedPrecondition);
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::optional<UserRow> by_id, txn->GetUserById(kUser1));
+  EXPECT_FALSE(by_id.has_value());
+  ASSERT_OK_AND_ASSIGN(std::optional<UserRow> by_email, txn->GetUserByEmail("ana@acme.example"));
+  EXPECT_FALSE(by_email.has_value());
+}
+
+TEST_P(StoreConformanceTest, UserWithInconsistentRoleAndOrgIsRejected) {
+  CreateTwoOrgs(store());
+  struct Case {
+    std::optional<std::string> org_id;
+    std::string role;
+  };
+  for (const Case& c :
+       {Case{kOrgA, "platform-admin"}, Case{std::nullopt, "admin"}, Case{std::nullopt, "member"},
+        Case{std::nullopt, "reader"}, Case{kOrgA, "owner"}, Case{std::nullopt, ""}}) {
+    SCOPED_TRACE("role '" + c.role + "'" + (c.org_id ? " with org" : " without org"));
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    const UserRow row = MakeUser(kUser1, "ana@acme.example", c.org_id, c.role);
+    const Status inserted = txn->InsertUser(row);
+    ASSERT_FALSE(inserted.has_value());
+    EXPECT_EQ(inserted.error().message().find(row.password_hash), std::string::npos)
+        << inserted.error().message();
+  }
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<UserRow> all, txn->ListUsers(std::nullopt));
+  EXPECT_TRUE(all.empty());
+}
+
+TEST_P(StoreConformanceTest, UpdateUserReplacesItsFieldsAndKeepsTheRest) {
+  CreateTwoOrgs(store());
+  const UserRow original = MakeUser(kUser1, "ana@acme.example", kOrgA, "member", kT0);
+  const UserRow other = MakeUser(kUser2, "bob@acme.example", kOrgA, "member", kT0);
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK(txn.InsertUser(original));
+    ASSERT_OK(txn.InsertUser(other));
+  });
+
+  // Everything the update may change is changed; everything else in the row it is given is
+  // different too, and must be ignored.
+  UserRow changed = original;
+  changed.role = "admin";
+  changed.password_hash = PasswordHashFor(kUser5);
+  changed.updated_at = kT1;
+  changed.disabled_at = kT1 + 1;
+  changed.last_login_at = kT1 + 2;
+  UserRow ignored = changed;
+  ignored.email = "mallory@globex.example";
+  ignored.org_id = kOrgB;
+  ignored.created_at = kT2;
+  ignored.created_by = "someone-else";
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK(txn.UpdateUser(ignored));
+    // A write transaction sees its own update.
+    ASSERT_OK_AND_ASSIGN(std::optional<UserRow> own, txn.GetUserById(kUser1));
+    ASSERT_TRUE(own.has_value());
+    ExpectSameUser(*own, changed);
+  });
+  {
+    const std::optional<UserRow> stored = CommittedUser(store(), kUser1);
+    ASSERT_TRUE(stored.has_value());
+    ExpectSameUser(*stored, changed);
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+    // Still found by its own email, in its own org; not by the email it was handed.
+    ASSERT_OK_AND_ASSIGN(std::optional<UserRow> by_email, txn->GetUserByEmail(original.email));
+    ASSERT_TRUE(by_email.has_value());
+    EXPECT_EQ(by_email->id, kUser1);
+    ASSERT_OK_AND_ASSIGN(std::optional<UserRow> by_other, txn->GetUserByEmail(ignored.email));
+    EXPECT_FALSE(by_other.has_value());
+    ASSERT_OK_AND_ASSIGN(std::vector<UserRow> b, txn->ListUsers(kOrgB));
+    EXPECT_TRUE(b.empty());
+  }
+
+  // Replaced, not merged: unset optionals become unset (re-enabling a user), and times may
+  // move either way.
+  UserRow reenabled = changed;
+  reenabled.role = "reader";
+  reenabled.updated_at = kT0;
+  reenabled.disabled_at = std::nullopt;
+  reenabled.last_login_at = kT0 + 5;
+  InWriteTxn(store(), [&](Txn& txn) { ASSERT_OK(txn.UpdateUser(reenabled)); });
+  const std::optional<UserRow> stored = CommittedUser(store(), kUser1);
+  ASSERT_TRUE(stored.has_value());
+  ExpectSameUser(*stored, reenabled);
+  // Only the named user changed.
+  const std::optional<UserRow> untouched = CommittedUser(store(), kUser2);
+  ASSERT_TRUE(untouched.has_value());
+  ExpectSameUser(*untouched, other);
+}
+
+TEST_P(StoreConformanceTest, UpdateMissingUserIsNotFound) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertUser(MakeUser(kUser1, "ana@acme.example", kOrgA, "member")));
+  });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->UpdateUser(MakeUser(kMissingUser, "ana@acme.example", kOrgA, "admin")),
+                      ErrorCode::kNotFound);
+  }
+  const std::optional<UserRow> stored = CommittedUser(store(), kUser1);
+  ASSERT_TRUE(stored.has_value());
+  ExpectSameUser(*stored, MakeUser(kUser1, "ana@acme.example", kOrgA, "member"));
+  const std::optional<UserRow> missing = CommittedUser(store(), kMissingUser);
+  EXPECT_FALSE(missing.has_value());
+}
+
+// The org is kept by an update, so a role must still fit it: an org user cannot become a
+// platform admin, nor a platform admin an org role, whatever org_id the row carries.
+TEST_P(StoreConformanceTest, UpdateUserToARoleThatDoesNotFitItsOrgIsRejected) {
+  CreateTwoOrgs(store());
+  const UserRow org_user = MakeUser(kUser1, "ana@acme.example", kOrgA, "member");
+  const UserRow platform = MakeUser(kUser2, "ops@example.com", std::nullopt, "platform-admin");
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK(txn.InsertUser(org_user));
+    ASSERT_OK(txn.InsertUser(platform));
+  });
+  struct Case {
+    const UserRow* user;
+    std::optional<std::string> org_id;  // what the row given to UpdateUser says
+    std::string role;
+  };
+  for (const Case& c :
+       {Case{&org_user, kOrgA, "platform-admin"}, Case{&org_user, std::nullopt, "platform-admin"},
+        Case{&org_user, kOrgA, "owner"}, Case{&platform, std::nullopt, "admin"},
+        Case{&platform, kOrgA, "admin"}, Case{&platform, std::nullopt, ""}}) {
+    SCOPED_TRACE(c.user->email + " to role '" + c.role + "'");
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    UserRow row = *c.user;
+    row.org_id = c.org_id;
+    row.role = c.role;
+    row.password_hash = PasswordHashFor(kUser5);
+    const Status updated = txn->UpdateUser(row);
+    ASSERT_FALSE(updated.has_value());
+    EXPECT_NE(updated.error().code(), ErrorCode::kNotFound);
+    EXPECT_EQ(updated.error().message().find(row.password_hash), std::string::npos)
+        << updated.error().message();
+  }
+  for (const UserRow* expected : {&org_user, &platform}) {
+    const std::optional<UserRow> stored = CommittedUser(store(), expected->id);
+    ASSERT_TRUE(stored.has_value());
+    ExpectSameUser(*stored, *expected);
+  }
+}
+
+TEST_P(StoreConformanceTest, SessionInsertAndGetByHash) {
+  CreateTwoOrgs(store());
+  SessionRow first = MakeSession(kSess1, kUser1, kT0);
+  SessionRow second = MakeSession(kSess2, kUser1, kT1);
+  second.last_seen_at = kT2;
+  second.expires_at = kT2 + 43'200'000'000;
+  second.client_address = "[2001:db8::1]:443";
+  const SessionRow platform = MakeSession(kSess3, kUser2, kT0);
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK(txn.InsertUser(MakeUser(kUser1, "ana@acme.example", kOrgA, "admin")));
+    ASSERT_OK(txn.InsertUser(MakeUser(kUser2, "ops@example.com", std::nullopt, "platform-admin")));
+    ASSERT_OK(txn.InsertSession(first));
+    ASSERT_OK(txn.InsertSession(second));
+    ASSERT_OK(txn.InsertSession(platform));
+    // A write transaction sees its own writes.
+    ASSERT_OK_AND_ASSIGN(std::optional<SessionRow> own, txn.GetSessionByHash(second.hash));
+    ASSERT_TRUE(own.has_value());
+    ExpectSameSession(*own, second);
+  });
+
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  for (const SessionRow* expected :
+       std::initializer_list<const SessionRow*>{&first, &second, &platform}) {
+    SCOPED_TRACE(expected->id);
+    ASSERT_OK_AND_ASSIGN(std::optional<SessionRow> by_hash, txn->GetSessionByHash(expected->hash));
+    ASSERT_TRUE(by_hash.has_value());
+    ExpectSameSession(*by_hash, *expected);
+  }
+  ASSERT_OK_AND_ASSIGN(std::optional<SessionRow> missing,
+                       txn->GetSessionByHash(SessionHashFor(kMissingSess)));
+  EXPECT_FALSE(missing.has_value());
+  // An id is not a hash, and hashes are compared exactly.
+  ASSERT_OK_AND_ASSIGN(std::optional<SessionRow> id_as_hash, txn->GetSessionByHash(kSess1));
+  EXPECT_FALSE(id_as_hash.has_value());
+  std::string upper = first.hash;
+  std::transform(upper.begin(), upper.end(), upper.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  ASSERT_NE(upper, first.hash);
+  ASSERT_OK_AND_ASSIGN(std::optional<SessionRow> other_case, txn->GetSessionByHash(upper));
+  EXPECT_FALSE(other_case.has_value());
+}
+
+TEST_P(StoreConformanceTest, SessionDuplicateIdOrHashIsAlreadyExists) {
+  CreateTwoOrgs(store());
+  const SessionRow original = MakeSession(kSess1, kUser1, kT0);
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK(txn.InsertUser(MakeUser(kUser1, "ana@acme.example", kOrgA, "admin")));
+    ASSERT_OK(txn.InsertUser(MakeUser(kUser2, "bob@globex.example", kOrgB, "reader")));
+    ASSERT_OK(txn.InsertSession(original));
+  });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    SessionRow same_id = MakeSession(kSess1, kUser2, kT1);
+    same_id.hash = SessionHashFor(kSess2);
+    EXPECT_ERROR_CODE(txn->InsertSession(same_id), ErrorCode::kAlreadyExists);
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    SessionRow same_hash = MakeSession(kSess2, kUser2, kT1);
+    same_hash.hash = original.hash;
+    EXPECT_ERROR_CODE(txn->InsertSession(same_hash), ErrorCode::kAlreadyExists);
+  }
+  const std::optional<SessionRow> stored = CommittedSession(store(), kSess1);
+  ASSERT_TRUE(stored.has_value());
+  ExpectSameSession(*stored, original);
+  EXPECT_EQ(LiveSessions(store(), {kSess1, kSess2}), (std::vector<std::string>{kSess1}));
+}
+
+TEST_P(StoreConformanceTest, SessionOfMissingUserIsFailedPrecondition) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertUser(MakeUser(kUser1, "ana@acme.example", kOrgA, "admin")));
+  });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->InsertSession(MakeSession(kSess1, kMissingUser)),
+                      ErrorCode::kFailedPrecondition);
+  }
+  EXPECT_EQ(LiveSessions(store(), {kSess1}), std::vector<std::string>{});
+}
+
+TEST_P(StoreConformanceTest, TouchSessionOnlyMovesForward) {
+  CreateTwoOrgs(store());
+  const SessionRow original = MakeSession(kSess1, kUser1, kT0);
+  const SessionRow other = MakeSession(kSess2, kUser1, kT0);
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK(txn.InsertUser(MakeUser(kUser1, "ana@acme.example", kOrgA, "admin")));
+    ASSERT_OK(txn.InsertSession(original));
+    ASSERT_OK(txn.InsertSession(other));
+  });
+  auto last_seen = [this](const std::string& id) -> std::optional<UnixMicros> {
+    const std::optional<SessionRow> row = CommittedSession(store(), id);
+    if (!row.has_value()) {
+      ADD_FAILURE() << "session " << id << " not readable";
+      return std::nullopt;
+    }
+    return row->last_seen_at;
+  };
+  EXPECT_EQ(last_seen(kSess1), std::optional<UnixMicros>(kT0));
+
+  InWriteTxn(store(), [](Txn& txn) { ASSERT_OK(txn.TouchSession(kSess1, kT1)); });
+  EXPECT_EQ(last_seen(kSess1), std::optional<UnixMicros>(kT1));
+  // Earlier: succeeds, keeps the later time. The same time: succeeds too.
+  InWriteTxn(store(), [](Txn& txn) { ASSERT_OK(txn.TouchSession(kSess1, kT0)); });
+  EXPECT_EQ(last_seen(kSess1), std::optional<UnixMicros>(kT1));
+  InWriteTxn(store(), [](Txn& txn) { ASSERT_OK(txn.TouchSession(kSess1, kT1)); });
+  EXPECT_EQ(last_seen(kSess1), std::optional<UnixMicros>(kT1));
+  InWriteTxn(store(), [](Txn& txn) { ASSERT_OK(txn.TouchSession(kSess1, kT2)); });
+  EXPECT_EQ(last_seen(kSess1), std::optional<UnixMicros>(kT2));
+  EXPECT_EQ(last_seen(kSess2), std::optional<UnixMicros>(kT0));  // only the named one moved
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->TouchSession(kMissingSess, kT2), ErrorCode::kNotFound);
+  }
+  {
+    // Sessions are touched by id, not by hash.
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->TouchSession(original.hash, kT2), ErrorCode::kNotFound);
+  }
+  // Touching changes nothing else: not even the absolute end.
+  const std::optional<SessionRow> row = CommittedSession(store(), kSess1);
+  ASSERT_TRUE(row.has_value());
+  SessionRow expected = original;
+  expected.last_seen_at = kT2;
+  ExpectSameSession(*row, expected);
+}
+
+TEST_P(StoreConformanceTest, DeleteSessionDeletesOnlyIt) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertUser(MakeUser(kUser1, "ana@acme.example", kOrgA, "admin")));
+    ASSERT_OK(txn.InsertSession(MakeSession(kSess1, kUser1)));
+    ASSERT_OK(txn.InsertSession(MakeSession(kSess2, kUser1)));
+  });
+  InWriteTxn(store(), [](Txn& txn) { ASSERT_OK(txn.DeleteSession(kSess1)); });
+  EXPECT_EQ(LiveSessions(store(), {kSess1, kSess2}), (std::vector<std::string>{kSess2}));
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->DeleteSession(kSess1), ErrorCode::kNotFound);  // already gone
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->DeleteSession(kMissingSess), ErrorCode::kNotFound);
+  }
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    EXPECT_ERROR_CODE(txn->DeleteSession(SessionHashFor(kSess2)), ErrorCode::kNotFound);
+  }
+  EXPECT_EQ(LiveSessions(store(), {kSess1, kSess2}), (std::vector<std::string>{kSess2}));
+  // The user stays, and the deleted session's id and hash are free again.
+  EXPECT_TRUE(CommittedUser(store(), kUser1).has_value());
+  InWriteTxn(store(),
+             [](Txn& txn) { ASSERT_OK(txn.InsertSession(MakeSession(kSess1, kUser1, kT1))); });
+}
+
+TEST_P(StoreConformanceTest, DeleteUserSessionsDeletesEveryOneOfTheUserAndCountsThem) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertUser(MakeUser(kUser1, "ana@acme.example", kOrgA, "admin")));
+    ASSERT_OK(txn.InsertUser(MakeUser(kUser2, "bob@acme.example", kOrgA, "member")));
+    ASSERT_OK(txn.InsertUser(MakeUser(kUser3, "carol@acme.example", kOrgA, "reader")));
+    ASSERT_OK(txn.InsertSession(MakeSession(kSess1, kUser1, kT0)));
+    ASSERT_OK(txn.InsertSession(MakeSession(kSess2, kUser2, kT0)));
+    ASSERT_OK(txn.InsertSession(MakeSession(kSess3, kUser1, kT1)));
+    ASSERT_OK(txn.InsertSession(MakeSession(kSess4, kUser1, kT2)));
+  });
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK_AND_ASSIGN(const std::int64_t deleted, txn.DeleteUserSessions(kUser1));
+    EXPECT_EQ(deleted, 3);
+    // Again: nothing left. A user without sessions, and an unknown user: none either.
+    ASSERT_OK_AND_ASSIGN(const std::int64_t again, txn.DeleteUserSessions(kUser1));
+    EXPECT_EQ(again, 0);
+    ASSERT_OK_AND_ASSIGN(const std::int64_t none, txn.DeleteUserSessions(kUser3));
+    EXPECT_EQ(none, 0);
+    ASSERT_OK_AND_ASSIGN(const std::int64_t unknown, txn.DeleteUserSessions(kMissingUser));
+    EXPECT_EQ(unknown, 0);
+  });
+  EXPECT_EQ(LiveSessions(store(), {kSess1, kSess2, kSess3, kSess4}),
+            (std::vector<std::string>{kSess2}));
+  // The users stay.
+  for (const std::string& id : {kUser1, kUser2, kUser3}) {
+    EXPECT_TRUE(CommittedUser(store(), id).has_value()) << id;
+  }
+}
+
+TEST_P(StoreConformanceTest, DeleteExpiredSessionsDeletesExpiredAndIdleOnesAndCountsThem) {
+  CreateTwoOrgs(store());
+  constexpr UnixMicros kNow = kT2;
+  constexpr UnixMicros kIdleBefore = kT1;
+  // Each session is on one side of one of the two limits (both are inclusive).
+  auto session = [](const std::string& id, UnixMicros last_seen_at, UnixMicros expires_at) {
+    SessionRow row = MakeSession(id, kUser1, kT0);
+    row.last_seen_at = last_seen_at;
+    row.expires_at = expires_at;
+    return row;
+  };
+  const std::vector<SessionRow> sessions = {
+      session(kSess1, kNow, kNow),                  // expires exactly now: gone
+      session(kSess2, kNow, kNow + 1),              // active, ends later: kept
+      session(kSess3, kIdleBefore, kNow + 10),      // idle exactly up to the limit: gone
+      session(kSess4, kIdleBefore + 1, kNow + 10),  // seen just after it: kept
+      session(kSess5, kT0, kT0 + 1),                // both expired and idle: gone, counted once
+  };
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK(txn.InsertUser(MakeUser(kUser1, "ana@acme.example", kOrgA, "admin")));
+    for (const SessionRow& row : sessions) ASSERT_OK(txn.InsertSession(row));
+  });
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK_AND_ASSIGN(const std::int64_t deleted, txn.DeleteExpiredSessions(kNow, kIdleBefore));
+    EXPECT_EQ(deleted, 3);
+    ASSERT_OK_AND_ASSIGN(const std::int64_t again, txn.DeleteExpiredSessions(kNow, kIdleBefore));
+    EXPECT_EQ(again, 0);
+  });
+  EXPECT_EQ(LiveSessions(store(), {kSess1, kSess2, kSess3, kSess4, kSess5}),
+            (std::vector<std::string>{kSess2, kSess4}));
+  // The kept ones are unchanged.
+  const std::optional<SessionRow> kept = CommittedSession(store(), kSess4);
+  ASSERT_TRUE(kept.has_value());
+  ExpectSameSession(*kept, sessions[3]);
+  // Later, both limits pass them too.
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK_AND_ASSIGN(const std::int64_t rest, txn.DeleteExpiredSessions(kNow + 1, kT0));
+    EXPECT_EQ(rest, 1);  // kSess2 ends at kNow + 1
+    ASSERT_OK_AND_ASSIGN(const std::int64_t idle, txn.DeleteExpiredSessions(kNow, kIdleBefore + 1));
+    EXPECT_EQ(idle, 1);  // kSess4 was last seen at kIdleBefore + 1
+  });
+  EXPECT_EQ(LiveSessions(store(), {kSess2, kSess4}), std::vector<std::string>{});
+  // The user stays.
+  EXPECT_TRUE(CommittedUser(store(), kUser1).has_value());
+}
+
+TEST_P(StoreConformanceTest, DeleteOrgCascadesToItsUsersAndTheirSessionsOnly) {
+  CreateTwoOrgs(store());
+  const UserRow platform = MakeUser(kUser1, "ops@example.com", std::nullopt, "platform-admin");
+  const UserRow b_user = MakeUser(kUser4, "bob@globex.example", kOrgB, "member");
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK(txn.InsertUser(platform));
+    ASSERT_OK(txn.InsertUser(MakeUser(kUser2, "ana@acme.example", kOrgA, "admin")));
+    ASSERT_OK(txn.InsertUser(MakeUser(kUser3, "abe@acme.example", kOrgA, "reader")));
+    ASSERT_OK(txn.InsertUser(b_user));
+    ASSERT_OK(txn.InsertSession(MakeSession(kSess1, kUser1)));
+    ASSERT_OK(txn.InsertSession(MakeSession(kSess2, kUser2)));
+    ASSERT_OK(txn.InsertSession(MakeSession(kSess3, kUser2)));
+    ASSERT_OK(txn.InsertSession(MakeSession(kSess4, kUser3)));
+    ASSERT_OK(txn.InsertSession(MakeSession(kSess5, kUser4)));
+  });
+  InWriteTxn(store(), [](Txn& txn) { ASSERT_OK(txn.DeleteOrg(kOrgA)); });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+    ASSERT_OK_AND_ASSIGN(std::vector<UserRow> all, txn->ListUsers(std::nullopt));
+    EXPECT_EQ(UserEmails(all), (std::vector<std::string>{"bob@globex.example", "ops@example.com"}));
+    ASSERT_OK_AND_ASSIGN(std::vector<UserRow> a, txn->ListUsers(kOrgA));
+    EXPECT_TRUE(a.empty());
+    ASSERT_OK_AND_ASSIGN(std::optional<UserRow> by_id, txn->GetUserById(kUser2));
+    EXPECT_FALSE(by_id.has_value());
+    ASSERT_OK_AND_ASSIGN(std::optional<UserRow> by_email, txn->GetUserByEmail("abe@acme.example"));
+    EXPECT_FALSE(by_email.has_value());
+  }
+  // The deleted users' sessions went with them; the others' stayed.
+  EXPECT_EQ(LiveSessions(store(), {kSess1, kSess2, kSess3, kSess4, kSess5}),
+            (std::vector<std::string>{kSess1, kSess5}));
+  const std::optional<UserRow> kept = CommittedUser(store(), kUser4);
+  ASSERT_TRUE(kept.has_value());
+  ExpectSameUser(*kept, b_user);
+  InWriteTxn(store(), [](Txn& txn) {
+    // Nothing half-deleted is left behind: no session of a deleted user, the ids, emails and
+    // session hashes are free again, and a re-created org with the same id has no users.
+    ASSERT_OK_AND_ASSIGN(const std::int64_t orphans, txn.DeleteUserSessions(kUser2));
+    EXPECT_EQ(orphans, 0);
+    ASSERT_OK(txn.InsertOrg(MakeOrg(kOrgA, "acme-again")));
+    ASSERT_OK_AND_ASSIGN(std::vector<UserRow> a, txn.ListUsers(kOrgA));
+    EXPECT_TRUE(a.empty());
+    ASSERT_OK(txn.InsertUser(MakeUser(kUser2, "ana@acme.example", kOrgA, "admin", kT2)));
+    ASSERT_OK(txn.InsertSession(MakeSession(kSess2, kUser2, kT2)));
+    ASSERT_OK(txn.InsertUser(MakeUser(kUser5, "abe@acme.example", kOrgA, "admin", kT2)));
+    SessionRow reused_hash = MakeSession(kSess3, kUser5, kT2);
+    reused_hash.hash = SessionHashFor(kSess4);
+    ASSERT_OK(txn.InsertSession(reused_hash));
+  });
+}
+
+TEST_P(StoreConformanceTest, UserAndSessionWritesOnReadTxnAreRejected) {
+  CreateTwoOrgs(store());
+  const UserRow user = MakeUser(kUser1, "ana@acme.example", kOrgA, "member");
+  const SessionRow session = MakeSession(kSess1, kUser1, kT0);
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK(txn.InsertUser(user));
+    ASSERT_OK(txn.InsertSession(session));
+  });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+    EXPECT_ERROR_CODE(txn->InsertUser(MakeUser(kUser2, "bob@acme.example", kOrgA, "member")),
+                      ErrorCode::kFailedPrecondition);
+    UserRow changed = user;
+    changed.role = "admin";
+    changed.disabled_at = kT1;
+    EXPECT_ERROR_CODE(txn->UpdateUser(changed), ErrorCode::kFailedPrecondition);
+    EXPECT_ERROR_CODE(txn->InsertSession(MakeSession(kSess2, kUser1)),
+                      ErrorCode::kFailedPrecondition);
+    EXPECT_ERROR_CODE(txn->TouchSession(kSess1, kT2), ErrorCode::kFailedPrecondition);
+    EXPECT_ERROR_CODE(txn->DeleteSession(kSess1), ErrorCode::kFailedPrecondition);
+    EXPECT_ERROR_CODE(txn->DeleteUserSessions(kUser1), ErrorCode::kFailedPrecondition);
+    EXPECT_ERROR_CODE(txn->DeleteExpiredSessions(kT2 + 3'600'000'000, kT2),
+                      ErrorCode::kFailedPrecondition);
+    // Reading still works in the same transaction.
+    ASSERT_OK_AND_ASSIGN(std::vector<UserRow> all, txn->ListUsers(std::nullopt));
+    EXPECT_EQ(all.size(), 1u);
+    ASSERT_OK_AND_ASSIGN(std::optional<SessionRow> row, txn->GetSessionByHash(session.hash));
+    EXPECT_TRUE(row.has_value());
+    ASSERT_OK(txn->Commit());
+  }
+  const std::optional<UserRow> stored_user = CommittedUser(store(), kUser1);
+  ASSERT_TRUE(stored_user.has_value());
+  ExpectSameUser(*stored_user, user);
+  const std::optional<SessionRow> stored_session = CommittedSession(store(), kSess1);
+  ASSERT_TRUE(stored_session.has_value());
+  ExpectSameSession(*stored_session, session);
+  EXPECT_EQ(LiveSessions(store(), {kSess1, kSess2}), (std::vector<std::string>{kSess1}));
+}
+
+TEST_P(StoreConformanceTest, UncommittedUserAndSessionWritesLeaveNoTrace) {
+  CreateTwoOrgs(store());
+  const UserRow user = MakeUser(kUser1, "ana@acme.example", kOrgA, "member");
+  const SessionRow session = MakeSession(kSess1, kUser1, kT0);
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK(txn.InsertUser(user));
+    ASSERT_OK(txn.InsertSession(session));
+  });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kWrite));
+    ASSERT_OK(txn->InsertUser(MakeUser(kUser2, "bob@acme.example", kOrgA, "admin")));
+    ASSERT_OK(txn->InsertSession(MakeSession(kSess2, kUser2)));
+    UserRow changed = user;
+    changed.role = "admin";
+    changed.password_hash = PasswordHashFor(kUser5);
+    changed.disabled_at = kT1;
+    ASSERT_OK(txn->UpdateUser(changed));
+    ASSERT_OK(txn->TouchSession(kSess1, kT2));
+    ASSERT_OK_AND_ASSIGN(const std::int64_t deleted, txn->DeleteUserSessions(kUser1));
+    EXPECT_EQ(deleted, 1);
+    // Not committed: a reader sees none of it.
+    ASSERT_OK_AND_ASSIGN(auto reader, store().Begin(TxnMode::kRead));
+    ASSERT_OK_AND_ASSIGN(std::vector<UserRow> seen, reader->ListUsers(std::nullopt));
+    EXPECT_EQ(UserEmails(seen), (std::vector<std::string>{"ana@acme.example"}));
+    // Destroyed without Commit.
+  }
+  const std::optional<UserRow> stored_user = CommittedUser(store(), kUser1);
+  ASSERT_TRUE(stored_user.has_value());
+  ExpectSameUser(*stored_user, user);
+  EXPECT_FALSE(CommittedUser(store(), kUser2).has_value());
+  const std::optional<SessionRow> stored_session = CommittedSession(store(), kSess1);
+  ASSERT_TRUE(stored_session.has_value());
+  ExpectSameSession(*stored_session, session);
+  EXPECT_EQ(LiveSessions(store(), {kSess1, kSess2}), (std::vector<std::string>{kSess1}));
+  // The rolled-back ids, email and hash are free again.
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertUser(MakeUser(kUser2, "bob@acme.example", kOrgA, "admin")));
+    ASSERT_OK(txn.InsertSession(MakeSession(kSess2, kUser2)));
+  });
+}
+
+// Error messages may name user and session ids, emails and orgs, never a password hash or a
+// session's hash.
+TEST_P(StoreConformanceTest, UserAndSessionErrorMessagesNeverContainHashes) {
+  CreateTwoOrgs(store());
+  const UserRow user = MakeUser(kUser1, "ana@acme.example", kOrgA, "admin");
+  const SessionRow session = MakeSession(kSess1, kUser1);
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK(txn.InsertUser(user));
+    ASSERT_OK(txn.InsertSession(session));
+  });
+
+  std::vector<Error> errors;
+  auto collect = [&](auto&& operation) {
+    auto txn = store().Begin(TxnMode::kWrite);
+    if (!txn) {
+      ADD_FAILURE() << txn.error().ToString();
+      return;
+    }
+    Status status = operation(**txn);
+    if (status) {
+      ADD_FAILURE() << "operation " << errors.size() << " succeeded";
+    } else {
+      errors.push_back(status.error());
+    }
+  };
+  collect([&](Txn& txn) { return txn.InsertUser(user); });  // duplicate id and email
+  collect([&](Txn& txn) {
+    return txn.InsertUser(MakeUser(kUser2, user.email, kOrgB, "member"));  // same email
+  });
+  collect([&](Txn& txn) {
+    return txn.InsertUser(MakeUser(kUser1, "other@globex.example", kOrgB, "member"));  // same id
+  });
+  collect([&](Txn& txn) {
+    return txn.InsertUser(MakeUser(kUser3, "x@example.com", kMissingOrg, "member"));
+  });
+  collect([&](Txn& txn) {
+    return txn.InsertUser(MakeUser(kUser3, "x@example.com", kOrgA, "platform-admin"));
+  });
+  collect([&](Txn& txn) {
+    UserRow changed = user;
+    changed.role = "platform-admin";
+    return txn.UpdateUser(changed);
+  });
+  collect([&](Txn& txn) { return txn.UpdateUser(MakeUser(kMissingUser, "y@x", kOrgA, "admin")); });
+  collect([&](Txn& txn) { return txn.InsertSession(session); });  // duplicate id and hash
+  collect([&](Txn& txn) {
+    SessionRow same_hash = MakeSession(kSess2, kUser1);
+    same_hash.hash = session.hash;
+    return txn.InsertSession(same_hash);
+  });
+  collect([&](Txn& txn) { return txn.InsertSession(MakeSession(kSess3, kMissingUser)); });
+  collect([&](Txn& txn) { return txn.TouchSession(kMissingSess, kT1); });
+  collect([&](Txn& txn) { return txn.DeleteSession(kMissingSess); });
+  ASSERT_EQ(errors.size(), 12u);
+  EXPECT_EQ(errors[0].code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(errors[1].code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(errors[2].code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(errors[3].code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(errors[6].code(), ErrorCode::kNotFound);
+  EXPECT_EQ(errors[7].code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(errors[8].code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(errors[9].code(), ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(errors[10].code(), ErrorCode::kNotFound);
+  EXPECT_EQ(errors[11].code(), ErrorCode::kNotFound);
+  for (std::size_t i = 0; i < errors.size(); ++i) {
+    const std::string& message = errors[i].message();
+    SCOPED_TRACE(i);
+    // Neither the hashes nor their distinctive markers (no truncated copy).
+    EXPECT_EQ(message.find(user.password_hash), std::string::npos) << message;
+    EXPECT_EQ(message.find("$argon2id"), std::string::npos) << message;
+    EXPECT_EQ(message.find("5a17"), std::string::npos) << message;
+    EXPECT_EQ(message.find(session.hash), std::string::npos) << message;
+    EXPECT_EQ(message.find("5e55"), std::string::npos) << message;
+  }
+  // Messages still say which user, session or org they are about.
+  EXPECT_NE(errors[2].message().find(kUser1), std::string::npos) << errors[2].message();
+  EXPECT_NE(errors[3].message().find(kMissingOrg), std::string::npos) << errors[3].message();
+  EXPECT_NE(errors[9].message().find(kMissingUser), std::string::npos) << errors[9].message();
+  EXPECT_NE(errors[10].message().find(kMissingSess), std::string::npos) << errors[10].message();
 }
 
 // ---- Audit log

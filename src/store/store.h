@@ -163,6 +163,32 @@ struct ExecutionFilter {
   std::size_t limit = 100;
 };
 
+// A person who signs in to the web UI (docs/web-ui.md). The password is kept only as its
+// Argon2id PHC string.
+struct UserRow {
+  std::string id;     // canonical lower-case UUID
+  std::string email;  // lower-cased; unique
+  std::optional<std::string> org_id;  // nullopt for platform-admin users
+  std::string role;                   // "platform-admin" | "admin" | "member" | "reader"
+  std::string password_hash;          // "$argon2id$v=19$m=...,t=...,p=...$salt$hash"
+  UnixMicros created_at = 0;
+  std::string created_by;
+  UnixMicros updated_at = 0;  // last change of password, role or state
+  std::optional<UnixMicros> disabled_at;
+  std::optional<UnixMicros> last_login_at;
+};
+
+// A signed-in browser session. The session token itself is never stored: only its SHA-256.
+struct SessionRow {
+  std::string id;  // canonical lower-case UUID
+  std::string user_id;
+  std::string hash;  // hex SHA-256 of the session token; unique
+  UnixMicros created_at = 0;
+  UnixMicros last_seen_at = 0;
+  UnixMicros expires_at = 0;  // absolute end, whatever the activity
+  std::string client_address;
+};
+
 // One record of the audit log (docs/audit.md). Records form a hash chain: `mac` is the
 // HMAC of the record's content and of `prev_mac` under the audit key named by `key_id`.
 // The store keeps them as given and computes nothing; the audit module makes and checks
@@ -224,8 +250,8 @@ class Txn {
   virtual Result<std::optional<OrgRow>> GetOrgById(std::string_view id) = 0;
   virtual Result<std::optional<OrgRow>> GetOrgByName(std::string_view name) = 0;
   virtual Result<std::vector<OrgRow>> ListOrgs() = 0;  // ordered by name
-  // Deletes the org and every config row, token, data key and execution of it. kNotFound if
-  // there is no such org.
+  // Deletes the org and every config row, token, data key, execution and user (with their
+  // sessions) of it. kNotFound if there is no such org.
   virtual Status DeleteOrg(std::string_view id) = 0;
 
   // Config rows of one scope. Rows of an org scope require the org to exist
@@ -322,6 +348,30 @@ class Txn {
   virtual Status RevokeToken(std::string_view id, UnixMicros at) = 0;
   // Sets last_used_at (only ever forward). kNotFound if there is no such token.
   virtual Status TouchToken(std::string_view id, UnixMicros at) = 0;
+
+  // Users. InsertUser: kAlreadyExists on a duplicate id or email, kFailedPrecondition if
+  // its org does not exist. Deleting an org deletes its users and their sessions.
+  virtual Status InsertUser(const UserRow& user) = 0;
+  virtual Result<std::optional<UserRow>> GetUserById(std::string_view id) = 0;
+  virtual Result<std::optional<UserRow>> GetUserByEmail(std::string_view email) = 0;
+  // All users, or those of one org (nullopt = all), ordered by email.
+  virtual Result<std::vector<UserRow>> ListUsers(std::optional<std::string_view> org_id) = 0;
+  // Replaces role, password_hash, updated_at, disabled_at and last_login_at of the user
+  // with user.id (the rest is kept). kNotFound if there is no such user.
+  virtual Status UpdateUser(const UserRow& user) = 0;
+
+  // Sessions. InsertSession: kAlreadyExists on a duplicate id or hash, kFailedPrecondition
+  // if its user does not exist.
+  virtual Status InsertSession(const SessionRow& session) = 0;
+  virtual Result<std::optional<SessionRow>> GetSessionByHash(std::string_view hash) = 0;
+  // Sets last_seen_at (only ever forward). kNotFound if there is no such session.
+  virtual Status TouchSession(std::string_view id, UnixMicros at) = 0;
+  // kNotFound if there is no such session.
+  virtual Status DeleteSession(std::string_view id) = 0;
+  // Every session of the user; returns how many.
+  virtual Result<std::int64_t> DeleteUserSessions(std::string_view user_id) = 0;
+  // Every session with expires_at <= now or last_seen_at <= idle_before; returns how many.
+  virtual Result<std::int64_t> DeleteExpiredSessions(UnixMicros now, UnixMicros idle_before) = 0;
 
   // Keys this database has been used with. InsertKeyCheck: kAlreadyExists on a duplicate id.
   virtual Result<std::vector<KeyCheckRow>> ListKeyChecks() = 0;

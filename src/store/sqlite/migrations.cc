@@ -193,6 +193,51 @@ CREATE INDEX executions_org_created ON executions (org_id, created_at DESC, id D
 CREATE INDEX executions_created ON executions (created_at DESC, id DESC);
 CREATE INDEX executions_unfinished ON executions (status) WHERE status IN ('pending', 'running');
 )sql"},
+    {6, "users_and_sessions", R"sql(
+-- People who sign in to the web UI (docs/web-ui.md). The password is kept only as its
+-- Argon2id PHC string. email is lower-cased by the caller and compared exactly here. org_id
+-- is NULL exactly for platform admins, as for tokens. Deleting an organization deletes its
+-- users, and with them their sessions. disabled_at and last_login_at are NULL until the user
+-- is disabled or first signs in.
+CREATE TABLE users (
+  id            TEXT    NOT NULL PRIMARY KEY,
+  email         TEXT    NOT NULL UNIQUE,
+  org_id        TEXT    NULL REFERENCES organizations(id) ON DELETE CASCADE,
+  role          TEXT    NOT NULL CHECK (role IN ('platform-admin', 'admin', 'member', 'reader')),
+  password_hash TEXT    NOT NULL,
+  created_at    INTEGER NOT NULL,
+  created_by    TEXT    NOT NULL,
+  updated_at    INTEGER NOT NULL,
+  disabled_at   INTEGER NULL,
+  last_login_at INTEGER NULL,
+  CONSTRAINT platform_iff_no_org CHECK ((role = 'platform-admin') = (org_id IS NULL))
+) STRICT;
+
+-- One org's users by email (and the ON DELETE CASCADE from organizations). Every user by
+-- email walks the UNIQUE index on email.
+CREATE INDEX users_org_email ON users (org_id, email);
+
+-- Signed-in browser sessions. Only the SHA-256 of a session token (lower-case hex) is kept.
+-- A session ends at expires_at whatever its activity, or once last_seen_at is too old
+-- (the caller's idle timeout); DeleteExpiredSessions removes both kinds. Deleting a user
+-- deletes its sessions.
+CREATE TABLE sessions (
+  id             TEXT    NOT NULL PRIMARY KEY,
+  user_id        TEXT    NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  hash           TEXT    NOT NULL UNIQUE,
+  created_at     INTEGER NOT NULL,
+  last_seen_at   INTEGER NOT NULL,
+  expires_at     INTEGER NOT NULL,
+  client_address TEXT    NOT NULL
+) STRICT;
+
+-- One user's sessions (sign-out everywhere, and the ON DELETE CASCADE from users). The sweep
+-- "expires_at <= ? OR last_seen_at <= ?" reads the two time indexes (a multi-index OR)
+-- instead of the whole table.
+CREATE INDEX sessions_user_id ON sessions (user_id);
+CREATE INDEX sessions_expires_at ON sessions (expires_at);
+CREATE INDEX sessions_last_seen_at ON sessions (last_seen_at);
+)sql"},
 };
 
 constexpr const char* kCreateMigrationsTable = R"sql(

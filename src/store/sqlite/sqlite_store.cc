@@ -222,6 +222,63 @@ Status ValidateTokenRow(const TokenRow& row) {
   return Ok();
 }
 
+bool IsRole(std::string_view role) {
+  return role == "platform-admin" || role == "admin" || role == "member" || role == "reader";
+}
+
+std::string UserSubject(std::string_view id) { return "user '" + std::string(id) + "'"; }
+
+// The columns every user query returns, in ReadUserRow's order.
+// id, email, org_id, role, password_hash, created_at, created_by, updated_at, disabled_at,
+// last_login_at
+
+UserRow ReadUserRow(const Statement& stmt) {
+  UserRow row;
+  row.id = stmt.ColumnText(0);
+  row.email = stmt.ColumnText(1);
+  row.org_id = stmt.ColumnOptionalText(2);
+  row.role = stmt.ColumnText(3);
+  row.password_hash = stmt.ColumnText(4);
+  row.created_at = stmt.ColumnInt64(5);
+  row.created_by = stmt.ColumnText(6);
+  row.updated_at = stmt.ColumnInt64(7);
+  row.disabled_at = ColumnOptionalInt64(stmt, 8);
+  row.last_login_at = ColumnOptionalInt64(stmt, 9);
+  return row;
+}
+
+// A user row's own consistency rules, checked before SQLite's CHECK constraints so that the
+// message names the user. Messages never contain the password hash.
+Status ValidateUserRow(const UserRow& row) {
+  if (!IsRole(row.role)) {
+    return Fail(ErrorCode::kInvalidArgument,
+                UserSubject(row.id) + " has unknown role '" + row.role + "'");
+  }
+  if ((row.role == "platform-admin") == row.org_id.has_value()) {
+    return Fail(ErrorCode::kInvalidArgument,
+                UserSubject(row.id) + (row.org_id ? " has role platform-admin but an org"
+                                                  : " has org role '" + row.role + "' but no org"));
+  }
+  return Ok();
+}
+
+std::string SessionSubject(std::string_view id) { return "session '" + std::string(id) + "'"; }
+
+// The columns every session query returns, in ReadSessionRow's order.
+// id, user_id, hash, created_at, last_seen_at, expires_at, client_address
+
+SessionRow ReadSessionRow(const Statement& stmt) {
+  SessionRow row;
+  row.id = stmt.ColumnText(0);
+  row.user_id = stmt.ColumnText(1);
+  row.hash = stmt.ColumnText(2);
+  row.created_at = stmt.ColumnInt64(3);
+  row.last_seen_at = stmt.ColumnInt64(4);
+  row.expires_at = stmt.ColumnInt64(5);
+  row.client_address = stmt.ColumnText(6);
+  return row;
+}
+
 std::string AuditSubject(std::int64_t seq) {
   std::string subject = "audit record ";
   subject += std::to_string(seq);
@@ -530,6 +587,45 @@ constexpr std::string_view kRevokeToken =
     "UPDATE tokens SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1";
 constexpr std::string_view kTouchToken =
     "UPDATE tokens SET last_used_at = max(coalesce(last_used_at, ?2), ?2) WHERE id = ?1";
+
+// The columns every user query returns, in ReadUserRow's order.
+#define BIFROST_USER_COLUMNS                                                     \
+  "id, email, org_id, role, password_hash, created_at, created_by, updated_at, " \
+  "disabled_at, last_login_at"
+constexpr std::string_view kInsertUser =
+    "INSERT INTO users (" BIFROST_USER_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+constexpr std::string_view kGetUserById =
+    "SELECT " BIFROST_USER_COLUMNS " FROM users WHERE id = ?1";
+constexpr std::string_view kGetUserByEmail =
+    "SELECT " BIFROST_USER_COLUMNS " FROM users WHERE email = ?1";
+// By email; the UNIQUE index on email, or users_org_email for one org, gives the order.
+constexpr std::string_view kListUsersAll =
+    "SELECT " BIFROST_USER_COLUMNS " FROM users ORDER BY email";
+constexpr std::string_view kListUsersOrg =
+    "SELECT " BIFROST_USER_COLUMNS " FROM users WHERE org_id = ?1 ORDER BY email";
+#undef BIFROST_USER_COLUMNS
+// Only what may change; id, email, org_id, created_at and created_by are kept.
+constexpr std::string_view kUpdateUser =
+    "UPDATE users SET role = ?2, password_hash = ?3, updated_at = ?4, disabled_at = ?5, "
+    "last_login_at = ?6 WHERE id = ?1";
+
+#define BIFROST_SESSION_COLUMNS \
+  "id, user_id, hash, created_at, last_seen_at, expires_at, client_address"
+constexpr std::string_view kInsertSession =
+    "INSERT INTO sessions (" BIFROST_SESSION_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+constexpr std::string_view kGetSessionById =
+    "SELECT " BIFROST_SESSION_COLUMNS " FROM sessions WHERE id = ?1";
+constexpr std::string_view kGetSessionByHash =
+    "SELECT " BIFROST_SESSION_COLUMNS " FROM sessions WHERE hash = ?1";
+#undef BIFROST_SESSION_COLUMNS
+// Last activity only moves forward.
+constexpr std::string_view kTouchSession =
+    "UPDATE sessions SET last_seen_at = max(last_seen_at, ?2) WHERE id = ?1";
+constexpr std::string_view kDeleteSession = "DELETE FROM sessions WHERE id = ?1";
+constexpr std::string_view kDeleteUserSessions = "DELETE FROM sessions WHERE user_id = ?1";
+// Both conditions have an index, so SQLite reads only the matching rows (a multi-index OR).
+constexpr std::string_view kDeleteExpiredSessions =
+    "DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen_at <= ?2";
 
 constexpr std::string_view kListKeyChecks =
     "SELECT key_id, check_value, added_at FROM key_checks ORDER BY added_at, key_id";
@@ -1236,6 +1332,178 @@ class SqliteTxn final : public Txn {
     return UpdateToken(kTouchToken, "TouchToken", "touch token", id, at);
   }
 
+  // ---- Users
+
+  Status InsertUser(const UserRow& user) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("InsertUser"));
+    BIFROST_RETURN_IF_ERROR(ValidateUserRow(user));
+    if (user.org_id.has_value()) {
+      BIFROST_ASSIGN_OR_RETURN(const std::optional<OrgRow> org, GetOrgById(*user.org_id));
+      if (!org.has_value()) {
+        return Fail(ErrorCode::kFailedPrecondition,
+                    UserSubject(user.id) + ": organization '" + *user.org_id + "' does not exist");
+      }
+    }
+    Status inserted = [&]() -> Status {
+      BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(kInsertUser, "insert user"));
+      stmt.BindText(1, user.id);
+      stmt.BindText(2, user.email);
+      stmt.BindOptionalText(3, user.org_id);
+      stmt.BindText(4, user.role);
+      stmt.BindText(5, user.password_hash);
+      stmt.BindInt64(6, user.created_at);
+      stmt.BindText(7, user.created_by);
+      stmt.BindInt64(8, user.updated_at);
+      BindOptionalInt64(stmt, 9, user.disabled_at);
+      BindOptionalInt64(stmt, 10, user.last_login_at);
+      return stmt.Run();
+    }();
+    if (inserted) return Ok();
+    if (inserted.error().code() != ErrorCode::kAlreadyExists) {
+      return Fail(Annotate(inserted.error(), UserSubject(user.id)));
+    }
+    // Which of the two unique columns collided?
+    BIFROST_ASSIGN_OR_RETURN(const std::optional<UserRow> same_id, GetUserById(user.id));
+    if (same_id.has_value()) {
+      return Fail(ErrorCode::kAlreadyExists, UserSubject(user.id) + " already exists");
+    }
+    return Fail(ErrorCode::kAlreadyExists,
+                UserSubject(user.id) + ": a user with email '" + user.email + "' already exists");
+  }
+
+  Result<std::optional<UserRow>> GetUserById(std::string_view id) override {
+    return GetUser(kGetUserById, id, "get user by id");
+  }
+
+  Result<std::optional<UserRow>> GetUserByEmail(std::string_view email) override {
+    return GetUser(kGetUserByEmail, email, "get user by email");
+  }
+
+  Result<std::vector<UserRow>> ListUsers(std::optional<std::string_view> org_id) override {
+    BIFROST_RETURN_IF_ERROR(CheckUsable());
+    BIFROST_ASSIGN_OR_RETURN(
+        Statement stmt,
+        connection_->Prepare(org_id.has_value() ? kListUsersOrg : kListUsersAll, "list users"));
+    if (org_id.has_value()) stmt.BindText(1, *org_id);
+    std::vector<UserRow> rows;
+    while (true) {
+      BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
+      if (!has_row) break;
+      rows.push_back(ReadUserRow(stmt));
+    }
+    return rows;
+  }
+
+  Status UpdateUser(const UserRow& user) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("UpdateUser"));
+    // The org is kept, so the new role is checked against the stored org, not user.org_id.
+    BIFROST_ASSIGN_OR_RETURN(const std::optional<UserRow> current, GetUserById(user.id));
+    if (!current.has_value()) {
+      return Fail(ErrorCode::kNotFound, UserSubject(user.id) + " does not exist");
+    }
+    UserRow changed = *current;
+    changed.role = user.role;
+    BIFROST_RETURN_IF_ERROR(ValidateUserRow(changed));
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(kUpdateUser, "update user"));
+    stmt.BindText(1, user.id);
+    stmt.BindText(2, user.role);
+    stmt.BindText(3, user.password_hash);
+    stmt.BindInt64(4, user.updated_at);
+    BindOptionalInt64(stmt, 5, user.disabled_at);
+    BindOptionalInt64(stmt, 6, user.last_login_at);
+    Status updated = stmt.Run();
+    if (!updated) return Fail(Annotate(updated.error(), UserSubject(user.id)));
+    return Ok();
+  }
+
+  // ---- Sessions
+
+  Status InsertSession(const SessionRow& session) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("InsertSession"));
+    BIFROST_ASSIGN_OR_RETURN(const std::optional<UserRow> user, GetUserById(session.user_id));
+    if (!user.has_value()) {
+      return Fail(ErrorCode::kFailedPrecondition,
+                  SessionSubject(session.id) + ": user '" + session.user_id + "' does not exist");
+    }
+    Status inserted = [&]() -> Status {
+      BIFROST_ASSIGN_OR_RETURN(Statement stmt,
+                               connection_->Prepare(kInsertSession, "insert session"));
+      stmt.BindText(1, session.id);
+      stmt.BindText(2, session.user_id);
+      stmt.BindText(3, session.hash);
+      stmt.BindInt64(4, session.created_at);
+      stmt.BindInt64(5, session.last_seen_at);
+      stmt.BindInt64(6, session.expires_at);
+      stmt.BindText(7, session.client_address);
+      return stmt.Run();
+    }();
+    if (inserted) return Ok();
+    if (inserted.error().code() != ErrorCode::kAlreadyExists) {
+      return Fail(Annotate(inserted.error(), SessionSubject(session.id)));
+    }
+    // Which of the two unique columns collided? The hash is never named.
+    BIFROST_ASSIGN_OR_RETURN(const std::optional<SessionRow> same_id,
+                             GetSession(kGetSessionById, session.id, "get session by id"));
+    if (same_id.has_value()) {
+      return Fail(ErrorCode::kAlreadyExists, SessionSubject(session.id) + " already exists");
+    }
+    return Fail(ErrorCode::kAlreadyExists,
+                SessionSubject(session.id) + ": another session has the same hash");
+  }
+
+  Result<std::optional<SessionRow>> GetSessionByHash(std::string_view hash) override {
+    return GetSession(kGetSessionByHash, hash, "get session by hash");
+  }
+
+  Status TouchSession(std::string_view id, UnixMicros at) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("TouchSession"));
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(kTouchSession, "touch session"));
+    stmt.BindText(1, id);
+    stmt.BindInt64(2, at);
+    Status touched = stmt.Run();
+    if (!touched) return Fail(Annotate(touched.error(), SessionSubject(id)));
+    if (connection_->Changes() == 0) {
+      return Fail(ErrorCode::kNotFound, SessionSubject(id) + " does not exist");
+    }
+    return Ok();
+  }
+
+  Status DeleteSession(std::string_view id) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("DeleteSession"));
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt,
+                             connection_->Prepare(kDeleteSession, "delete session"));
+    stmt.BindText(1, id);
+    Status deleted = stmt.Run();
+    if (!deleted) return Fail(Annotate(deleted.error(), SessionSubject(id)));
+    if (connection_->Changes() == 0) {
+      return Fail(ErrorCode::kNotFound, SessionSubject(id) + " does not exist");
+    }
+    return Ok();
+  }
+
+  Result<std::int64_t> DeleteUserSessions(std::string_view user_id) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("DeleteUserSessions"));
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt,
+                             connection_->Prepare(kDeleteUserSessions, "delete user sessions"));
+    stmt.BindText(1, user_id);
+    Status deleted = stmt.Run();
+    if (!deleted) {
+      return Fail(Annotate(deleted.error(), "sessions of " + UserSubject(user_id)));
+    }
+    return connection_->Changes();
+  }
+
+  Result<std::int64_t> DeleteExpiredSessions(UnixMicros now, UnixMicros idle_before) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("DeleteExpiredSessions"));
+    BIFROST_ASSIGN_OR_RETURN(
+        Statement stmt, connection_->Prepare(kDeleteExpiredSessions, "delete expired sessions"));
+    stmt.BindInt64(1, now);
+    stmt.BindInt64(2, idle_before);
+    Status deleted = stmt.Run();
+    if (!deleted) return Fail(Annotate(deleted.error(), "expired sessions"));
+    return connection_->Changes();
+  }
+
   // ---- Key checks
 
   Result<std::vector<KeyCheckRow>> ListKeyChecks() override {
@@ -1479,6 +1747,26 @@ class SqliteTxn final : public Txn {
     BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
     if (!has_row) return std::optional<TokenRow>();
     return std::optional<TokenRow>(ReadTokenRow(stmt));
+  }
+
+  Result<std::optional<UserRow>> GetUser(std::string_view sql, std::string_view value,
+                                         std::string_view what) {
+    BIFROST_RETURN_IF_ERROR(CheckUsable());
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(sql, what));
+    stmt.BindText(1, value);
+    BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
+    if (!has_row) return std::optional<UserRow>();
+    return std::optional<UserRow>(ReadUserRow(stmt));
+  }
+
+  Result<std::optional<SessionRow>> GetSession(std::string_view sql, std::string_view value,
+                                               std::string_view what) {
+    BIFROST_RETURN_IF_ERROR(CheckUsable());
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(sql, what));
+    stmt.BindText(1, value);
+    BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
+    if (!has_row) return std::optional<SessionRow>();
+    return std::optional<SessionRow>(ReadSessionRow(stmt));
   }
 
   // Runs a one-row token UPDATE taking (id, time); kNotFound when no row has the id.

@@ -19,7 +19,8 @@
 //
 // Schema: migrations (store/sqlite/migrations.h) are applied by Open() in one write
 // transaction; a database newer than this binary is refused. Deleting an organization
-// deletes its config rows, tokens and data keys through ON DELETE CASCADE.
+// deletes its config rows, tokens, data keys, executions and users through ON DELETE
+// CASCADE, and deleting a user deletes its sessions the same way.
 //
 // Thread-safety: Begin() may be called from any number of threads. Each Txn belongs to one
 // thread. Every Txn must be destroyed before the SqliteStore (checked: the destructor aborts

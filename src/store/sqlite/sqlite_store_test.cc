@@ -152,7 +152,7 @@ class SqliteStoreTest : public ::testing::Test {
 TEST_F(SqliteStoreTest, OpenReportsBackendAndPath) {
   ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
   EXPECT_EQ(store->BackendName(), "sqlite");
-  EXPECT_EQ(store->SchemaVersion(), 5);
+  EXPECT_EQ(store->SchemaVersion(), 6);
   EXPECT_EQ(store->database_path(), db_path_);
 }
 
@@ -183,27 +183,28 @@ TEST_F(SqliteStoreTest, EveryConnectionHasTheRequiredSettings) {
 TEST_F(SqliteStoreTest, SchemaMigrationsRecordsEachVersionOnceAcrossReopens) {
   {
     ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
-    EXPECT_EQ(store->SchemaVersion(), 5);
+    EXPECT_EQ(store->SchemaVersion(), 6);
   }
   clock_.AdvanceMicros(60'000'000);
   {
     ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
-    EXPECT_EQ(store->SchemaVersion(), 5);
+    EXPECT_EQ(store->SchemaVersion(), 6);
   }
   RawDb raw(db_path_);
   ASSERT_TRUE(raw.IsOpen());
   EXPECT_EQ(raw.QueryText("SELECT count(*) FROM schema_migrations"),
-            std::optional<std::string>("5"));
-  EXPECT_EQ(raw.QueryText("SELECT group_concat(version || ':' || name || ':' || applied_at, ' ') "
-                          "FROM (SELECT * FROM schema_migrations ORDER BY version)"),
-            std::optional<std::string>(
-                "1:initial_schema:" + std::to_string(kT0) + " 2:api_tokens:" + std::to_string(kT0) +
-                " 3:audit_log:" + std::to_string(kT0) + " 4:data_keys:" + std::to_string(kT0) +
-                " 5:executions:" + std::to_string(kT0)));
+            std::optional<std::string>("6"));
+  EXPECT_EQ(
+      raw.QueryText("SELECT group_concat(version || ':' || name || ':' || applied_at, ' ') "
+                    "FROM (SELECT * FROM schema_migrations ORDER BY version)"),
+      std::optional<std::string>(
+          "1:initial_schema:" + std::to_string(kT0) + " 2:api_tokens:" + std::to_string(kT0) +
+          " 3:audit_log:" + std::to_string(kT0) + " 4:data_keys:" + std::to_string(kT0) +
+          " 5:executions:" + std::to_string(kT0) + " 6:users_and_sessions:" + std::to_string(kT0)));
   // The tables of every migration exist and are STRICT.
   for (const char* table :
        {"organizations", "configs", "key_checks", "tokens", "audit_log", "audit_checkpoint",
-        "data_keys", "key_jobs", "executions", "schema_migrations"}) {
+        "data_keys", "key_jobs", "executions", "users", "sessions", "schema_migrations"}) {
     EXPECT_EQ(raw.QueryText(std::string("SELECT strict FROM pragma_table_list WHERE name = '") +
                             table + "'"),
               std::optional<std::string>("1"))
@@ -231,22 +232,24 @@ TEST_F(SqliteStoreTest, ConcurrentOpensOfAFreshDatabaseMigrateOnce) {
   for (std::thread& thread : threads) thread.join();
   for (int i = 0; i < kOpeners; ++i) {
     EXPECT_FALSE(errors[i].has_value()) << errors[i]->ToString();
-    EXPECT_EQ(versions[i], 5);
+    EXPECT_EQ(versions[i], 6);
   }
   RawDb raw(db_path_);
   ASSERT_TRUE(raw.IsOpen());
   EXPECT_EQ(raw.QueryText("SELECT count(*) FROM schema_migrations"),
-            std::optional<std::string>("5"));
+            std::optional<std::string>("6"));
 }
 
 // A database written by a binary that knew only migration 1 is brought to the latest version
-// on open, keeping its data, and migrations 2 to 5 are recorded with the time of that open.
+// on open, keeping its data, and migrations 2 to 6 are recorded with the time of that open.
 TEST_F(SqliteStoreTest, VersionOneDatabaseIsMigratedToLatest) {
   { ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options())); }
   {
     // Roll the file back to what migration 1 alone leaves, plus some data.
     RawDb raw(db_path_);
     ASSERT_TRUE(raw.IsOpen());
+    ASSERT_TRUE(raw.Exec("DROP TABLE sessions"));
+    ASSERT_TRUE(raw.Exec("DROP TABLE users"));
     ASSERT_TRUE(raw.Exec("DROP TABLE executions"));
     ASSERT_TRUE(raw.Exec("DROP INDEX configs_scope_key_id"));
     ASSERT_TRUE(raw.Exec("DROP TABLE key_jobs"));
@@ -262,7 +265,7 @@ TEST_F(SqliteStoreTest, VersionOneDatabaseIsMigratedToLatest) {
   }
   clock_.AdvanceMicros(5'000'000);
   ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
-  EXPECT_EQ(store->SchemaVersion(), 5);
+  EXPECT_EQ(store->SchemaVersion(), 6);
   {
     ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
     ASSERT_OK_AND_ASSIGN(std::optional<OrgRow> org, txn->GetOrgById(kOrgA));
@@ -288,6 +291,8 @@ TEST_F(SqliteStoreTest, VersionOneDatabaseIsMigratedToLatest) {
             std::optional<std::string>(std::to_string(kT0 + 5'000'000)));
   EXPECT_EQ(raw.QueryText("SELECT applied_at FROM schema_migrations WHERE version = 5"),
             std::optional<std::string>(std::to_string(kT0 + 5'000'000)));
+  EXPECT_EQ(raw.QueryText("SELECT applied_at FROM schema_migrations WHERE version = 6"),
+            std::optional<std::string>(std::to_string(kT0 + 5'000'000)));
   EXPECT_EQ(raw.QueryText("SELECT applied_at FROM schema_migrations WHERE version = 1"),
             std::optional<std::string>(std::to_string(kT0)));
   EXPECT_EQ(raw.QueryText("SELECT count(*) FROM tokens"), std::optional<std::string>("1"));
@@ -298,7 +303,7 @@ TEST_F(SqliteStoreTest, VersionOneDatabaseIsMigratedToLatest) {
 }
 
 // A database written by a binary that knew migrations 1 and 2 gains the audit tables on
-// open, keeping its orgs, configs and tokens; migrations 3 to 5 are recorded with that
+// open, keeping its orgs, configs and tokens; migrations 3 to 6 are recorded with that
 // open's time.
 TEST_F(SqliteStoreTest, VersionTwoDatabaseIsMigratedToLatest) {
   const std::string token_id = "7d1c1d8e-3d6c-4b53-9a39-5b0e7c6f0001";
@@ -320,6 +325,8 @@ TEST_F(SqliteStoreTest, VersionTwoDatabaseIsMigratedToLatest) {
     // Roll the file back to what migrations 1 and 2 leave.
     RawDb raw(db_path_);
     ASSERT_TRUE(raw.IsOpen());
+    ASSERT_TRUE(raw.Exec("DROP TABLE sessions"));
+    ASSERT_TRUE(raw.Exec("DROP TABLE users"));
     ASSERT_TRUE(raw.Exec("DROP TABLE executions"));
     ASSERT_TRUE(raw.Exec("DROP INDEX configs_scope_key_id"));
     ASSERT_TRUE(raw.Exec("DROP TABLE key_jobs"));
@@ -332,7 +339,7 @@ TEST_F(SqliteStoreTest, VersionTwoDatabaseIsMigratedToLatest) {
   }
   clock_.AdvanceMicros(7'000'000);
   ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
-  EXPECT_EQ(store->SchemaVersion(), 5);
+  EXPECT_EQ(store->SchemaVersion(), 6);
   {
     ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
     ASSERT_OK_AND_ASSIGN(std::optional<OrgRow> org, txn->GetOrgById(kOrgA));
@@ -364,7 +371,8 @@ TEST_F(SqliteStoreTest, VersionTwoDatabaseIsMigratedToLatest) {
                                        " 2:api_tokens:" + std::to_string(kT0) +
                                        " 3:audit_log:" + std::to_string(kT0 + 7'000'000) +
                                        " 4:data_keys:" + std::to_string(kT0 + 7'000'000) +
-                                       " 5:executions:" + std::to_string(kT0 + 7'000'000)));
+                                       " 5:executions:" + std::to_string(kT0 + 7'000'000) +
+                                       " 6:users_and_sessions:" + std::to_string(kT0 + 7'000'000)));
   for (const char* table : {"audit_log", "audit_checkpoint"}) {
     EXPECT_EQ(raw.QueryText(std::string("SELECT strict FROM pragma_table_list WHERE name = '") +
                             table + "'"),
@@ -468,7 +476,7 @@ TEST_F(SqliteStoreTest, NewerSchemaVersionIsRefused) {
   ASSERT_FALSE(store.has_value());
   EXPECT_EQ(store.error().code(), ErrorCode::kFailedPrecondition) << store.error().ToString();
   EXPECT_EQ(store.error().message(),
-            "database schema version 7 is newer than this bifrost supports (5); upgrade bifrost");
+            "database schema version 7 is newer than this bifrost supports (6); upgrade bifrost");
 }
 
 TEST_F(SqliteStoreTest, DataIsDurableAcrossCloseAndReopen) {
@@ -849,6 +857,8 @@ TEST_F(SqliteStoreTest, VersionThreeDatabaseIsMigratedToLatest) {
   {
     RawDb raw(db_path_);
     ASSERT_TRUE(raw.IsOpen());
+    ASSERT_TRUE(raw.Exec("DROP TABLE sessions"));
+    ASSERT_TRUE(raw.Exec("DROP TABLE users"));
     ASSERT_TRUE(raw.Exec("DROP TABLE executions"));
     ASSERT_TRUE(raw.Exec("DROP INDEX configs_scope_key_id"));
     ASSERT_TRUE(raw.Exec("DROP TABLE key_jobs"));
@@ -857,7 +867,7 @@ TEST_F(SqliteStoreTest, VersionThreeDatabaseIsMigratedToLatest) {
   }
   clock_.AdvanceMicros(9'000'000);
   ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
-  EXPECT_EQ(store->SchemaVersion(), 5);
+  EXPECT_EQ(store->SchemaVersion(), 6);
   {
     ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
     ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> left,
@@ -885,6 +895,8 @@ TEST_F(SqliteStoreTest, VersionThreeDatabaseIsMigratedToLatest) {
             std::optional<std::string>(std::to_string(kT0 + 9'000'000)));
   EXPECT_EQ(raw.QueryText("SELECT applied_at FROM schema_migrations WHERE version = 5"),
             std::optional<std::string>(std::to_string(kT0 + 9'000'000)));
+  EXPECT_EQ(raw.QueryText("SELECT applied_at FROM schema_migrations WHERE version = 6"),
+            std::optional<std::string>(std::to_string(kT0 + 9'000'000)));
   EXPECT_EQ(raw.QueryText("SELECT count(*) FROM pragma_index_list('configs') "
                           "WHERE name = 'configs_scope_key_id'"),
             std::optional<std::string>("1"));
@@ -895,8 +907,9 @@ TEST_F(SqliteStoreTest, VersionThreeDatabaseIsMigratedToLatest) {
 }
 
 // A database from before workflow executions (schema 4) keeps its rows and gains the
-// executions table and its indexes, recorded with that open's time.
-TEST_F(SqliteStoreTest, VersionFourDatabaseIsMigratedToVersionFive) {
+// executions table and its indexes (and the later migrations), recorded with that open's
+// time.
+TEST_F(SqliteStoreTest, VersionFourDatabaseIsMigratedToLatest) {
   {
     ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
     ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
@@ -907,12 +920,14 @@ TEST_F(SqliteStoreTest, VersionFourDatabaseIsMigratedToVersionFive) {
     // Roll the file back to what migrations 1 to 4 leave.
     RawDb raw(db_path_);
     ASSERT_TRUE(raw.IsOpen());
+    ASSERT_TRUE(raw.Exec("DROP TABLE sessions"));
+    ASSERT_TRUE(raw.Exec("DROP TABLE users"));
     ASSERT_TRUE(raw.Exec("DROP TABLE executions"));
-    ASSERT_TRUE(raw.Exec("DELETE FROM schema_migrations WHERE version = 5"));
+    ASSERT_TRUE(raw.Exec("DELETE FROM schema_migrations WHERE version >= 5"));
   }
   clock_.AdvanceMicros(11'000'000);
   ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
-  EXPECT_EQ(store->SchemaVersion(), 5);
+  EXPECT_EQ(store->SchemaVersion(), 6);
   {
     ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
     ASSERT_OK_AND_ASSIGN(std::optional<OrgRow> org, txn->GetOrgById(kOrgA));
@@ -929,11 +944,13 @@ TEST_F(SqliteStoreTest, VersionFourDatabaseIsMigratedToVersionFive) {
   }
   RawDb raw(db_path_);
   ASSERT_TRUE(raw.IsOpen());
-  EXPECT_EQ(raw.QueryText("SELECT group_concat(version || ':' || name || ':' || applied_at, ' ') "
-                          "FROM (SELECT * FROM schema_migrations WHERE version >= 4 "
-                          "ORDER BY version)"),
-            std::optional<std::string>("4:data_keys:" + std::to_string(kT0) +
-                                       " 5:executions:" + std::to_string(kT0 + 11'000'000)));
+  EXPECT_EQ(
+      raw.QueryText("SELECT group_concat(version || ':' || name || ':' || applied_at, ' ') "
+                    "FROM (SELECT * FROM schema_migrations WHERE version >= 4 "
+                    "ORDER BY version)"),
+      std::optional<std::string>("4:data_keys:" + std::to_string(kT0) +
+                                 " 5:executions:" + std::to_string(kT0 + 11'000'000) +
+                                 " 6:users_and_sessions:" + std::to_string(kT0 + 11'000'000)));
   EXPECT_EQ(raw.QueryText("SELECT strict FROM pragma_table_list WHERE name = 'executions'"),
             std::optional<std::string>("1"));
   EXPECT_EQ(raw.QueryText("SELECT group_concat(name, ' ') FROM (SELECT name FROM "
@@ -1028,6 +1045,210 @@ TEST_F(SqliteStoreTest, ExecutionListingsAndTheSweepUseTheirIndexes) {
       "UPDATE executions SET status = 'failed', error = ?1, finished_at = ?2 "
       "WHERE status IN ('pending', 'running')");
   EXPECT_NE(sweep.find("USING INDEX executions_unfinished"), std::string::npos) << sweep;
+}
+
+// A database from before users and sessions (schema 5) keeps its rows and gains the users
+// and sessions tables and their indexes, recorded with that open's time.
+TEST_F(SqliteStoreTest, VersionFiveDatabaseIsMigratedToVersionSix) {
+  const std::string token_id = "7d1c1d8e-3d6c-4b53-9a39-5b0e7c6f0001";
+  {
+    ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
+    ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
+    ASSERT_OK(txn->InsertOrg(OrgRow{kOrgA, "acme", kT0}));
+    TokenRow token;
+    token.id = token_id;
+    token.name = "ci";
+    token.org_id = kOrgA;
+    token.role = "member";
+    token.hash = std::string(64, 'a');
+    token.created_by = "bootstrap";
+    ASSERT_OK(txn->InsertToken(token));
+    ASSERT_OK(txn->Commit());
+  }
+  {
+    // Roll the file back to what migrations 1 to 5 leave.
+    RawDb raw(db_path_);
+    ASSERT_TRUE(raw.IsOpen());
+    ASSERT_TRUE(raw.Exec("DROP TABLE sessions"));
+    ASSERT_TRUE(raw.Exec("DROP TABLE users"));
+    ASSERT_TRUE(raw.Exec("DELETE FROM schema_migrations WHERE version = 6"));
+    EXPECT_EQ(raw.QueryText("SELECT count(*) FROM sqlite_schema WHERE tbl_name IN "
+                            "('users', 'sessions')"),
+              std::optional<std::string>("0"));
+  }
+  clock_.AdvanceMicros(13'000'000);
+  ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
+  EXPECT_EQ(store->SchemaVersion(), 6);
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
+    ASSERT_OK_AND_ASSIGN(std::optional<TokenRow> token, txn->GetTokenById(token_id));
+    ASSERT_TRUE(token.has_value());
+    ASSERT_OK_AND_ASSIGN(std::vector<UserRow> none, txn->ListUsers(std::nullopt));
+    EXPECT_TRUE(none.empty());
+    UserRow user;
+    user.id = "a3f0c2d4-5e6f-4a1b-8c2d-3e4f5a6b0001";
+    user.email = "ana@acme.example";
+    user.org_id = kOrgA;
+    user.role = "admin";
+    user.password_hash = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA";
+    user.created_by = "bootstrap";
+    ASSERT_OK(txn->InsertUser(user));
+    SessionRow session;
+    session.id = "c5e1a7b9-2d3f-4c5e-9a7b-1d3f5e7a0001";
+    session.user_id = user.id;
+    session.hash = std::string(64, 'b');
+    ASSERT_OK(txn->InsertSession(session));
+    ASSERT_OK(txn->Commit());
+  }
+  RawDb raw(db_path_);
+  ASSERT_TRUE(raw.IsOpen());
+  EXPECT_EQ(
+      raw.QueryText("SELECT group_concat(version || ':' || name || ':' || applied_at, ' ') "
+                    "FROM (SELECT * FROM schema_migrations WHERE version >= 5 "
+                    "ORDER BY version)"),
+      std::optional<std::string>("5:executions:" + std::to_string(kT0) +
+                                 " 6:users_and_sessions:" + std::to_string(kT0 + 13'000'000)));
+  for (const char* table : {"users", "sessions"}) {
+    EXPECT_EQ(raw.QueryText(std::string("SELECT strict FROM pragma_table_list WHERE name = '") +
+                            table + "'"),
+              std::optional<std::string>("1"))
+        << table;
+  }
+  EXPECT_EQ(raw.QueryText("SELECT group_concat(name, ' ') FROM (SELECT name FROM "
+                          "pragma_index_list('users') WHERE origin = 'c' ORDER BY name)"),
+            std::optional<std::string>("users_org_email"));
+  EXPECT_EQ(
+      raw.QueryText("SELECT group_concat(name, ' ') FROM (SELECT name FROM "
+                    "pragma_index_list('sessions') WHERE origin = 'c' ORDER BY name)"),
+      std::optional<std::string>("sessions_expires_at sessions_last_seen_at sessions_user_id"));
+  EXPECT_EQ(raw.QueryText("SELECT count(*) FROM users"), std::optional<std::string>("1"));
+  EXPECT_EQ(raw.QueryText("SELECT count(*) FROM sessions"), std::optional<std::string>("1"));
+  EXPECT_EQ(raw.QueryText("SELECT count(*) FROM tokens"), std::optional<std::string>("1"));
+}
+
+// The users and sessions tables refuse what the store refuses: unknown roles, an org exactly
+// when the role is not platform-admin, duplicate ids, emails and session hashes, a missing
+// organization or user, missing values and values of the wrong type. Deleting an org takes
+// its users and their sessions; deleting a user takes its sessions.
+TEST_F(SqliteStoreTest, SchemaEnforcesUserAndSessionRules) {
+  { ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options())); }
+  RawDb raw(db_path_);
+  ASSERT_TRUE(raw.IsOpen());
+  ASSERT_TRUE(raw.Exec("PRAGMA foreign_keys=ON"));  // off by default per connection
+  ASSERT_TRUE(raw.Exec("INSERT INTO organizations (id, name, created_at) VALUES ('o1', 'a', 0)"));
+  ASSERT_TRUE(raw.Exec("INSERT INTO organizations (id, name, created_at) VALUES ('o2', 'b', 0)"));
+  const std::string users =
+      "INSERT INTO users (id, email, org_id, role, password_hash, created_at, created_by, "
+      "updated_at, disabled_at, last_login_at) VALUES ";
+  for (const char* values : {
+           "('u1', 'p@x', NULL, 'platform-admin', 'h', 0, 'b', 0, NULL, NULL)",
+           "('u2', 'a@x', 'o1', 'admin', 'h', 0, 'b', 0, NULL, NULL)",
+           "('u3', 'm@x', 'o1', 'member', 'h', 0, 'b', 0, 1, 2)",
+           "('u4', 'r@x', 'o2', 'reader', 'h', 0, 'b', 0, NULL, 2)",
+       }) {
+    ASSERT_TRUE(raw.Exec(users + values)) << values;
+  }
+  for (const char* values : {
+           "('u1', 'new@x', 'o1', 'admin', 'h', 0, 'b', 0, NULL, NULL)",         // same id
+           "('u9', 'a@x', 'o2', 'admin', 'h', 0, 'b', 0, NULL, NULL)",           // same email
+           "('u9', 'n@x', 'o1', 'owner', 'h', 0, 'b', 0, NULL, NULL)",           // role
+           "('u9', 'n@x', 'o1', 'platform-admin', 'h', 0, 'b', 0, NULL, NULL)",  // with org
+           "('u9', 'n@x', NULL, 'admin', 'h', 0, 'b', 0, NULL, NULL)",           // no org
+           "('u9', 'n@x', 'nope', 'admin', 'h', 0, 'b', 0, NULL, NULL)",         // missing org
+           "('u9', NULL, 'o1', 'admin', 'h', 0, 'b', 0, NULL, NULL)",            // no email
+           "('u9', 'n@x', 'o1', 'admin', NULL, 0, 'b', 0, NULL, NULL)",          // no hash
+           "('u9', 'n@x', 'o1', 'admin', 'h', 'now', 'b', 0, NULL, NULL)",       // STRICT
+           "('u9', 'n@x', 'o1', 'admin', 'h', 0, 'b', 0, 'never', NULL)",        // STRICT
+       }) {
+    EXPECT_EQ(raw.TryExec(users + values) & 0xff, SQLITE_CONSTRAINT) << values;
+  }
+  EXPECT_EQ(raw.TryExec("UPDATE users SET role = 'platform-admin' WHERE id = 'u2'") & 0xff,
+            SQLITE_CONSTRAINT);
+  EXPECT_EQ(raw.TryExec("UPDATE users SET role = 'admin' WHERE id = 'u1'") & 0xff,
+            SQLITE_CONSTRAINT);
+  EXPECT_EQ(raw.QueryText("SELECT count(*) FROM users"), std::optional<std::string>("4"));
+
+  const std::string sessions =
+      "INSERT INTO sessions (id, user_id, hash, created_at, last_seen_at, expires_at, "
+      "client_address) VALUES ";
+  for (const char* values : {
+           "('s1', 'u1', 'h1', 0, 0, 10, '')",
+           "('s2', 'u2', 'h2', 0, 0, 10, '')",
+           "('s3', 'u2', 'h3', 0, 0, 10, '')",
+           "('s4', 'u3', 'h4', 0, 0, 10, '')",
+           "('s5', 'u4', 'h5', 0, 0, 10, '')",
+       }) {
+    ASSERT_TRUE(raw.Exec(sessions + values)) << values;
+  }
+  for (const char* values : {
+           "('s1', 'u1', 'h9', 0, 0, 10, '')",      // same id
+           "('s9', 'u1', 'h1', 0, 0, 10, '')",      // same hash
+           "('s9', 'nope', 'h9', 0, 0, 10, '')",    // missing user
+           "('s9', NULL, 'h9', 0, 0, 10, '')",      // no user
+           "('s9', 'u1', NULL, 0, 0, 10, '')",      // no hash
+           "('s9', 'u1', 'h9', 0, NULL, 10, '')",   // no last_seen_at
+           "('s9', 'u1', 'h9', 0, 0, 'soon', '')",  // STRICT
+           "('s9', 'u1', 'h9', 0, 0, 10, NULL)",    // no client address
+       }) {
+    EXPECT_EQ(raw.TryExec(sessions + values) & 0xff, SQLITE_CONSTRAINT) << values;
+  }
+  EXPECT_EQ(raw.QueryText("SELECT count(*) FROM sessions"), std::optional<std::string>("5"));
+
+  // Deleting an org takes its users and, through them, their sessions; nothing else.
+  ASSERT_TRUE(raw.Exec("DELETE FROM organizations WHERE id = 'o1'"));
+  EXPECT_EQ(raw.QueryText("SELECT group_concat(id) FROM (SELECT id FROM users ORDER BY id)"),
+            std::optional<std::string>("u1,u4"));
+  EXPECT_EQ(raw.QueryText("SELECT group_concat(id) FROM (SELECT id FROM sessions ORDER BY id)"),
+            std::optional<std::string>("s1,s5"));
+  // Deleting a user takes its sessions.
+  ASSERT_TRUE(raw.Exec("DELETE FROM users WHERE id = 'u4'"));
+  EXPECT_EQ(raw.QueryText("SELECT group_concat(id) FROM sessions"),
+            std::optional<std::string>("s1"));
+}
+
+// User listings walk an index in email order (no sort); session lookups, a user's sessions
+// and the expiry sweep read only what they need.
+TEST_F(SqliteStoreTest, UserAndSessionQueriesUseTheirIndexes) {
+  { ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options())); }
+  RawDb raw(db_path_);
+  ASSERT_TRUE(raw.IsOpen());
+  const std::string user_head =
+      "SELECT id, email, org_id, role, password_hash, created_at, created_by, updated_at, "
+      "disabled_at, last_login_at FROM users";
+  {
+    const std::string plan = raw.QueryPlan(user_head + " ORDER BY email");
+    EXPECT_NE(plan.find("SCAN users USING INDEX"), std::string::npos) << plan;
+    EXPECT_EQ(plan.find("TEMP B-TREE"), std::string::npos) << plan;
+  }
+  {
+    const std::string plan = raw.QueryPlan(user_head + " WHERE org_id = ?1 ORDER BY email");
+    EXPECT_NE(plan.find("SEARCH users USING INDEX users_org_email (org_id=?)"), std::string::npos)
+        << plan;
+    EXPECT_EQ(plan.find("TEMP B-TREE"), std::string::npos) << plan;
+  }
+  {
+    const std::string plan = raw.QueryPlan(user_head + " WHERE email = ?1");
+    EXPECT_NE(plan.find("SEARCH users USING INDEX"), std::string::npos) << plan;
+  }
+  {
+    const std::string plan = raw.QueryPlan(
+        "SELECT id, user_id, hash, created_at, last_seen_at, expires_at, "
+        "client_address FROM sessions WHERE hash = ?1");
+    EXPECT_NE(plan.find("SEARCH sessions USING INDEX"), std::string::npos) << plan;
+  }
+  {
+    const std::string plan = raw.QueryPlan("DELETE FROM sessions WHERE user_id = ?1");
+    EXPECT_NE(plan.find("SEARCH sessions USING INDEX sessions_user_id (user_id=?)"),
+              std::string::npos)
+        << plan;
+  }
+  {
+    const std::string plan =
+        raw.QueryPlan("DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen_at <= ?2");
+    EXPECT_NE(plan.find("MULTI-INDEX OR"), std::string::npos) << plan;
+    EXPECT_NE(plan.find("sessions_expires_at (expires_at<?)"), std::string::npos) << plan;
+    EXPECT_NE(plan.find("sessions_last_seen_at (last_seen_at<?)"), std::string::npos) << plan;
+  }
 }
 
 // The data key and key job tables refuse what the store refuses: one active config key per
