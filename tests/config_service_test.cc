@@ -278,6 +278,32 @@ TEST_F(ConfigServiceTest, ValueLimitIsConfigurable) {
   EXPECT_FALSE(global.Set(described));
 }
 
+TEST_F(ConfigServiceTest, SetDescriptionKeepsTheValueAndTypeOfItsOwnEntryOnly) {
+  const auto global = svc().ForGlobal();
+  const auto acme = Org(NewOrg("Acme"));
+  ASSERT_TRUE(global.Set(Write("region", ConfigType::kString, "eu")));
+  ASSERT_TRUE(acme.Set(Write("api_key", ConfigType::kSecret, "sk_live_kept")));
+  clock_.AdvanceMicros(1'000'000);
+  auto changed = acme.SetDescription("api_key", "the Stripe key", "user:ana@x/1", 1);
+  ASSERT_TRUE(changed) << changed.error().ToString();
+  EXPECT_EQ(changed->type, ConfigType::kSecret);
+  EXPECT_EQ(changed->description, "the Stripe key");
+  EXPECT_EQ(changed->version, 2);
+  EXPECT_EQ(changed->updated_by, "user:ana@x/1");
+  EXPECT_FALSE(changed->value.has_value());
+  EXPECT_EQ(RevealString(acme, "api_key"), "sk_live_kept");  // still opens: same row binding
+  // Optimistic concurrency, the org's own entries only, the description rules.
+  EXPECT_EQ(acme.SetDescription("api_key", "x", "a", 1).error().code(), ErrorCode::kConflict);
+  EXPECT_EQ(acme.SetDescription("region", "x", "a", std::nullopt).error().code(),
+            ErrorCode::kNotFound);
+  EXPECT_EQ(
+      acme.SetDescription("api_key", std::string(100'000, 'd'), "a", std::nullopt).error().code(),
+      ErrorCode::kInvalidArgument);
+  auto global_changed = global.SetDescription("region", "where", "a", std::nullopt);
+  ASSERT_TRUE(global_changed);
+  EXPECT_EQ(global_changed->value, "eu");
+}
+
 TEST_F(ConfigServiceTest, OrgOverridesGlobalAndListSaysWhereFrom) {
   const auto global = svc().ForGlobal();
   const auto acme = Org(NewOrg("Acme"));
@@ -304,6 +330,8 @@ TEST_F(ConfigServiceTest, OrgOverridesGlobalAndListSaysWhereFrom) {
   }
   EXPECT_EQ(seen, (std::vector<std::string>{"api_key:org", "api_url:global", "only_acme:org",
                                             "timeout:global"}));
+  // Only an org entry with a global one behind it is an override.
+  for (const auto& e : *listed) EXPECT_EQ(e.overrides_global, e.key == "api_key") << e.key;
   auto global_list = global.List();
   ASSERT_TRUE(global_list);
   EXPECT_EQ(global_list->size(), 3u);

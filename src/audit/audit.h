@@ -61,6 +61,12 @@ inline constexpr std::string_view kOrgDelete = "org.delete";
 inline constexpr std::string_view kTokenCreate = "token.create";
 inline constexpr std::string_view kTokenRevoke = "token.revoke";
 inline constexpr std::string_view kAuthFailure = "auth.failure";
+// Users and sessions (docs/web-ui.md). A failed sign-in is auth.login with outcome denied.
+inline constexpr std::string_view kAuthLogin = "auth.login";
+inline constexpr std::string_view kAuthLogout = "auth.logout";
+inline constexpr std::string_view kUserCreate = "user.create";
+inline constexpr std::string_view kUserDisable = "user.disable";
+inline constexpr std::string_view kUserPassword = "user.password";
 inline constexpr std::string_view kAuditPrune = "audit.prune";
 // Key management (local commands; actor is the operator's user).
 inline constexpr std::string_view kKeysRotateMasterStart = "keys.rotate_master.start";

@@ -16,8 +16,6 @@
 namespace bifrost::auth {
 namespace {
 
-constexpr std::string_view kTokenPrefix = "bft_";
-constexpr std::string_view kExecutionTokenPrefix = "bfx_";
 constexpr std::size_t kTokenRandomBytes = 32;
 constexpr std::size_t kTokenEncodedChars = 43;  // base64url of 32 bytes, unpadded
 constexpr std::size_t kMaxNameBytes = 100;
@@ -37,16 +35,18 @@ bool IsBase64UrlChar(char c) {
          c == '_';
 }
 
-// ^PREFIX[A-Za-z0-9_-]{43}$ (PREFIX "bft_" or "bfx_"), checked before anything else looks at
-// the text.
-bool HasTokenShape(std::string_view token, std::string_view prefix = kTokenPrefix) {
+}  // namespace
+
+bool HasTokenShape(std::string_view token, std::string_view prefix) {
   if (token.size() != prefix.size() + kTokenEncodedChars) return false;
   if (!token.starts_with(prefix)) return false;
-  for (const char c : token.substr(kTokenPrefix.size())) {
+  for (const char c : token.substr(prefix.size())) {
     if (!IsBase64UrlChar(c)) return false;
   }
   return true;
 }
+
+namespace {
 
 // What an action does, as the object of "may not ...".
 std::string_view ActionText(Action action) {
@@ -67,6 +67,8 @@ std::string_view ActionText(Action action) {
       return "write config";
     case Action::kTokenManage:
       return "manage tokens";
+    case Action::kUserManage:
+      return "manage users";
     case Action::kAuditRead:
       return "read the audit log";
     case Action::kWorkflowList:
@@ -109,6 +111,7 @@ std::optional<Role> LeastOrgRoleFor(Action action) {
       return Role::kMember;
     case Action::kConfigWrite:
     case Action::kTokenManage:
+    case Action::kUserManage:
     case Action::kAuditRead:
       return Role::kAdmin;
   }
@@ -140,9 +143,9 @@ Status ValidateName(std::string_view name) {
   return Ok();
 }
 
-// A fresh token text: `prefix` + unpadded base64url of 32 CSPRNG bytes. Every intermediate
-// copy is wiped.
-Result<crypto::SecureBuffer> GenerateTokenText(std::string_view prefix = kTokenPrefix) {
+}  // namespace
+
+Result<crypto::SecureBuffer> GenerateTokenText(std::string_view prefix) {
   crypto::SecureBuffer random(kTokenRandomBytes);
   BIFROST_RETURN_IF_ERROR(crypto::RandomBytes(random.mutable_bytes()));
   std::string encoded = Base64UrlEncode(random.bytes());
@@ -157,6 +160,8 @@ Result<crypto::SecureBuffer> GenerateTokenText(std::string_view prefix = kTokenP
   }
   return token;
 }
+
+namespace {
 
 // RFC 3339 in UTC, to the second: "2026-11-29T14:02:08Z" (the second is rounded down).
 std::string FormatUtcSeconds(UnixMicros micros) {
@@ -202,6 +207,7 @@ Result<Role> ParseRole(std::string_view name) {
 
 std::string Principal::Actor() const {
   if (execution_id.has_value()) return token_name + "/" + token_id;
+  if (kind == PrincipalKind::kUser) return "user:" + token_name + "/" + token_id;
   return "token:" + token_name + "/" + token_id;
 }
 
@@ -357,6 +363,7 @@ std::optional<Principal> ExecutionTokens::Lookup(std::string_view token) const {
   if (it == by_hash_.end() || it->second.expires_at <= clock_->NowMicros()) return std::nullopt;
   const Grant& grant = it->second;
   Principal principal;
+  principal.kind = PrincipalKind::kExecution;
   principal.token_id = grant.execution_id;
   principal.token_name = "workflow:" + grant.workflow;
   principal.role = Role::kWorkflow;

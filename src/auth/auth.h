@@ -37,6 +37,16 @@
 
 namespace bifrost::auth {
 
+// Secret token texts: PREFIX followed by the unpadded base64url of 32 CSPRNG bytes (43
+// characters). "bft_" API tokens, "bfx_" execution tokens, "bfs_" browser sessions.
+inline constexpr std::string_view kTokenPrefix = "bft_";
+inline constexpr std::string_view kExecutionTokenPrefix = "bfx_";
+inline constexpr std::string_view kSessionTokenPrefix = "bfs_";
+// A fresh token text with `prefix`; every intermediate copy is wiped.
+Result<crypto::SecureBuffer> GenerateTokenText(std::string_view prefix = kTokenPrefix);
+// ^PREFIX[A-Za-z0-9_-]{43}$, checked before anything else looks at the text.
+bool HasTokenShape(std::string_view token, std::string_view prefix = kTokenPrefix);
+
 enum class Role { kPlatformAdmin, kAdmin, kMember, kReader, kWorkflow };
 
 std::string_view RoleName(Role role);  // "platform-admin", "admin", "member", "reader", "workflow"
@@ -44,8 +54,16 @@ std::string_view RoleName(Role role);  // "platform-admin", "admin", "member", "
 // through the API). kInvalidArgument naming the accepted roles for anything else.
 Result<Role> ParseRole(std::string_view name);
 
-// Who is calling: the token, never its secret text.
+// How a caller proved who it is.
+enum class PrincipalKind {
+  kToken,      // a stored API token ("bft_...")
+  kExecution,  // a running workflow execution's token ("bfx_...")
+  kUser,       // a signed-in user's browser session (docs/web-ui.md)
+};
+
+// Who is calling: the token or the user, never a secret text.
 struct Principal {
+  // The token's id and name; for a user, the user's id and email.
   std::string token_id;
   std::string token_name;
   Role role = Role::kReader;
@@ -57,9 +75,12 @@ struct Principal {
   std::optional<std::string> execution_id;
   // An execution token may write config only when whoever started the execution may.
   bool execution_may_write = false;
+  // Set for a user (kind kUser): the session the request came with.
+  std::optional<std::string> session_id;
+  PrincipalKind kind = PrincipalKind::kToken;
 
-  // How this caller is recorded as a config entry's updated_by: "token:<name>/<id>", or
-  // "workflow:<name>/<execution id>" for an execution.
+  // How this caller is recorded as a config entry's updated_by: "token:<name>/<id>",
+  // "workflow:<name>/<execution id>" for an execution, "user:<email>/<id>" for a user.
   std::string Actor() const;
 };
 
@@ -72,6 +93,7 @@ enum class Action {
   kConfigReveal,     // read a value, secrets decrypted (target: org or global)
   kConfigWrite,      // create/replace/delete entries (target: org or global)
   kTokenManage,      // create, list, revoke tokens (target: platform, or the tokens' org)
+  kUserManage,       // create, list, disable users, set passwords (target: platform or the org)
   kAuditRead,        // read the audit log (target: platform for all of it, or one org's records)
   kWorkflowList,     // list the loaded workflows (target: platform; every stored token's role)
   kWorkflowReload,   // reload the workflows directory (target: platform; platform-admin only)

@@ -191,6 +191,35 @@ Result<ConfigEntry> ScopeConfig::Set(
   return entry;
 }
 
+Result<ConfigEntry> ScopeConfig::SetDescription(
+    std::string_view key, std::string_view description, std::string_view actor,
+    std::optional<std::int64_t> expected_version,
+    const store::CommitHookWith<ConfigEntry>& before_commit) const {
+  const ConfigService& s = *service_;
+  BIFROST_RETURN_IF_ERROR(ValidateKey(key));
+  BIFROST_RETURN_IF_ERROR(ValidateDescription(key, description, s.limits_));
+  BIFROST_RETURN_IF_ERROR(ValidateActor(actor));
+  BIFROST_ASSIGN_OR_RETURN(auto txn, s.store_->Begin(store::TxnMode::kWrite));
+  BIFROST_ASSIGN_OR_RETURN(auto existing, txn->GetConfig(scope_, key));
+  const std::string name = "config " + QuoteForMessage(key) + " in " + InScope(scope_);
+  if (!existing) return Fail(ErrorCode::kNotFound, name + " does not exist");
+  if (expected_version && *expected_version != existing->version) {
+    return Fail(ErrorCode::kConflict, name + " is at version " + std::to_string(existing->version) +
+                                          ", not " + std::to_string(*expected_version));
+  }
+  BIFROST_RETURN_IF_ERROR(StoredType(*existing));
+  const std::int64_t version = existing->version;
+  store::ConfigRow row = std::move(*existing);
+  row.description = std::string(description);
+  row.updated_at = s.clock_->NowMicros();
+  row.updated_by = std::string(actor);
+  BIFROST_ASSIGN_OR_RETURN(const store::ConfigRow stored, txn->UpdateConfig(row, version));
+  ConfigEntry entry = ToEntry(stored);
+  if (before_commit) BIFROST_RETURN_IF_ERROR(before_commit(*txn, entry));
+  BIFROST_RETURN_IF_ERROR(txn->Commit());
+  return entry;
+}
+
 Result<std::optional<store::ConfigRow>> ScopeConfig::Resolve(store::Txn& txn,
                                                              std::string_view key) const {
   BIFROST_RETURN_IF_ERROR(ValidateKey(key));
@@ -245,7 +274,9 @@ Result<std::vector<ConfigEntry>> ScopeConfig::List() const {
   BIFROST_ASSIGN_OR_RETURN(const auto own, txn->ListConfigs(scope_));
   for (const auto& row : own) {
     BIFROST_RETURN_IF_ERROR(StoredType(row));
-    merged.insert_or_assign(row.key, ToEntry(row));  // the org's entry overrides
+    ConfigEntry entry = ToEntry(row);
+    entry.overrides_global = merged.contains(row.key);
+    merged.insert_or_assign(row.key, std::move(entry));  // the org's entry overrides
   }
   std::vector<ConfigEntry> out;
   out.reserve(merged.size());

@@ -104,6 +104,14 @@ class ScopeConfig {
   // new entry).
   Result<ConfigEntry> Set(const ConfigWrite& write,
                           const store::CommitHookWith<ConfigEntry>& before_commit = {}) const;
+  // Changes only the description of this scope's own entry: value, type (and a secret's
+  // sealed value) are kept, the version increases. kNotFound if this scope has no such entry
+  // (a global entry seen from an organization is not its own); kConflict when
+  // `expected_version` is given and differs. `before_commit` as for Set.
+  Result<ConfigEntry> SetDescription(
+      std::string_view key, std::string_view description, std::string_view actor,
+      std::optional<std::int64_t> expected_version,
+      const store::CommitHookWith<ConfigEntry>& before_commit = {}) const;
   // The entry visible in this scope: the org's own, else the global one. kNotFound if
   // neither exists. A secret's value is not included.
   Result<ConfigEntry> Get(std::string_view key) const;

@@ -46,6 +46,8 @@ struct ConfigEntry {
   UnixMicros updated_at = 0;
   std::string updated_by;
   std::int64_t version = 0;
+  // Set by ScopeConfig::List: an organization's entry that hides a global entry of the key.
+  bool overrides_global = false;
 };
 
 struct Organization {
@@ -56,12 +58,12 @@ struct Organization {
 
 // Rules. Each returns kInvalidArgument with a message naming the thing and the rule, and
 // never echoes a secret value.
-Status ValidateKey(std::string_view key);                       // ^[A-Za-z0-9_]{1,255}$
+Status ValidateKey(std::string_view key);  // ^[A-Za-z0-9_]{1,255}$
 Status ValidateValue(std::string_view key, ConfigType type, std::string_view value,
                      const Limits& limits);
 Status ValidateDescription(std::string_view key, std::string_view description,
                            const Limits& limits);
-Status ValidateActor(std::string_view actor);                   // who made a change
+Status ValidateActor(std::string_view actor);  // who made a change
 // 1-128 bytes of UTF-8, no control characters, no surrounding spaces, and not of the form of
 // a UUID in any letter case (clients read such text as an organization id).
 Status ValidateOrgName(std::string_view name);

@@ -319,6 +319,73 @@ store::CommitHook RecordInTxn(const ApiContext& context, audit::Event event) {
   return context.audit->InTxn(std::move(event));
 }
 
+namespace {
+
+// Equal texts, compared in time that depends only on their lengths.
+bool CsrfMatches(std::string_view sent, std::string_view expected) {
+  if (sent.size() != expected.size() || expected.empty()) return false;
+  unsigned char diff = 0;
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    diff |= static_cast<unsigned char>(sent[i] ^ expected[i]);
+  }
+  return diff == 0;
+}
+
+// The part of an authenticated request after the caller is known: the query check, the
+// handler, the audit records.
+HttpResponse RunAuthenticated(const ApiContext& context, const AuditSpec& audit,
+                              AuthedHandler handler, const std::vector<std::string>& allowed_query,
+                              const HttpRequest& request, const PathParams& params,
+                              const auth::Principal& principal) {
+  for (const auto& [name, value] : request.query) {
+    if (std::find(allowed_query.begin(), allowed_query.end(), name) == allowed_query.end()) {
+      std::string accepted;
+      for (const auto& a : allowed_query) accepted += (accepted.empty() ? "" : ", ") + a;
+      return ApplyAudit(context, audit, request, params, principal,
+                        ErrorResponse(400, "bad_request",
+                                      "unknown query parameter " + QuoteForMessage(name) +
+                                          (accepted.empty() ? "; this route takes none"
+                                                            : "; this route takes " + accepted)));
+    }
+  }
+  HttpResponse response;
+  try {
+    response = handler(context, request, params, principal);
+  } catch (...) {
+    // As Guarded does, but here, so that the failed attempt is recorded too.
+    response =
+        ServiceError(Error(ErrorCode::kInternal, "a request handler threw an exception"), request);
+  }
+  return ApplyAudit(context, audit, request, params, principal, std::move(response));
+}
+
+}  // namespace
+
+HttpResponse HoldForRecord(const ApiContext& context, HttpResponse response, audit::Event event) {
+  return HoldUntilRecorded(*context.audit, std::move(response), std::move(event));
+}
+
+HttpResponse HoldForSync(const ApiContext& context, HttpResponse response, std::string request_id) {
+  return HoldUntilSynced(*context.audit, std::move(response), std::move(request_id));
+}
+
+std::optional<std::string_view> SessionCookie(const HttpRequest& request) {
+  std::string_view header = request.Header("cookie");
+  while (!header.empty()) {
+    const std::size_t end = header.find(';');
+    std::string_view pair = header.substr(0, end);
+    header = end == std::string_view::npos ? std::string_view() : header.substr(end + 1);
+    while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+    while (!pair.empty() && pair.back() == ' ') pair.remove_suffix(1);
+    const std::size_t eq = pair.find('=');
+    if (eq == std::string_view::npos) continue;
+    if (pair.substr(0, eq) == kSessionCookieName && eq + 1 < pair.size()) {
+      return pair.substr(eq + 1);
+    }
+  }
+  return std::nullopt;
+}
+
 Handler Authenticated(const SharedContext& context, AuditSpec audit, AuthedHandler handler,
                       std::vector<std::string> allowed_query) {
   return Guarded(
@@ -326,6 +393,27 @@ Handler Authenticated(const SharedContext& context, AuditSpec audit, AuthedHandl
       [context, audit, handler, allowed_query](const HttpRequest& request, const PathParams& params,
                                                RequestLog& log) -> HttpResponse {
         const auto token = BearerToken(request.Header("authorization"));
+        const auto session = SessionCookie(request);
+        if (!token && request.Header("authorization").empty() && session &&
+            context->sessions != nullptr) {
+          // A browser: the session cookie, and for a change the CSRF header too.
+          auto principal = context->sessions->Authenticate(*session);
+          if (!principal) {
+            return AuthFailure(*context, request, params, "invalid or expired session",
+                               ServiceError(principal.error(), request));
+          }
+          log.token_id = principal->token_id;
+          if (request.method != "GET" && request.method != "HEAD" &&
+              !CsrfMatches(request.Header("x-csrf-token"), auth::CsrfTokenFor(*session))) {
+            return ApplyAudit(
+                *context, {audit.action, AuditMode::kDenials}, request, params, *principal,
+                ErrorResponse(403, "csrf_failed",
+                              "this request needs the header X-CSRF-Token with the session's "
+                              "CSRF token (from GET /api/v1/auth/session)"));
+          }
+          return RunAuthenticated(*context, audit, handler, allowed_query, request, params,
+                                  *principal);
+        }
         if (!token) {
           return AuthFailure(
               *context, request, params,
@@ -341,27 +429,8 @@ Handler Authenticated(const SharedContext& context, AuditSpec audit, AuthedHandl
                              Unauthenticated(principal.error(), request));
         }
         log.token_id = principal->token_id;
-        for (const auto& [name, value] : request.query) {
-          if (std::find(allowed_query.begin(), allowed_query.end(), name) == allowed_query.end()) {
-            std::string accepted;
-            for (const auto& a : allowed_query) accepted += (accepted.empty() ? "" : ", ") + a;
-            return ApplyAudit(
-                *context, audit, request, params, *principal,
-                ErrorResponse(400, "bad_request",
-                              "unknown query parameter " + QuoteForMessage(name) +
-                                  (accepted.empty() ? "; this route takes none"
-                                                    : "; this route takes " + accepted)));
-          }
-        }
-        HttpResponse response;
-        try {
-          response = handler(*context, request, params, *principal);
-        } catch (...) {
-          // As Guarded does, but here, so that the failed attempt is recorded too.
-          response = ServiceError(
-              Error(ErrorCode::kInternal, "a request handler threw an exception"), request);
-        }
-        return ApplyAudit(*context, audit, request, params, *principal, std::move(response));
+        return RunAuthenticated(*context, audit, handler, allowed_query, request, params,
+                                *principal);
       });
 }
 
@@ -524,6 +593,8 @@ void RegisterApiRoutes(Router& router, const ApiContext& context) {
   api_internal::RegisterTokenRoutes(router, shared);
   api_internal::RegisterAuditRoutes(router, shared);
   api_internal::RegisterWorkflowRoutes(router, shared);
+  api_internal::RegisterSessionRoutes(router, shared);
+  api_internal::RegisterWebRoutes(router, shared);
 }
 
 }  // namespace bifrost::server

@@ -1,6 +1,7 @@
 // The REST API of docs/openapi.json: one handler per path and method, on a Router.
 //
-// Every /api/v1 route except /api/v1/openapi.json authenticates the bearer token and then
+// Every /api/v1 route except /api/v1/openapi.json and the sign-in route authenticates the
+// bearer token (or a browser session's cookie, docs/web-ui.md) and then
 // asks auth::Authorize about the action and its target before any data is read, so a token
 // of one organization asking about another gets 403 whether or not that organization
 // exists. Organization-scoped config goes through ConfigService::ForOrg (a view that cannot
@@ -17,6 +18,7 @@
 
 #include "audit/audit.h"
 #include "auth/auth.h"
+#include "auth/users.h"
 #include "common/clock.h"
 #include "config/config_service.h"
 #include "server/http_types.h"
@@ -44,6 +46,15 @@ struct ApiContext {
   // The workflow runtime; nullptr: the workflow and execution routes answer that this
   // server runs no workflows.
   workflow::Runtime* workflows = nullptr;
+  // Users and their browser sessions (docs/web-ui.md); nullptr: only bearer tokens are
+  // accepted and the user and sign-in routes answer 503.
+  auth::UserService* users = nullptr;
+  auth::SessionService* sessions = nullptr;
+  // The session cookie is marked Secure (the server runs TLS).
+  bool secure_cookies = false;
+  // Walks the audit chain with every key the server has (GET /api/v1/audit/verify); empty:
+  // the route answers 503.
+  std::function<Result<audit::VerifyReport>()> verify_audit;
 };
 
 // Registers every path and method of docs/openapi.json on `router`, and nothing else.

@@ -1,6 +1,7 @@
 // The audit log: GET /api/v1/audit (records, newest first, filtered and paged) and
 // GET /api/v1/audit/status (the sinks' health and counters).
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -8,6 +9,7 @@
 #include "common/clock.h"
 #include "common/text.h"
 #include "server/api_internal.h"
+#include "server/errors.h"
 
 namespace bifrost::server::api_internal {
 namespace {
@@ -115,6 +117,32 @@ HttpResponse AuditStatus(const ApiContext& context, const HttpRequest& request, 
                        {"last_error", stats.last_error.empty() ? Json() : Json(stats.last_error)}});
 }
 
+// Walks the whole chain with the server's keys. Org admins may ask too: the answer says
+// whether the one log their records are part of is intact, and how long it is, nothing more.
+HttpResponse VerifyAudit(const ApiContext& context, const HttpRequest& request, const PathParams&,
+                         const auth::Principal& principal) {
+  const Target target = principal.org_id ? Target::Org(*principal.org_id) : Target::Platform();
+  if (auto denied = Deny(principal, Action::kAuditRead, target, request)) return *denied;
+  if (!context.verify_audit) {
+    return ErrorResponse(503, "unavailable", "this server cannot verify the audit log");
+  }
+  // One walk at a time: a page reloaded in a loop must not start a walk per request.
+  static std::mutex walking;
+  const std::lock_guard lock(walking);
+  auto report = context.verify_audit();
+  if (!report) return ServiceError(report.error(), request);
+  Json out = {{"ok", report->ok},
+              {"records", report->records},
+              {"first_seq", report->first_seq},
+              {"last_seq", report->last_seq},
+              {"checkpoint", report->checkpoint}};
+  if (!report->ok) {
+    out["bad_seq"] = report->bad_seq;
+    out["error"] = report->problem;
+  }
+  return JsonResponse(200, out);
+}
+
 }  // namespace
 
 void RegisterAuditRoutes(Router& router, const SharedContext& context) {
@@ -123,6 +151,8 @@ void RegisterAuditRoutes(Router& router, const SharedContext& context) {
              Authenticated(context, {"audit.read", AuditMode::kDenials}, ListAudit,
                            {"org_id", "key", "action", "actor", "outcome", "since", "until",
                             "limit", "before"}));
+  router.Add("GET", "/api/v1/audit/verify",
+             Authenticated(context, {"audit.read", AuditMode::kDenials}, VerifyAudit));
   router.Add("GET", "/api/v1/audit/status",
              Authenticated(context, {"audit.read", AuditMode::kDenials}, AuditStatus));
 }

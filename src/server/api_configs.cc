@@ -10,6 +10,7 @@
 #include "common/text.h"
 #include "crypto/secure_buffer.h"
 #include "server/api_internal.h"
+#include "server/errors.h"
 
 namespace bifrost::server::api_internal {
 namespace {
@@ -194,7 +195,17 @@ Json EntryJson(const config::ConfigEntry& entry, Json value) {
           {"created_at", json_io::FormatTimestamp(entry.created_at)},
           {"updated_at", json_io::FormatTimestamp(entry.updated_at)},
           {"updated_by", entry.updated_by},
-          {"version", entry.version}};
+          {"version", entry.version},
+          {"overrides_global", entry.overrides_global}};
+}
+
+// `response` (an error) with the request field at fault named: {"error": {..., "field"}}.
+HttpResponse WithField(HttpResponse response, std::string_view field) {
+  auto parsed = json_io::ParseJson(response.body);
+  if (!parsed || !parsed->is_object() || !parsed->contains("error")) return response;
+  (*parsed)["error"]["field"] = field;
+  response.body = json_io::Dump(*parsed);
+  return response;
 }
 
 // The JSON text of an entry with `value_text` as its value, spliced in verbatim.
@@ -314,11 +325,20 @@ HttpResponse PutConfig(const ApiContext& context, const HttpRequest& request,
 
   auto scope = ScopeOf(context, org_id);
   if (!scope) return ServiceError(scope.error(), request);
-  auto type = config::ParseConfigType(**type_name);
-  if (!type) return ServiceError(type.error(), request);
   const std::string& key = params.at("key");
+  // Each rule is checked where the field it concerns is known, so the error can name it.
+  if (auto bad_key = config::ValidateKey(key); !bad_key) {
+    return WithField(ServiceError(bad_key.error(), request), "key");
+  }
+  auto type = config::ParseConfigType(**type_name);
+  if (!type) return WithField(ServiceError(type.error(), request), "type");
+  if (auto bad =
+          config::ValidateDescription(key, description->value_or(""), context.config->limits());
+      !bad) {
+    return WithField(ServiceError(bad.error(), request), "description");
+  }
   auto text = StoredText(key, *type, *body->kept);
-  if (!text) return ServiceError(text.error(), request);
+  if (!text) return WithField(ServiceError(text.error(), request), "value");
 
   // A secret an execution writes is as secret as one it reads.
   if (*type == ConfigType::kSecret && principal.execution_id && context.workflows) {
@@ -340,11 +360,66 @@ HttpResponse PutConfig(const ApiContext& context, const HttpRequest& request,
     event.detail += std::to_string(written.version);
     return RecordInTxn(context, std::move(event))(txn);
   });
-  if (!entry) return ServiceError(entry.error(), request);
+  if (!entry) {
+    HttpResponse failed = ServiceError(entry.error(), request);
+    switch (entry.error().code()) {
+      case ErrorCode::kInvalidArgument:  // key and description were checked: the value
+        return WithField(std::move(failed), "value");
+      case ErrorCode::kAlreadyExists:
+        return WithField(std::move(failed), "key");
+      default:
+        return failed;
+    }
+  }
   auto shown = MaskedEntryText(*entry);
   if (!shown) return ServiceError(shown.error(), request);
   // Version 1 is a row that did not exist before this write.
   return TextResponse(entry->version == 1 ? 201 : 200, std::move(*shown));
+}
+
+HttpResponse PatchConfig(const ApiContext& context, const HttpRequest& request,
+                         const PathParams& params, const auth::Principal& principal) {
+  const auto org_id = OrgOf(params);
+  if (auto denied = Deny(principal, Action::kConfigWrite, TargetOf(org_id), request)) {
+    return *denied;
+  }
+  auto body = json_io::ParseObjectBody(request);
+  if (!body) return BadRequest(body.error());
+  if (auto unknown = json_io::FindUnknownField(*body, {"description", "expected_version"},
+                                               "a config description change")) {
+    return BadRequest(*unknown);
+  }
+  auto description = json_io::OptionalString(*body, "description");
+  if (!description) return BadRequest(description.error());
+  if (!*description) return BadRequest("field 'description' is required");
+  auto expected_version = json_io::OptionalInt64(*body, "expected_version");
+  if (!expected_version) return BadRequest(expected_version.error());
+  auto scope = ScopeOf(context, org_id);
+  if (!scope) return ServiceError(scope.error(), request);
+  const std::string& key = params.at("key");
+  if (auto bad_key = config::ValidateKey(key); !bad_key) {
+    return WithField(ServiceError(bad_key.error(), request), "key");
+  }
+  auto entry = scope->SetDescription(key, **description, principal.Actor(), *expected_version,
+                                     [&](store::Txn& txn, const config::ConfigEntry& written) {
+                                       audit::Event event = EventFor(request, params, &principal,
+                                                                     audit::actions::kConfigUpdate,
+                                                                     audit::Outcome::kSuccess);
+                                       event.detail = "version ";
+                                       event.detail += std::to_string(written.version);
+                                       event.detail += ", description only";
+                                       return RecordInTxn(context, std::move(event))(txn);
+                                     });
+  if (!entry) {
+    HttpResponse failed = ServiceError(entry.error(), request);
+    if (entry.error().code() == ErrorCode::kInvalidArgument) {
+      return WithField(std::move(failed), "description");
+    }
+    return failed;
+  }
+  auto shown = MaskedEntryText(*entry);
+  if (!shown) return ServiceError(shown.error(), request);
+  return TextResponse(200, std::move(*shown));
 }
 
 HttpResponse DeleteConfig(const ApiContext& context, const HttpRequest& request,
@@ -381,6 +456,7 @@ void RegisterConfigRoutes(Router& router, const SharedContext& context) {
     router.Add("GET", prefix, Authenticated(context, read, ListConfigs));
     router.Add("GET", prefix + "/{key}", Authenticated(context, read, GetConfig));
     router.Add("PUT", prefix + "/{key}", Authenticated(context, write, PutConfig));
+    router.Add("PATCH", prefix + "/{key}", Authenticated(context, write, PatchConfig));
     router.Add("DELETE", prefix + "/{key}",
                Authenticated(context, {audit::actions::kConfigDelete, AuditMode::kMutation},
                              DeleteConfig, {"expected_version"}));

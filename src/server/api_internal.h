@@ -44,7 +44,14 @@ struct AuditSpec {
   AuditMode mode = AuditMode::kDenials;
 };
 
-// Authenticates "Authorization: Bearer <token>" (401 unauthenticated otherwise, with the
+// The name of the browser session's cookie (docs/web-ui.md).
+inline constexpr std::string_view kSessionCookieName = "bifrost_session";
+// The value of the session cookie of `request`, or nullopt.
+std::optional<std::string_view> SessionCookie(const HttpRequest& request);
+
+// Authenticates "Authorization: Bearer <token>" or, without that header, the session cookie
+// (then a method other than GET and HEAD needs X-CSRF-Token: 403 csrf_failed otherwise)
+// (401 unauthenticated otherwise, with the
 // one message for missing, malformed, unknown, expired and revoked tokens), records the
 // token id in the request log, then runs `handler` and records what `audit` asks for.
 // Guarded. Every record must be durable in every sink before the response leaves; when it
@@ -59,6 +66,11 @@ Handler Authenticated(const SharedContext& context, AuditSpec audit, AuthedHandl
 audit::Event EventFor(const HttpRequest& request, const PathParams& params,
                       const auth::Principal* principal, std::string_view action,
                       audit::Outcome outcome);
+// `response` leaves only once `event` is durable in every sink (503 otherwise): for routes
+// that record outside Authenticated (sign-in).
+HttpResponse HoldForRecord(const ApiContext& context, HttpResponse response, audit::Event event);
+// `response` leaves only once the records committed with its change are in every sink.
+HttpResponse HoldForSync(const ApiContext& context, HttpResponse response, std::string request_id);
 // A hook that appends `event` (a success) inside a service's write transaction.
 store::CommitHook RecordInTxn(const ApiContext& context, audit::Event event);
 
@@ -81,5 +93,7 @@ void RegisterConfigRoutes(Router& router, const SharedContext& context);
 void RegisterTokenRoutes(Router& router, const SharedContext& context);
 void RegisterAuditRoutes(Router& router, const SharedContext& context);
 void RegisterWorkflowRoutes(Router& router, const SharedContext& context);
+void RegisterSessionRoutes(Router& router, const SharedContext& context);  // auth and users
+void RegisterWebRoutes(Router& router, const SharedContext& context);      // the UI's assets
 
 }  // namespace bifrost::server::api_internal

@@ -45,6 +45,10 @@ using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
+constexpr std::string_view kContentSecurityPolicy =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
 constexpr std::size_t kReadChunk = 4096;
 // After an error response that closes the connection, unread request bytes are drained for
 // at most this long (so the client sees the response instead of a reset).
@@ -446,10 +450,10 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
       if (!shared->loop_alive) return;
       auto self = weak.lock();
       if (!self) return;
-      net::post(self->stream_.get_executor(), [self, replacement = std::move(replacement),
-                                               version, keep_alive, head]() mutable {
-        self->Release(std::move(replacement), version, keep_alive, head);
-      });
+      net::post(self->stream_.get_executor(),
+                [self, replacement = std::move(replacement), version, keep_alive, head]() mutable {
+                  self->Release(std::move(replacement), version, keep_alive, head);
+                });
     });
   }
 
@@ -537,6 +541,13 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
     response_.set("X-Request-Id", entry_.request_id);
     response_.set(http::field::cache_control, "no-store");
     response_.set("X-Content-Type-Options", "nosniff");
+    // The web UI's policy on every response (docs/web-ui.md): scripts and styles only from
+    // this origin, never inline; no framing; no referrer leaves with a link.
+    response_.set(
+        "Content-Security-Policy",
+        boost::beast::string_view(kContentSecurityPolicy.data(), kContentSecurityPolicy.size()));
+    response_.set("X-Frame-Options", "DENY");
+    response_.set("Referrer-Policy", "no-referrer");
     response_.keep_alive(keep_alive);
     if (!bodiless) response_.body() = std::move(response.body);
     response_.prepare_payload();
@@ -623,8 +634,8 @@ class Session final : public SessionBase, public std::enable_shared_from_this<Se
   std::size_t body_reserved_ = 0;  // of the body budget, held by this request
   std::array<char, kReadChunk> drain_buffer_{};
   std::size_t drained_ = 0;
-  std::unique_ptr<HeldResponse> held_;             // a response waiting for its release
-  std::optional<net::steady_timer> hold_timer_;    // its deadline
+  std::unique_ptr<HeldResponse> held_;           // a response waiting for its release
+  std::optional<net::steady_timer> hold_timer_;  // its deadline
 };
 
 }  // namespace

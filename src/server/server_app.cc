@@ -30,6 +30,7 @@
 
 #include "audit/audit.h"
 #include "auth/auth.h"
+#include "auth/users.h"
 #include "barrier/barrier.h"
 #include "common/base64.h"
 #include "common/clock.h"
@@ -55,6 +56,7 @@ namespace {
 constexpr std::string_view kDevDataDir = "./.bifrost-dev";
 constexpr std::string_view kDevKeyFileName = "secret-key";
 constexpr std::string_view kInitialAdminName = "initial-admin";
+constexpr std::string_view kDevAdminEmail = "admin@localhost";
 // File descriptors the server needs besides one per connection: the database and its
 // journal, the listener, the event loop, stdio, a TLS library that opens files.
 constexpr rlim_t kReservedFds = 64;
@@ -203,6 +205,17 @@ Result<auth::CreatedToken> CreateInitialAdmin(auth::TokenService& tokens, audit:
         event.detail = "token " + row.id + " (" + row.role + ") by " + std::string(command);
         return audit.InTxn(std::move(event))(txn);
       });
+}
+
+// Walks the audit chain with every audit key the barrier knows (those of the configured
+// master keys and the stored ones of master keys rotated away).
+Result<audit::VerifyReport> VerifyAuditChain(store::Store& store, const barrier::Barrier& barrier) {
+  std::vector<crypto::MacKey> keys;
+  {
+    BIFROST_ASSIGN_OR_RETURN(auto txn, store.Begin(store::TxnMode::kRead));
+    BIFROST_ASSIGN_OR_RETURN(keys, barrier.AuditKeys(*txn));
+  }
+  return audit::Verify(store, keys, {});
 }
 
 // --audit-retention: prunes at start and then hourly, until stopped.
@@ -377,6 +390,40 @@ int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypt
     }
   }
 
+  // Users and browser sessions (docs/web-ui.md).
+  auth::UserService users(store, clock);
+  auth::SessionService sessions(store, clock,
+                                {.idle_timeout_seconds = options.session_idle_seconds,
+                                 .lifetime_seconds = options.session_lifetime_seconds});
+  if (options.dev) {
+    // The dev installation's first user, so the web UI can be signed in to at once.
+    auto txn = store.Begin(store::TxnMode::kRead);
+    if (!txn) return StartupFailure(txn.error().message());
+    auto existing = (*txn)->ListUsers(std::nullopt);
+    txn->reset();
+    if (!existing) return StartupFailure(existing.error().message());
+    if (existing->empty()) {
+      auto password = auth::GenerateTokenText("");
+      if (!password) return StartupFailure(password.error().message());
+      auto created = users.Create(
+          {.email = std::string(kDevAdminEmail), .role = auth::Role::kPlatformAdmin},
+          password->view(), /*creator=*/nullptr, [&](store::Txn& write, const store::UserRow& row) {
+            audit::Event event;
+            event.action = audit::actions::kUserCreate;
+            event.actor_name = "bootstrap";
+            event.detail = "user " + row.id + " (" + row.role + ") by serve --dev";
+            return (*audit)->InTxn(std::move(event))(write);
+          });
+      if (!created) return StartupFailure(created.error().message());
+      crypto::SecureBuffer line = crypto::SecureBuffer::From(std::string_view("admin user: "));
+      line.Append(kDevAdminEmail);
+      line.Append(std::string_view(" password: "));
+      line.Append(password->view());
+      line.Append(std::string_view("\n"));
+      WriteOut(line);
+    }
+  }
+
   // Workflows: execution tokens are accepted from now on; the runtime ends what a previous
   // server left unfinished and loads the directory before anything is served.
   auth::ExecutionTokens execution_tokens(clock);
@@ -414,14 +461,20 @@ int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypt
 
   std::atomic<bool> ready{false};
   Router router;
-  RegisterApiRoutes(router, ApiContext{.config = &config,
-                                       .tokens = &tokens,
-                                       .audit = audit->get(),
-                                       .store = &store,
-                                       .clock = &clock,
-                                       .ready = [&ready] { return ready.load(); },
-                                       .log = &log,
-                                       .workflows = workflows.get()});
+  RegisterApiRoutes(
+      router,
+      ApiContext{.config = &config,
+                 .tokens = &tokens,
+                 .audit = audit->get(),
+                 .store = &store,
+                 .clock = &clock,
+                 .ready = [&ready] { return ready.load(); },
+                 .log = &log,
+                 .workflows = workflows.get(),
+                 .users = &users,
+                 .sessions = &sessions,
+                 .secure_cookies = tls,
+                 .verify_audit = [&store, &barrier] { return VerifyAuditChain(store, barrier); }});
 
   // Signals are caught from here on, before the address is announced: a supervisor that
   // sends SIGTERM as soon as it reads the "listening" line gets a graceful stop.

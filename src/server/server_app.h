@@ -47,6 +47,9 @@ struct ServeOptions {
   // --workflow-allow-unconfined: run workflows even when nothing keeps them from the data
   // directory and key files (no Landlock, and no other user to run them as).
   bool workflow_allow_unconfined = false;
+  // Web UI sessions (docs/web-ui.md): --session-idle and --session-lifetime.
+  std::int64_t session_idle_seconds = 30 * 60;
+  std::int64_t session_lifetime_seconds = 12 * 60 * 60;
   // Filled by RunServe, not a flag: the key files named in the environment, which no
   // workflow may be able to read.
   std::vector<std::string> key_files;

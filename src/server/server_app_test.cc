@@ -258,13 +258,19 @@ TEST_F(ServerAppTest, DevModeInitializesOnceServesAndStopsOnSigterm) {
   const std::string data = Data();
   ::testing::internal::CaptureStderr();
   std::string admin_token;
+  std::string dev_password;
   {
     BackgroundServe serve({.data_dir = data, .listen = "127.0.0.1:0", .dev = true, .threads = 2});
     ASSERT_TRUE(serve.listening()) << ::testing::internal::GetCapturedStderr();
-    ASSERT_EQ(serve.lines().size(), 2u);
+    ASSERT_EQ(serve.lines().size(), 3u);
     EXPECT_TRUE(serve.lines()[0].starts_with("admin token: bft_")) << serve.lines()[0];
     admin_token = serve.lines()[0].substr(std::string("admin token: ").size());
-    EXPECT_EQ(serve.lines()[1], "listening on http://127.0.0.1:" + std::to_string(serve.port()));
+    // The first user, for the web UI: its password once, 43 random characters.
+    EXPECT_TRUE(std::regex_match(
+        serve.lines()[1], std::regex("admin user: admin@localhost password: [A-Za-z0-9_-]{43}")))
+        << "(line withheld: it holds a password)";
+    dev_password = serve.lines()[1].substr(serve.lines()[1].rfind(' ') + 1);
+    EXPECT_EQ(serve.lines()[2], "listening on http://127.0.0.1:" + std::to_string(serve.port()));
 
     TestConnection connection(serve.port());
     EXPECT_EQ(connection.Request("GET", "/healthz").result_int(), 200);
@@ -285,7 +291,8 @@ TEST_F(ServerAppTest, DevModeInitializesOnceServesAndStopsOnSigterm) {
             std::string::npos)
       << err;
   EXPECT_NE(err.find(data + "/secret-key"), std::string::npos);
-  EXPECT_EQ(err.find(admin_token), std::string::npos);  // the token is never logged
+  EXPECT_EQ(err.find(admin_token), std::string::npos);   // the token is never logged
+  EXPECT_EQ(err.find(dev_password), std::string::npos);  // nor the password
   EXPECT_NE(err.find("\"msg\":\"shutting down\""), std::string::npos) << err;
   EXPECT_NE(err.find("\"route\":\"/api/v1/whoami\""), std::string::npos) << err;
 
