@@ -87,7 +87,8 @@ HttpResponse Login(const ApiContext& context, const HttpRequest& request) {
   auto password = json_io::OptionalString(*body, "password");
   if (!password) return BadRequest(password.error());
   if (!*email || !*password) return BadRequest("fields 'email' and 'password' are required");
-  std::string secret = std::move(**password);
+  // The copy the field reader made, wiped in place when done (the body's is wiped by `wipe`).
+  std::string& secret = **password;
   struct WipeString {
     std::string& text;
     ~WipeString() { crypto::SecureWipe(text.data(), text.size()); }
