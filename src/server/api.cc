@@ -305,7 +305,10 @@ audit::Event EventFor(const HttpRequest& request, const PathParams& params,
   }
   if (principal != nullptr) {
     event.actor_id = principal->token_id;
-    event.actor_name = principal->token_name;
+    // A user is named apart from a token that might be called by its email.
+    event.actor_name = principal->kind == auth::PrincipalKind::kUser
+                           ? "user:" + principal->token_name
+                           : principal->token_name;
     // An execution's own requests carry its id; a request about an execution (its path
     // names it) keeps that one.
     if (principal->execution_id) event.execution_id = principal->execution_id;

@@ -145,10 +145,10 @@ HttpResponse Login(const ApiContext& context, const HttpRequest& request) {
 HttpResponse Logout(const ApiContext& context, const HttpRequest& request, const PathParams& params,
                     const auth::Principal& principal) {
   if (context.sessions == nullptr) return NoSessions();
-  auto done = context.sessions->Logout(
-      principal,
-      RecordInTxn(context, EventFor(request, params, &principal, audit::actions::kAuthLogout,
-                                    audit::Outcome::kSuccess)));
+  audit::Event event =
+      EventFor(request, params, &principal, audit::actions::kAuthLogout, audit::Outcome::kSuccess);
+  event.org_id = principal.org_id;  // filed with the user's organization, like its sign-in
+  auto done = context.sessions->Logout(principal, RecordInTxn(context, std::move(event)));
   if (!done) {
     if (done.error().code() == ErrorCode::kInvalidArgument) {
       return BadRequest(done.error().message());

@@ -39,11 +39,18 @@ TEST_F(BadInputTest, MalformedBodiesAre400) {
   const std::string before = Snapshot();
   const std::string target = scope_ + "/configs/retries";
   const std::vector<std::string> bodies = {
-       "", "{", "not json", "[1,2]", "\"just a string\"", "{\"type\": \"int\", \"value\": 5",
-        "{\"type\": 7, \"value\": 5}", "{\"type\": \"int\"}", "{\"value\": 5}",
-        "{\"type\": \"int\", \"value\": 5, \"unexpected\": true}",
-        "{\"type\": \"string\", \"value\": \"\xff\xfe\"}",
-        std::string(100, '[') + std::string(100, ']')};
+      "",
+      "{",
+      "not json",
+      "[1,2]",
+      "\"just a string\"",
+      "{\"type\": \"int\", \"value\": 5",
+      "{\"type\": 7, \"value\": 5}",
+      "{\"type\": \"int\"}",
+      "{\"value\": 5}",
+      "{\"type\": \"int\", \"value\": 5, \"unexpected\": true}",
+      "{\"type\": \"string\", \"value\": \"\xff\xfe\"}",
+      std::string(100, '[') + std::string(100, ']')};
   for (const std::string& body : bodies) {
     const Reply r = api_.Raw("PUT", target, admin_, body);
     ExpectError(r, 400, "bad_request");
@@ -66,18 +73,18 @@ TEST_F(BadInputTest, ValidationFailuresAre422AndNameTheRule) {
                         json{{"type", "string"}, {"value", "v"}}),
               422, "invalid_argument");
   ExpectError(api_.Call("GET", scope_ + "/configs/bad-key", admin_), 422, "invalid_argument");
-  ExpectError(api_.Call("PUT", scope_ + "/configs/flag", admin_,
-                        json{{"type", "bool"}, {"value", "yes"}}),
-              422, "invalid_argument");
+  ExpectError(
+      api_.Call("PUT", scope_ + "/configs/flag", admin_, json{{"type", "bool"}, {"value", "yes"}}),
+      422, "invalid_argument");
   ExpectError(api_.Call("PUT", scope_ + "/configs/big", admin_,
                         json{{"type", "int"}, {"value", "99999999999999999999"}}),
               422, "invalid_argument");
-  ExpectError(api_.Call("PUT", scope_ + "/configs/t", admin_,
-                        json{{"type", "float"}, {"value", "1.5"}}),
-              422, "invalid_argument");
-  ExpectError(api_.Call("PUT", scope_ + "/configs/s", admin_,
-                        json{{"type", "secret"}, {"value", ""}}),
-              422, "invalid_argument");
+  ExpectError(
+      api_.Call("PUT", scope_ + "/configs/t", admin_, json{{"type", "float"}, {"value", "1.5"}}),
+      422, "invalid_argument");
+  ExpectError(
+      api_.Call("PUT", scope_ + "/configs/s", admin_, json{{"type", "secret"}, {"value", ""}}), 422,
+      "invalid_argument");
   ExpectError(api_.Call("PUT", scope_ + "/configs/huge", admin_,
                         json{{"type", "string"}, {"value", std::string(64 * 1024 + 1, 'x')}}),
               422, "invalid_argument");
@@ -121,7 +128,8 @@ TEST_F(BadInputTest, UnknownQueryParametersAre400) {
 
 TEST_F(BadInputTest, OversizedBodiesAre413) {
   const std::string before = Snapshot();
-  const std::string body = "{\"type\": \"string\", \"value\": \"" + std::string(2 << 20, 'x') + "\"}";
+  const std::string body =
+      "{\"type\": \"string\", \"value\": \"" + std::string(2 << 20, 'x') + "\"}";
   const Reply r = api_.Raw("PUT", scope_ + "/configs/retries", admin_, body);
   ExpectError(r, 413, "payload_too_large");
   Api fresh(server_.address());  // the server may close the connection after a 413
@@ -134,11 +142,13 @@ TEST_F(BadInputTest, OversizedBodiesAre413) {
 TEST_F(BadInputTest, UnknownRoutesAndMethods) {
   ExpectError(api_.Call("GET", "/api/v1/nothing", admin_), 404, "not_found");
   ExpectError(api_.Call("GET", "/api/v2/orgs", admin_), 404, "not_found");
-  ExpectError(api_.Call("GET", "/", admin_), 404, "not_found");
+  ExpectError(api_.Call("GET", "/index.html", admin_), 404, "not_found");
+  ExpectError(api_.Call("GET", "/assets/../bifrost.db", admin_), 404, "not_found");
+  ExpectError(api_.Call("GET", "/assets/no-such-file.js", admin_), 404, "not_found");
+  ExpectError(api_.Call("POST", "/", admin_, json::object()), 405, "method_not_allowed");
   const Reply wrong_method = api_.Call("PATCH", "/api/v1/orgs", admin_, json::object());
   EXPECT_EQ(wrong_method.status, 405) << wrong_method.body;
-  ExpectError(api_.Call("GET", scope_ + "/configs/retries", admin_ + "x"), 401,
-              "unauthenticated");
+  ExpectError(api_.Call("GET", scope_ + "/configs/retries", admin_ + "x"), 401, "unauthenticated");
   ExpectError(api_.Call("GET", "/api/v1/orgs/00000000-0000-4000-8000-000000000000", admin_), 404,
               "not_found");
 }
