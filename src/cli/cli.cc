@@ -13,6 +13,7 @@
 
 #include "cli/cli_error.h"
 #include "cli/commands.h"
+#include "cli/duration.h"
 #include "cli/flags.h"
 #include "cli/local_commands.h"
 #include "cli/remote_commands.h"
@@ -26,6 +27,20 @@
 
 namespace bifrost::cli {
 namespace {
+
+// A duration flag ("30m", "12h", "2s") of at most `max_seconds`.
+CLI::Validator DurationValidator(std::int64_t max_seconds) {
+  return CLI::Validator(
+      [max_seconds](std::string& text) -> std::string {
+        const auto seconds = ParseDurationSeconds(text);
+        if (!seconds) return "not a duration such as 90s, 30m, 12h or 7d";
+        if (*seconds > max_seconds) {
+          return "longer than the limit of " + std::to_string(max_seconds) + " s";
+        }
+        return "";
+      },
+      "DURATION");
+}
 
 constexpr const char* kDescription =
     "Bifrost: configuration and secrets per organization.\n"
@@ -46,6 +61,7 @@ constexpr const char* kFooter = R"(Examples:
   bifrost config set region eu-west --global
   bifrost token create --role member --org acme --name ci --ttl 30d
   bifrost audit list --org acme --since 24h
+  bifrost user create --email ana@acme.example --org acme --role admin < password.txt
 
   # Local commands, on the server's host (need BIFROST_SECRET_KEY like serve):
   bifrost keys status --data /var/lib/bifrost   # master keys in use, unfinished rotations
@@ -124,6 +140,8 @@ int RunCliUnguarded(const std::vector<std::string>& args, CliIo& io) {
 
   // ---- serve / init ----
   server::ServeOptions serve_options;
+  std::string session_idle_text = "30m";
+  std::string session_lifetime_text = "12h";
   auto* serve = app.add_subcommand("serve", "Run the server");
   serve->footer(
       "Runs until SIGTERM or SIGINT and prints \"listening on http(s)://HOST:PORT\" once bound.\n"
@@ -231,8 +249,27 @@ int RunCliUnguarded(const std::vector<std::string>& args, CliIo& io) {
       ->option_text("URL (default: the listening address; env BIFROST_WORKFLOW_API_URL)");
   serve->add_flag("--workflow-allow-unconfined", serve_options.workflow_allow_unconfined,
                   "Run workflows even with no Landlock and no other user to run them as");
+  serve
+      ->add_option("--session-idle", session_idle_text,
+                   "A web UI session ends after this long without a request")
+      ->envname("BIFROST_SESSION_IDLE")
+      ->check(DurationValidator(60 * 60 * 24))
+      ->option_text("DURATION (default 30m; env BIFROST_SESSION_IDLE)");
+  serve
+      ->add_option("--session-lifetime", session_lifetime_text,
+                   "A web UI session ends this long after sign-in, however active")
+      ->envname("BIFROST_SESSION_LIFETIME")
+      ->check(DurationValidator(60 * 60 * 24 * 30))
+      ->option_text("DURATION (default 12h; env BIFROST_SESSION_LIFETIME)");
   serve->callback([&] {
     action = [&]() -> CliStatus {
+      // Both were checked by their validators.
+      serve_options.session_idle_seconds = ParseDurationSeconds(session_idle_text).value_or(1800);
+      serve_options.session_lifetime_seconds =
+          ParseDurationSeconds(session_lifetime_text).value_or(43200);
+      if (serve_options.session_idle_seconds > serve_options.session_lifetime_seconds) {
+        return std::unexpected(CliError{2, "--session-idle is longer than --session-lifetime"});
+      }
       const int code = server::RunServe(serve_options);
       if (code != 0) return std::unexpected(CliError{code, ""});
       return {};
@@ -474,8 +511,9 @@ int RunCliUnguarded(const std::vector<std::string>& args, CliIo& io) {
     };
   });
 
-  // ---- keys / import (local commands) ----
+  // ---- workflows, users; keys / import (local commands) ----
   AddWorkflowCommands(app, session, action);
+  AddUserCommands(app, session, action);
   AddKeysCommands(app, action, io);
   AddImportCommands(app, action, io);
 

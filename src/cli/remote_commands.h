@@ -4,6 +4,8 @@
 //   bifrost workflow run NAME [--org ORG] [--param K=V]... [--params JSON] [--no-wait]
 //   bifrost execution list [--org ORG] [--workflow W] [--status S] [--limit N]
 //   bifrost execution get ID [--wait SECONDS] | logs ID | cancel ID
+//   bifrost user create --email EMAIL [--org ORG] --role ROLE | list [--org ORG]
+//   bifrost user disable USER | passwd USER
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -36,5 +38,16 @@ struct ExecutionListArgs {
 
 // Registers `workflow` and `execution` on `app`; the chosen command's callback sets `action`.
 void AddWorkflowCommands(CLI::App& app, Session& session, std::function<CliStatus()>& action);
+
+struct UserCreateArgs {
+  std::string email;
+  std::string org;   // a name or an id; empty: none (platform-admin) or the token's own
+  std::string role;  // platform-admin|admin|member|reader (CLI11 checked it)
+  Format format = Format::kTable;
+};
+
+// Registers `user` (create, list, disable, passwd) on `app`, as AddWorkflowCommands does.
+// Passwords are read from the terminal (twice, without echo) or the first line of stdin.
+void AddUserCommands(CLI::App& app, Session& session, std::function<CliStatus()>& action);
 
 }  // namespace bifrost::cli
