@@ -1,7 +1,9 @@
 # Bifrost build entry points. `make test` is what CI runs (.ci/run).
 #
 #   make run     deps + build, then a dev server on the embedded SQLite (./.bifrost-dev)
-#   make deps    install the Debian packages the build and tests need (idempotent)
+#   make deps    install the Debian packages the build and tests need, and the browser tests'
+#                npm package (playwright-core, pinned in tests/browser/package-lock.json);
+#                idempotent
 #   make build   deps + configure + compile into build/
 #   make test    build + the whole test suite through ctest, then the same suite under
 #                AddressSanitizer and UndefinedBehaviorSanitizer
@@ -11,12 +13,14 @@ BUILD_DIR  ?= build
 ASAN_DIR   ?= build-asan
 BUILD_TYPE ?= Release
 JOBS       ?= 2
+BROWSER_TESTS := tests/browser
 
 # Everything the build, the tests and the benchmarks use, from Debian's archive.
 DEB_PACKAGES := g++ make cmake pkg-config libssl-dev libsqlite3-dev nlohmann-json3-dev \
                 libgtest-dev libgmock-dev libbenchmark-dev python3 python3-cryptography faketime \
                 libboost-dev libcli11-dev openssl wrk \
-                python3-pip python3-venv python3-setuptools
+                python3-pip python3-venv python3-setuptools \
+                libargon2-dev chromium
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
@@ -34,6 +38,20 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
 	else \
 	  echo "deps: all $(words $(DEB_PACKAGES)) packages are installed"; \
+	fi
+	@# Node and npm for the browser tests: any node 20+ on PATH will do, else Debian's.
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  echo "deps: installing nodejs npm"; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends nodejs npm; \
+	fi
+	@# The browser tests' node_modules, exactly as locked; again when the lock file changes.
+	@if [ ! -d $(BROWSER_TESTS)/node_modules ] || \
+	    [ $(BROWSER_TESTS)/package-lock.json -nt $(BROWSER_TESTS)/node_modules ]; then \
+	  echo "deps: npm ci in $(BROWSER_TESTS)"; \
+	  npm ci --prefix $(BROWSER_TESTS) --no-audit --no-fund && touch $(BROWSER_TESTS)/node_modules; \
+	else \
+	  echo "deps: $(BROWSER_TESTS)/node_modules is up to date"; \
 	fi
 
 configure: deps

@@ -1,0 +1,17 @@
+#!/bin/sh
+# The browser tests (ctest's browser_ui): node's test runner, one file at a time, against the
+# bifrost binary in BIFROST_BINARY (default: build/bifrost); screenshots go to
+# BIFROST_ARTIFACTS (default: tests/browser/artifacts). Arguments: test files (default: all).
+set -eu
+cd "$(dirname "$0")"
+if [ ! -f node_modules/playwright-core/package.json ]; then
+  echo "browser_ui: FAILED: tests/browser/node_modules/playwright-core is missing." \
+       "Run 'make deps' (it runs npm ci --prefix tests/browser)." >&2
+  exit 1
+fi
+if ! command -v node >/dev/null 2>&1; then
+  echo "browser_ui: FAILED: node is missing. Run 'make deps'." >&2
+  exit 1
+fi
+if [ "$#" -eq 0 ]; then set -- *.test.mjs; fi
+exec node --test --test-concurrency=1 --test-reporter=spec "$@"
