@@ -212,6 +212,13 @@ std::string Principal::Actor() const {
 }
 
 Status Authorize(const Principal& principal, Action action, const Target& target) {
+  if (principal.kind == PrincipalKind::kUser && action == Action::kConfigReveal) {
+    // What a browser holds can be read by any script that ever runs in the page: the web UI
+    // shows secrets masked and has no way to reveal one, and the API keeps it that way.
+    return Fail(ErrorCode::kPermissionDenied,
+                "a browser session may not reveal config values; use an API token (bifrost "
+                "config get)");
+  }
   if (principal.role == Role::kPlatformAdmin) return Ok();
   const Role role = principal.role;
   if (role == Role::kWorkflow) {

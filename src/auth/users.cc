@@ -168,12 +168,22 @@ Result<store::UserRow> UserService::Disable(
   if (caller.kind == PrincipalKind::kUser && caller.token_id == row.id) {
     return Fail(ErrorCode::kFailedPrecondition, "a user cannot disable itself; ask another admin");
   }
+  const UnixMicros now = clock_->NowMicros();
   if (!row.disabled_at.has_value()) {
-    row.disabled_at = clock_->NowMicros();
-    row.updated_at = *row.disabled_at;
+    row.disabled_at = now;
+    row.updated_at = now;
     BIFROST_RETURN_IF_ERROR(txn->UpdateUser(row));
   }
   BIFROST_RETURN_IF_ERROR(Discard(txn->DeleteUserSessions(row.id)));
+  // The tokens the user made in its sessions end with it: disabling a user must not leave
+  // access behind in a token it minted.
+  const std::string made_by = "user:" + row.email + "/" + row.id;
+  BIFROST_ASSIGN_OR_RETURN(const auto tokens, txn->ListTokens(std::nullopt));
+  for (const auto& token : tokens) {
+    if (token.created_by == made_by && !token.revoked_at.has_value()) {
+      BIFROST_RETURN_IF_ERROR(txn->RevokeToken(token.id, now));
+    }
+  }
   if (before_commit) BIFROST_RETURN_IF_ERROR(before_commit(*txn, row));
   BIFROST_RETURN_IF_ERROR(txn->Commit());
   return row;
@@ -216,7 +226,10 @@ SessionService::SessionService(store::Store& store, const Clock& clock, SessionO
                   options.failure_window_seconds * kMicros),
       by_account_(clock, options.max_failures_per_account,
                   options.failure_window_seconds * kMicros),
-      checks_(std::clamp<std::ptrdiff_t>(options.max_concurrent_checks, 1, 64)) {}
+      checks_(std::clamp<std::ptrdiff_t>(options.max_concurrent_checks, 1, 64)) {
+  // Computed now, so that the first unknown email does not take two hashes' time.
+  (void)DummyPasswordHash();
+}
 
 std::string SessionService::AddressKey(std::string_view client_address) {
   // "ip:port" or "[v6]:port": the port changes with every connection, the host does not.
@@ -241,31 +254,43 @@ Result<SessionService::LoginOutcome> SessionService::Login(
   LoginOutcome outcome;
   const std::string account = NormalizeEmail(email);
   const std::string address = AddressKey(client_address);
+  // Only a well-formed email is counted as an account: arbitrary text typed as an email
+  // must not become a key the limiter keeps (it is bounded by the email rule's 254 bytes).
+  const bool is_email = ValidateEmail(account).has_value();
   {
     BIFROST_ASSIGN_OR_RETURN(auto txn, store_->Begin(store::TxnMode::kRead));
-    if (ValidateEmail(account)) {
+    if (is_email) {
       BIFROST_ASSIGN_OR_RETURN(outcome.user, txn->GetUserByEmail(account));
     }
   }
-  const UnixMicros wait =
-      std::max(by_address_.RetryAfter(address), by_account_.RetryAfter(account));
+  const UnixMicros wait = std::max(by_address_.RetryAfter(address),
+                                   is_email ? by_account_.RetryAfter(account) : UnixMicros{0});
   if (wait > 0) {
     outcome.kind = LoginOutcome::Kind::kRateLimited;
     outcome.retry_after_seconds = (wait + kMicros - 1) / kMicros;
     outcome.why = "too many failed sign-ins";
     return outcome;
   }
+  // At most max_concurrent_checks verifications at once, and none waits for a slot: a flood
+  // of sign-ins is answered "busy" at once instead of taking the server's threads.
+  if (!checks_.try_acquire()) {
+    outcome.kind = LoginOutcome::Kind::kBusy;
+    outcome.why = "too many sign-ins in progress";
+    return outcome;
+  }
   bool matches = false;
   {
-    checks_.acquire();
+    struct Slot {
+      std::counting_semaphore<64>& checks;
+      ~Slot() { checks.release(); }
+    } slot{checks_};
     // Unknown emails cost a verification too, so that timing does not tell them apart.
     matches = VerifyPassword(
         password, outcome.user.has_value() ? outcome.user->password_hash : DummyPasswordHash());
-    checks_.release();
   }
   if (!outcome.user.has_value() || !matches || outcome.user->disabled_at.has_value()) {
     by_address_.RecordFailure(address);
-    by_account_.RecordFailure(account);
+    if (is_email) by_account_.RecordFailure(account);
     outcome.kind = LoginOutcome::Kind::kWrongCredentials;
     outcome.why = !outcome.user.has_value() ? "unknown email"
                   : !matches                ? "wrong password"

@@ -67,7 +67,8 @@ class UserService {
                                            std::optional<std::string> org_id);
 
   // `user` is an id or an email. Platform-admin: any user; org admin: users of its org (any
-  // other, existing or not, is kPermissionDenied). Disabling ends every session of the user;
+  // other, existing or not, is kPermissionDenied). Disabling ends every session of the user
+  // and revokes every token the user created;
   // disabling a disabled user succeeds and keeps the first time. A user cannot disable itself.
   Result<store::UserRow> Disable(const Principal& caller, std::string_view user,
                                  const store::CommitHookWith<store::UserRow>& before_commit = {});
@@ -94,8 +95,9 @@ struct SessionOptions {
   std::size_t max_failures_per_address = 20;
   std::size_t max_failures_per_account = 5;
   std::int64_t failure_window_seconds = 10 * 60;
-  // Password checks running at once (each takes the hash's memory, 64 MiB by default).
-  std::ptrdiff_t max_concurrent_checks = 4;
+  // Password checks running at once (each takes the hash's memory, 64 MiB by default, and a
+  // server thread for its duration); a sign-in beyond them is answered busy at once.
+  std::ptrdiff_t max_concurrent_checks = 2;
 };
 
 // The CSRF token of a session: the hex SHA-256 of "bifrost-csrf:" + the session token. A page
@@ -114,7 +116,8 @@ class SessionService {
     std::string csrf_token;
   };
   struct LoginOutcome {
-    enum class Kind { kSignedIn, kWrongCredentials, kRateLimited };
+    // kBusy: max_concurrent_checks verifications are running; nothing was checked.
+    enum class Kind { kSignedIn, kWrongCredentials, kRateLimited, kBusy };
     Kind kind = Kind::kWrongCredentials;
     std::optional<SignedIn> signed_in;     // for kSignedIn
     std::optional<store::UserRow> user;    // the existing user the email named, if any

@@ -219,6 +219,14 @@ TEST_F(UsersTest, SignInStoresOnlyTheSessionHashAndAuthenticatesAsTheUser) {
   EXPECT_TRUE(Authorize(principal, Action::kConfigWrite, Target::Org(kOrgA)));
   EXPECT_ERROR_CODE(Authorize(principal, Action::kConfigRead, Target::Org(kOrgB)),
                     ErrorCode::kPermissionDenied);
+  // A browser session never reveals a value, whatever its role.
+  EXPECT_ERROR_CODE(Authorize(principal, Action::kConfigReveal, Target::Org(kOrgA)),
+                    ErrorCode::kPermissionDenied);
+  Principal as_platform = principal;
+  as_platform.role = Role::kPlatformAdmin;
+  as_platform.org_id.reset();
+  EXPECT_ERROR_CODE(Authorize(as_platform, Action::kConfigReveal, Target::Global()),
+                    ErrorCode::kPermissionDenied);
 
   for (const std::string& bad :
        {std::string(""), Cat(token, "x"), Cat("bft_", std::string_view(token).substr(4)),
@@ -262,6 +270,14 @@ TEST_F(UsersTest, FailuresAreLimitedPerAccountAndPerAddress) {
   EXPECT_EQ(limited.retry_after_seconds, 100);
   // Another account from another address is not affected.
   EXPECT_EQ(sessions_->Login("bob@acme", kPassword, "10.3.0.1:1")->kind, Kind::kSignedIn);
+  // Text that is not an email is never an account key (it would only fill the limiter):
+  // only the address counts it.
+  const std::string junk(300, 'j');
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_OK_AND_ASSIGN(
+        auto o, sessions_->Login(junk, kPassword, Cat("10.4.0.", std::to_string(i), ":1")));
+    EXPECT_EQ(o.kind, Kind::kWrongCredentials);
+  }
   // The window passes.
   clock_.AdvanceMicros(101 * kSecond);
   EXPECT_EQ(sessions_->Login("ana@acme", kPassword, "10.2.0.1:1")->kind, Kind::kSignedIn);
@@ -305,6 +321,22 @@ TEST_F(UsersTest, SessionsEndWhenIdleAtTheirLifetimeAndAtSignOut) {
   // Sign-out is for sessions, not tokens.
   Principal token_principal;
   EXPECT_ERROR_CODE(sessions_->Logout(token_principal), ErrorCode::kInvalidArgument);
+}
+
+TEST_F(UsersTest, DisableRevokesTheTokensTheUserCreated) {
+  MustCreate("root@x", Role::kPlatformAdmin, std::nullopt);
+  MustCreate("ana@acme", Role::kAdmin, kOrgA);
+  const Principal root = MustSignIn("root@x").second;
+  const Principal ana = MustSignIn("ana@acme").second;
+  TokenService tokens(*store_, clock_);
+  ASSERT_OK_AND_ASSIGN(auto minted,
+                       tokens.Create({.name = "ci", .role = Role::kAdmin, .org_id = kOrgA}, &ana));
+  ASSERT_OK_AND_ASSIGN(
+      auto others, tokens.Create({.name = "ops", .role = Role::kAdmin, .org_id = kOrgA}, &root));
+  ASSERT_TRUE(tokens.Authenticate(minted.token.view()).has_value());
+  ASSERT_OK(users_->Disable(root, "ana@acme"));
+  EXPECT_ERROR_CODE(tokens.Authenticate(minted.token.view()), ErrorCode::kUnauthenticated);
+  EXPECT_TRUE(tokens.Authenticate(others.token.view()).has_value());  // not the user's
 }
 
 TEST_F(UsersTest, DisableAndNewPasswordEndEverySessionOfTheUser) {

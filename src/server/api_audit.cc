@@ -128,7 +128,13 @@ HttpResponse VerifyAudit(const ApiContext& context, const HttpRequest& request, 
   }
   // One walk at a time: a page reloaded in a loop must not start a walk per request.
   static std::mutex walking;
-  const std::lock_guard lock(walking);
+  std::unique_lock lock(walking, std::try_to_lock);
+  if (!lock.owns_lock()) {
+    HttpResponse busy =
+        ErrorResponse(429, "rate_limited", "the audit log is being verified; try again shortly");
+    busy.headers.emplace_back("Retry-After", "2");
+    return busy;
+  }
   auto report = context.verify_audit();
   if (!report) return ServiceError(report.error(), request);
   Json out = {{"ok", report->ok},

@@ -74,6 +74,20 @@ class WipeOnExit {
   Json& document_;
 };
 
+// Wipes the copy of a password a field reader made, however the handler returns.
+class WipeOptional {
+ public:
+  explicit WipeOptional(std::optional<std::string>& text) : text_(text) {}
+  ~WipeOptional() {
+    if (text_) crypto::SecureWipe(text_->data(), text_->size());
+  }
+  WipeOptional(const WipeOptional&) = delete;
+  WipeOptional& operator=(const WipeOptional&) = delete;
+
+ private:
+  std::optional<std::string>& text_;
+};
+
 HttpResponse Login(const ApiContext& context, const HttpRequest& request) {
   if (context.sessions == nullptr) return NoSessions();
   auto body = json_io::ParseObjectBody(request);
@@ -86,13 +100,9 @@ HttpResponse Login(const ApiContext& context, const HttpRequest& request) {
   if (!email) return BadRequest(email.error());
   auto password = json_io::OptionalString(*body, "password");
   if (!password) return BadRequest(password.error());
+  const WipeOptional wipe_password(*password);  // the body's copy is wiped by `wipe`
   if (!*email || !*password) return BadRequest("fields 'email' and 'password' are required");
-  // The copy the field reader made, wiped in place when done (the body's is wiped by `wipe`).
-  std::string& secret = **password;
-  struct WipeString {
-    std::string& text;
-    ~WipeString() { crypto::SecureWipe(text.data(), text.size()); }
-  } wipe_password{secret};
+  const std::string& secret = **password;
 
   const PathParams no_params;
   auto outcome = context.sessions->Login(
@@ -136,6 +146,11 @@ HttpResponse Login(const ApiContext& context, const HttpRequest& request) {
                              "too many failed sign-ins; try again in " +
                                  std::to_string(outcome->retry_after_seconds) + " s");
     response.headers.emplace_back("Retry-After", std::to_string(outcome->retry_after_seconds));
+  } else if (outcome->kind == Kind::kBusy) {
+    response = ErrorResponse(503, "unavailable",
+                             "too many sign-ins are being checked right now; try again in a "
+                             "second");
+    response.headers.emplace_back("Retry-After", "1");
   } else {
     response = ErrorResponse(401, "unauthenticated", "wrong email or password");
   }
@@ -212,6 +227,7 @@ HttpResponse CreateUser(const ApiContext& context, const HttpRequest& request,
   if (!email) return BadRequest(email.error());
   auto password = json_io::OptionalString(*body, "password");
   if (!password) return BadRequest(password.error());
+  const WipeOptional wipe_password(*password);
   auto role_name = json_io::OptionalString(*body, "role");
   if (!role_name) return BadRequest(role_name.error());
   auto org_id = json_io::OptionalString(*body, "org_id");
@@ -231,7 +247,6 @@ HttpResponse CreateUser(const ApiContext& context, const HttpRequest& request,
                               event.detail = UserDetail(row);
                               return RecordInTxn(context, std::move(event))(txn);
                             });
-  crypto::SecureWipe(password->value().data(), password->value().size());
   if (!created) return ServiceError(created.error(), request);
   return JsonResponse(201, UserJson(*created));
 }
@@ -263,6 +278,7 @@ HttpResponse SetPassword(const ApiContext& context, const HttpRequest& request,
   }
   auto password = json_io::OptionalString(*body, "password");
   if (!password) return BadRequest(password.error());
+  const WipeOptional wipe_password(*password);
   if (!*password) return BadRequest("field 'password' is required");
   const audit::Event recorded = EventFor(request, params, &principal, audit::actions::kUserPassword,
                                          audit::Outcome::kSuccess);
@@ -273,7 +289,6 @@ HttpResponse SetPassword(const ApiContext& context, const HttpRequest& request,
                                               event.detail = UserDetail(row);
                                               return RecordInTxn(context, std::move(event))(txn);
                                             });
-  crypto::SecureWipe(password->value().data(), password->value().size());
   if (!changed) return ServiceError(changed.error(), request);
   return NoContent();
 }

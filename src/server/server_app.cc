@@ -394,7 +394,9 @@ int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypt
   auth::UserService users(store, clock);
   auth::SessionService sessions(store, clock,
                                 {.idle_timeout_seconds = options.session_idle_seconds,
-                                 .lifetime_seconds = options.session_lifetime_seconds});
+                                 .lifetime_seconds = options.session_lifetime_seconds,
+                                 // Password hashing never takes more than half the threads.
+                                 .max_concurrent_checks = std::max(1, options.threads / 2)});
   if (options.dev) {
     // The dev installation's first user, so the web UI can be signed in to at once.
     auto txn = store.Begin(store::TxnMode::kRead);

@@ -525,6 +525,17 @@ TEST_F(UserSessionTest, SessionCookieAuthenticatesWithCsrfForWrites) {
   const Reply stored = api_.Call("GET", put_target, admin_);
   EXPECT_EQ(F(stored.json_body, "updated_by"), "user:ana@acme.example/" + ana_id) << stored.body;
 
+  // A session never reveals a value, not even one its user's role could read with a token:
+  // the answer is a denial, recorded like any other.
+  r = AsSession(address(), session, "GET", put_target + "/reveal", std::nullopt, false);
+  EXPECT_EQ(r.status, 403) << r.body;
+  EXPECT_EQ(r.body.find("\"value\""), std::string::npos) << r.body;
+  const Reply denials =
+      api_.Call("GET", "/api/v1/audit?action=config.reveal&outcome=denied", admin_);
+  ASSERT_EQ(denials.status, 200) << denials.body;
+  ASSERT_FALSE(denials.json_body["records"].empty()) << denials.body;
+  EXPECT_EQ(denials.json_body["records"][0]["actor_name"], "user:ana@acme.example");
+
   // PATCH and DELETE are writes too.
   r = AsSession(address(), session, "PATCH", put_target, json{{"description", "d"}}, false);
   EXPECT_EQ(r.status, 403) << r.body;
