@@ -50,19 +50,6 @@ std::string_view KindOf(const Json& value) {
   return json_io::KindName(value);
 }
 
-// Overwrites the strings of a JSON document when the handler is done with it: a secret's
-// value passed through it (best effort; the raw request text belongs to the server).
-class WipeOnExit {
- public:
-  explicit WipeOnExit(Json& document) : document_(document) {}
-  ~WipeOnExit() { json_io::WipeStrings(document_); }
-  WipeOnExit(const WipeOnExit&) = delete;
-  WipeOnExit& operator=(const WipeOnExit&) = delete;
-
- private:
-  Json& document_;
-};
-
 // What a type accepts, as the end of a message about a value of the wrong kind.
 std::string_view SendHint(ConfigType type) {
   switch (type) {
@@ -97,7 +84,7 @@ Result<crypto::SecureBuffer> StoredText(std::string_view key, ConfigType type,
                 subject + " but its value is a number out of range" + std::string(SendHint(type)));
   }
   Json& value = *parsed;
-  const WipeOnExit wipe_value(value);
+  const json_io::WipeOnExit wipe_value(value);
   const auto wrong_kind = [&] {
     return Fail(
         ErrorCode::kInvalidArgument,
@@ -309,7 +296,7 @@ HttpResponse PutConfig(const ApiContext& context, const HttpRequest& request,
   auto body = json_io::ParseObjectBodyKeeping(request, "value");
   if (!body) return BadRequest(body.error());
   Json& fields = body->document;
-  const WipeOnExit wipe_body(fields);
+  const json_io::WipeOnExit wipe_body(fields);
   if (auto unknown = json_io::FindUnknownField(
           fields, {"type", "value", "description", "expected_version"}, "a config write")) {
     return BadRequest(*unknown);

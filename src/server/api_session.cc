@@ -62,18 +62,6 @@ Json SessionJson(const store::UserRow& user, std::string_view csrf_token, UnixMi
           {"idle_timeout_seconds", idle_timeout_seconds}};
 }
 
-// Overwrites the strings of a body that held a password when the handler is done with it.
-class WipeOnExit {
- public:
-  explicit WipeOnExit(Json& document) : document_(document) {}
-  ~WipeOnExit() { json_io::WipeStrings(document_); }
-  WipeOnExit(const WipeOnExit&) = delete;
-  WipeOnExit& operator=(const WipeOnExit&) = delete;
-
- private:
-  Json& document_;
-};
-
 // Wipes the copy of a password a field reader made, however the handler returns.
 class WipeOptional {
  public:
@@ -92,7 +80,7 @@ HttpResponse Login(const ApiContext& context, const HttpRequest& request) {
   if (context.sessions == nullptr) return NoSessions();
   auto body = json_io::ParseObjectBody(request);
   if (!body) return BadRequest(body.error());
-  const WipeOnExit wipe(*body);
+  const json_io::WipeOnExit wipe(*body);
   if (auto unknown = json_io::FindUnknownField(*body, {"email", "password"}, "a sign-in")) {
     return BadRequest(*unknown);
   }
@@ -218,7 +206,7 @@ HttpResponse CreateUser(const ApiContext& context, const HttpRequest& request,
   }
   auto body = json_io::ParseObjectBody(request);
   if (!body) return BadRequest(body.error());
-  const WipeOnExit wipe(*body);
+  const json_io::WipeOnExit wipe(*body);
   if (auto unknown = json_io::FindUnknownField(*body, {"email", "password", "role", "org_id"},
                                                "a user request")) {
     return BadRequest(*unknown);
@@ -272,7 +260,7 @@ HttpResponse SetPassword(const ApiContext& context, const HttpRequest& request,
   if (context.users == nullptr) return NoSessions();
   auto body = json_io::ParseObjectBody(request);
   if (!body) return BadRequest(body.error());
-  const WipeOnExit wipe(*body);
+  const json_io::WipeOnExit wipe(*body);
   if (auto unknown = json_io::FindUnknownField(*body, {"password"}, "a password change")) {
     return BadRequest(*unknown);
   }

@@ -101,6 +101,18 @@ std::optional<std::string> DumpWithRawField(const Json& document, std::string_vi
 // to pass through a JSON document, such as a revealed secret).
 void WipeStrings(Json& value);
 
+// Calls WipeStrings on a document when the scope ends, however a handler returns.
+class WipeOnExit {
+ public:
+  explicit WipeOnExit(Json& document) : document_(document) {}
+  ~WipeOnExit() { WipeStrings(document_); }
+  WipeOnExit(const WipeOnExit&) = delete;
+  WipeOnExit& operator=(const WipeOnExit&) = delete;
+
+ private:
+  Json& document_;
+};
+
 // "null", "an object", "an array", "a string", "a boolean" or "a number": the kind of a
 // JSON value, for error messages that must not quote the value itself.
 std::string_view KindName(const Json& value);
