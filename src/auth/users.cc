@@ -231,7 +231,7 @@ SessionService::SessionService(store::Store& store, const Clock& clock, SessionO
   (void)DummyPasswordHash();
 }
 
-std::string SessionService::AddressKey(std::string_view client_address) {
+std::string SessionService::HostOf(std::string_view client_address) {
   // "ip:port" or "[v6]:port": the port changes with every connection, the host does not.
   if (client_address.starts_with('[')) {
     const std::size_t close = client_address.find(']');
@@ -250,10 +250,11 @@ UnixMicros SessionService::TouchInterval() const {
 
 Result<SessionService::LoginOutcome> SessionService::Login(
     std::string_view email, std::string_view password, std::string_view client_address,
-    const store::CommitHookWith<SignedIn>& before_commit) {
+    const store::CommitHookWith<SignedIn>& before_commit, std::string_view limit_address) {
   LoginOutcome outcome;
   const std::string account = NormalizeEmail(email);
-  const std::string address = AddressKey(client_address);
+  const std::string address =
+      limit_address.empty() ? HostOf(client_address) : std::string(limit_address);
   // Only a well-formed email is counted as an account: arbitrary text typed as an email
   // must not become a key the limiter keeps (it is bounded by the email rule's 254 bytes).
   const bool is_email = ValidateEmail(account).has_value();

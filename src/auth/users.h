@@ -127,9 +127,15 @@ class SessionService {
   // Checks the email and password of a sign-in from `client_address` ("ip:port"), and on
   // success stores a new session (deleting expired ones) with `before_commit` in the same
   // transaction (the audit record). Errors are the store's only: a refusal is an outcome.
+  // `limit_address`, when not empty, is the client the per-address limit counts instead of
+  // the host of `client_address` (the client a trusted proxy forwarded for).
   Result<LoginOutcome> Login(std::string_view email, std::string_view password,
                              std::string_view client_address,
-                             const store::CommitHookWith<SignedIn>& before_commit = {});
+                             const store::CommitHookWith<SignedIn>& before_commit = {},
+                             std::string_view limit_address = {});
+
+  // The host of "ip:port" or "[v6]:port" (the port changes with every connection).
+  static std::string HostOf(std::string_view client_address);
 
   // The principal of a live session token (kUnauthenticated "invalid or expired session"
   // otherwise: unknown, ended, idle too long, past its lifetime, or its user disabled).
@@ -150,7 +156,6 @@ class SessionService {
   const SessionOptions& options() const { return options_; }
 
  private:
-  static std::string AddressKey(std::string_view client_address);
   UnixMicros TouchInterval() const;
 
   store::Store* store_;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <functional>
 #include <iostream>
@@ -261,6 +262,23 @@ int RunCliUnguarded(const std::vector<std::string>& args, CliIo& io) {
       ->envname("BIFROST_SESSION_LIFETIME")
       ->check(DurationValidator(60 * 60 * 24 * 30))
       ->option_text("DURATION (default 12h; env BIFROST_SESSION_LIFETIME)");
+  serve
+      ->add_option("--trusted-proxy", serve_options.trusted_proxies,
+                   "A reverse proxy in front of the server: its X-Forwarded-For names the "
+                   "client the sign-in limit per address counts (repeat for several)")
+      ->envname("BIFROST_TRUSTED_PROXIES")
+      ->delimiter(',')
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            const bool v4 = text.find_first_not_of("0123456789.") == std::string::npos &&
+                            std::count(text.begin(), text.end(), '.') == 3;
+            const bool v6 = text.find(':') != std::string::npos &&
+                            text.find_first_not_of("0123456789abcdefABCDEF:.") == std::string::npos;
+            if (!text.empty() && text.size() <= 45 && (v4 || v6)) return "";
+            return "not an IPv4 or IPv6 address";
+          },
+          "ADDRESS"))
+      ->option_text("ADDRESS (repeatable; env BIFROST_TRUSTED_PROXIES, comma-separated)");
   serve->callback([&] {
     action = [&]() -> CliStatus {
       // Both were checked by their validators.

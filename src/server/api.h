@@ -15,6 +15,8 @@
 #pragma once
 
 #include <functional>
+#include <string>
+#include <vector>
 
 #include "audit/audit.h"
 #include "auth/auth.h"
@@ -52,6 +54,9 @@ struct ApiContext {
   auth::SessionService* sessions = nullptr;
   // The session cookie is marked Secure (the server runs TLS).
   bool secure_cookies = false;
+  // Addresses of reverse proxies whose X-Forwarded-For names the client that the sign-in
+  // limit per address counts (--trusted-proxy); empty: the connection's address counts.
+  std::vector<std::string> trusted_proxies;
   // Walks the audit chain with every key the server has (GET /api/v1/audit/verify); empty:
   // the route answers 503.
   std::function<Result<audit::VerifyReport>()> verify_audit;

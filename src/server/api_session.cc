@@ -76,6 +76,36 @@ class WipeOptional {
   std::optional<std::string>& text_;
 };
 
+// The client a trusted proxy forwarded this request for: the right-most address of
+// X-Forwarded-For that is not itself a trusted proxy, when the connection comes from one;
+// "" otherwise (then the connection's own address is the client).
+std::string ForwardedClient(const ApiContext& context, const HttpRequest& request) {
+  if (context.trusted_proxies.empty()) return "";
+  const auto trusted = [&](std::string_view host) {
+    for (const auto& proxy : context.trusted_proxies) {
+      if (proxy == host) return true;
+    }
+    return false;
+  };
+  if (!trusted(auth::SessionService::HostOf(request.client_address))) return "";
+  std::string_view forwarded = request.Header("x-forwarded-for");
+  while (!forwarded.empty()) {
+    const std::size_t comma = forwarded.rfind(',');
+    std::string_view hop =
+        comma == std::string_view::npos ? forwarded : forwarded.substr(comma + 1);
+    forwarded = comma == std::string_view::npos ? std::string_view() : forwarded.substr(0, comma);
+    while (!hop.empty() && (hop.front() == ' ' || hop.front() == '\t')) hop.remove_prefix(1);
+    while (!hop.empty() && (hop.back() == ' ' || hop.back() == '\t')) hop.remove_suffix(1);
+    // An address, nothing else: the header is the client's to write before the proxy.
+    if (hop.empty() || hop.size() > 45 ||
+        hop.find_first_not_of("0123456789abcdefABCDEF.:") != std::string_view::npos) {
+      return "";
+    }
+    if (!trusted(hop)) return std::string(hop);
+  }
+  return "";
+}
+
 HttpResponse Login(const ApiContext& context, const HttpRequest& request) {
   if (context.sessions == nullptr) return NoSessions();
   auto body = json_io::ParseObjectBody(request);
@@ -93,6 +123,10 @@ HttpResponse Login(const ApiContext& context, const HttpRequest& request) {
   const std::string& secret = **password;
 
   const PathParams no_params;
+  // Behind a trusted proxy, the client it forwarded for is the one the limit counts, and the
+  // records name it too (client_address stays the connection's).
+  const std::string forwarded = ForwardedClient(context, request);
+  const std::string forwarded_note = forwarded.empty() ? "" : "; forwarded for " + forwarded;
   auto outcome = context.sessions->Login(
       **email, secret, request.client_address,
       [&](store::Txn& txn, const auth::SessionService::SignedIn& signed_in) {
@@ -100,9 +134,10 @@ HttpResponse Login(const ApiContext& context, const HttpRequest& request) {
         audit::Event event = EventFor(request, no_params, &principal, audit::actions::kAuthLogin,
                                       audit::Outcome::kSuccess);
         event.org_id = signed_in.user.org_id;
-        event.detail = "session " + signed_in.session.id;
+        event.detail = "session " + signed_in.session.id + forwarded_note;
         return RecordInTxn(context, std::move(event))(txn);
-      });
+      },
+      forwarded);
   if (!outcome) return ServiceError(outcome.error(), request);
 
   using Kind = auth::SessionService::LoginOutcome::Kind;
@@ -127,7 +162,7 @@ HttpResponse Login(const ApiContext& context, const HttpRequest& request) {
   audit::Event event = EventFor(request, no_params, user ? &*user : nullptr,
                                 audit::actions::kAuthLogin, audit::Outcome::kDenied);
   if (outcome->user) event.org_id = outcome->user->org_id;
-  event.detail = outcome->why;
+  event.detail = outcome->why + forwarded_note;
   HttpResponse response;
   if (outcome->kind == Kind::kRateLimited) {
     response = ErrorResponse(429, "rate_limited",

@@ -476,6 +476,7 @@ int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypt
                  .users = &users,
                  .sessions = &sessions,
                  .secure_cookies = tls,
+                 .trusted_proxies = options.trusted_proxies,
                  .verify_audit = [&store, &barrier] { return VerifyAuditChain(store, barrier); }});
 
   // Signals are caught from here on, before the address is announced: a supervisor that

@@ -50,6 +50,9 @@ struct ServeOptions {
   // Web UI sessions (docs/web-ui.md): --session-idle and --session-lifetime.
   std::int64_t session_idle_seconds = 30 * 60;
   std::int64_t session_lifetime_seconds = 12 * 60 * 60;
+  // --trusted-proxy: addresses of reverse proxies whose X-Forwarded-For names the client the
+  // per-address sign-in limit counts.
+  std::vector<std::string> trusted_proxies;
   // Filled by RunServe, not a flag: the key files named in the environment, which no
   // workflow may be able to read.
   std::vector<std::string> key_files;

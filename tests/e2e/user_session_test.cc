@@ -717,6 +717,47 @@ TEST_F(UserSessionTest, LogoutClearsTheCookieAndEndsTheSession) {
   EXPECT_EQ(AsSession(address(), other, "GET", "/api/v1/auth/session").status, 200);
 }
 
+// Behind a trusted proxy, the per-address limit counts the client the proxy forwarded for,
+// not the proxy: one noisy client does not lock every other one out.
+TEST(SessionProxyTest, TrustedProxyLimitsPerForwardedClient) {
+  testing::ServerProcess server({.extra_args = {"--trusted-proxy", "127.0.0.1"}});
+  ASSERT_FALSE(server.address().empty()) << server.Stderr();
+  Api api(server.address());
+  ASSERT_EQ(api.Call("POST", "/api/v1/users", server.admin_token(),
+                     json{{"email", "ops@example.com"},
+                          {"password", kOpsPassword},
+                          {"role", "platform-admin"}})
+                .status,
+            201);
+  const auto login_from = [&](const std::string& forwarded, const std::string& email,
+                              const std::string& password) {
+    return Http(server.address(), "POST", "/api/v1/auth/login", {{"X-Forwarded-For", forwarded}},
+                json{{"email", email}, {"password", password}}.dump());
+  };
+  // A spoofed hop before the proxy's own entry is not believed: the right-most one counts.
+  for (int i = 0; i < 20; ++i) {
+    std::string spoofed = "198.51.100.";
+    spoofed += std::to_string(i);
+    spoofed += ", 203.0.113.7";
+    std::string email = "nobody";
+    email += std::to_string(i % 5);
+    email += "@example.com";
+    EXPECT_EQ(login_from(spoofed, email, "wrong password!").status, 401) << i;
+  }
+  EXPECT_EQ(login_from("203.0.113.7", "ops@example.com", kOpsPassword).status, 429);
+  EXPECT_EQ(login_from("203.0.113.8", "ops@example.com", kOpsPassword).status, 200);
+  // Without the header, the proxy itself is the client, and it is not limited.
+  EXPECT_EQ(Login(server.address(), "ops@example.com", kOpsPassword).status, 200);
+  // The records say whom the proxy forwarded for.
+  const Reply records = api.Call("GET", "/api/v1/audit?action=auth.login&outcome=denied&limit=1",
+                                 server.admin_token());
+  ASSERT_EQ(records.status, 200) << records.body;
+  EXPECT_NE(records.json_body["records"][0]["detail"].get<std::string>().find(
+                "forwarded for 203.0.113.7"),
+            std::string::npos)
+      << records.body;
+}
+
 TEST(SessionExpiryTest, IdleSessionEndsAfterSessionIdle) {
   testing::ServerProcess server(
       {.extra_args = {"--session-idle", "2s", "--session-lifetime", "1h"}});
