@@ -20,7 +20,8 @@ DEB_PACKAGES := g++ make cmake pkg-config libssl-dev libsqlite3-dev nlohmann-jso
                 libgtest-dev libgmock-dev libbenchmark-dev python3 python3-cryptography faketime \
                 libboost-dev libcli11-dev openssl wrk \
                 python3-pip python3-venv python3-setuptools \
-                libargon2-dev chromium
+                libargon2-dev chromium \
+                libpq-dev postgresql-15 postgresql-client-15
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
@@ -84,6 +85,7 @@ bench: build
 	bench/audit_bench.sh $(BUILD_DIR)
 	bench/keys_bench.sh $(BUILD_DIR)
 	bench/workflow_bench.sh $(BUILD_DIR)
+	bench/cluster_bench.sh $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR)

@@ -1604,7 +1604,14 @@ void ExpectSameExecution(const ExecutionRow& actual, const ExecutionRow& expecte
   EXPECT_EQ(actual.created_at, expected.created_at);
   EXPECT_EQ(actual.started_at, expected.started_at);
   EXPECT_EQ(actual.finished_at, expected.finished_at);
+  EXPECT_EQ(actual.node_id, expected.node_id);
+  EXPECT_EQ(actual.cancel_requested_by, expected.cancel_requested_by);
 }
+
+// The start-up sweep of a node that is the only one (no other node is alive): every other
+// node's unfinished execution is orphaned.
+const std::string kSweeper = "sweeping-node";
+constexpr UnixMicros kEveryNodeStale = std::numeric_limits<UnixMicros>::max();
 
 using IdList = std::vector<std::string>;
 
@@ -2107,11 +2114,12 @@ TEST_P(StoreConformanceTest, ListExecutionsDefaultLimitIsOneHundred) {
 
 // The sweep at start-up: executions a stopped server left pending or running end as failed;
 // finished ones are not touched.
-TEST_P(StoreConformanceTest, FailUnfinishedExecutionsEndsPendingAndRunningOnly) {
+TEST_P(StoreConformanceTest, FailOrphanedExecutionsEndsPendingAndRunningOnly) {
   CreateTwoOrgs(store());
   InWriteTxn(store(), [](Txn& txn) {
-    ASSERT_OK_AND_ASSIGN(const std::int64_t none,
-                         txn.FailUnfinishedExecutions("server stopped", kT0));
+    ASSERT_OK_AND_ASSIGN(
+        const std::int64_t none,
+        txn.FailOrphanedExecutions("server stopped", kT0, kSweeper, kEveryNodeStale));
     EXPECT_EQ(none, 0);
   });
   const ExecutionRow pending = MakeExecution(kExec1, kOrgA, kT0, "sync_users", "pending");
@@ -2142,8 +2150,9 @@ TEST_P(StoreConformanceTest, FailUnfinishedExecutionsEndsPendingAndRunningOnly) 
   });
 
   InWriteTxn(store(), [](Txn& txn) {
-    ASSERT_OK_AND_ASSIGN(const std::int64_t failed,
-                         txn.FailUnfinishedExecutions("the server stopped", kT2));
+    ASSERT_OK_AND_ASSIGN(
+        const std::int64_t failed,
+        txn.FailOrphanedExecutions("the server stopped", kT2, kSweeper, kEveryNodeStale));
     EXPECT_EQ(failed, 3);
   });
   auto as_failed = [](ExecutionRow row) {
@@ -2175,8 +2184,9 @@ TEST_P(StoreConformanceTest, FailUnfinishedExecutionsEndsPendingAndRunningOnly) 
   }
   // Nothing is left to sweep: a second sweep changes nothing, not even finished_at.
   InWriteTxn(store(), [](Txn& txn) {
-    ASSERT_OK_AND_ASSIGN(const std::int64_t again,
-                         txn.FailUnfinishedExecutions("stopped again", kT2 + 5));
+    ASSERT_OK_AND_ASSIGN(
+        const std::int64_t again,
+        txn.FailOrphanedExecutions("stopped again", kT2 + 5, kSweeper, kEveryNodeStale));
     EXPECT_EQ(again, 0);
   });
   const std::optional<ExecutionRow> swept = CommittedExecution(store(), kExec1);
@@ -2185,7 +2195,8 @@ TEST_P(StoreConformanceTest, FailUnfinishedExecutionsEndsPendingAndRunningOnly) 
   // A new unfinished execution is swept by the next call, alone.
   InWriteTxn(store(), [](Txn& txn) {
     ASSERT_OK(txn.InsertExecution(MakeExecution(kExec8, kOrgB, kT2, "sync_users", "pending")));
-    ASSERT_OK_AND_ASSIGN(const std::int64_t one, txn.FailUnfinishedExecutions("stopped", kT2));
+    ASSERT_OK_AND_ASSIGN(const std::int64_t one,
+                         txn.FailOrphanedExecutions("stopped", kT2, kSweeper, kEveryNodeStale));
     EXPECT_EQ(one, 1);
   });
 }
@@ -2214,7 +2225,8 @@ TEST_P(StoreConformanceTest, DeleteOrgCascadesToItsExecutionsOnly) {
   }
   InWriteTxn(store(), [](Txn& txn) {
     // The deleted running execution is not swept: it is gone.
-    ASSERT_OK_AND_ASSIGN(const std::int64_t swept, txn.FailUnfinishedExecutions("stopped", kT2));
+    ASSERT_OK_AND_ASSIGN(const std::int64_t swept,
+                         txn.FailOrphanedExecutions("stopped", kT2, kSweeper, kEveryNodeStale));
     EXPECT_EQ(swept, 1);
     // A re-created org with the same id starts without executions, and the old ids are free
     // again: nothing half-deleted is left behind.
@@ -2239,7 +2251,8 @@ TEST_P(StoreConformanceTest, UncommittedExecutionWritesLeaveNoTrace) {
     changed.finished_at = kT1;
     ASSERT_OK(txn->UpdateExecution(changed));
     ASSERT_OK(txn->InsertExecution(MakeExecution(kExec3, kOrgB, kT1, "sync_users", "running")));
-    ASSERT_OK_AND_ASSIGN(const std::int64_t swept, txn->FailUnfinishedExecutions("x", kT2));
+    ASSERT_OK_AND_ASSIGN(const std::int64_t swept,
+                         txn->FailOrphanedExecutions("x", kT2, kSweeper, kEveryNodeStale));
     EXPECT_EQ(swept, 2);
     EXPECT_EQ(ListExecutionIds(*txn, ExecutionFilter{}), (IdList{kExec3, kExec2, kExec1}));
     // Not committed: a reader sees none of it.
@@ -2274,7 +2287,7 @@ TEST_P(StoreConformanceTest, ExecutionWritesOnReadTxnAreRejected) {
     ExecutionRow changed = original;
     changed.status = "success";
     EXPECT_ERROR_CODE(txn->UpdateExecution(changed), ErrorCode::kFailedPrecondition);
-    EXPECT_ERROR_CODE(txn->FailUnfinishedExecutions("stopped", kT1),
+    EXPECT_ERROR_CODE(txn->FailOrphanedExecutions("stopped", kT1, kSweeper, kEveryNodeStale),
                       ErrorCode::kFailedPrecondition);
     // Reading still works in the same transaction.
     ASSERT_OK_AND_ASSIGN(std::optional<ExecutionRow> row, txn->GetExecution(kExec1));
@@ -2285,6 +2298,141 @@ TEST_P(StoreConformanceTest, ExecutionWritesOnReadTxnAreRejected) {
   const std::optional<ExecutionRow> stored = CommittedExecution(store(), kExec1);
   ASSERT_TRUE(stored.has_value());
   ExpectSameExecution(*stored, original);
+}
+
+// Several nodes share a database: a node's sweep fails the unfinished executions of nodes
+// that are gone (no row, or a heartbeat older than stale_before) and never its own or those
+// of a node that is alive; it forgets the stale node rows, never its own.
+TEST_P(StoreConformanceTest, FailOrphanedExecutionsSparesLiveNodes) {
+  CreateTwoOrgs(store());
+  const std::string self = "node-self";
+  const std::string alive = "node-alive";
+  const std::string dead = "node-dead";
+  const std::string unknown = "node-never-registered";
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK(txn.UpsertNode({.id = self, .name = "a", .started_at = kT0, .heartbeat_at = kT0}));
+    ASSERT_OK(txn.UpsertNode({.id = alive, .name = "b", .started_at = kT0, .heartbeat_at = kT2}));
+    ASSERT_OK(txn.UpsertNode({.id = dead, .name = "c", .started_at = kT0, .heartbeat_at = kT0}));
+    const std::vector<std::pair<std::string, std::string>> rows = {
+        {kExec1, self}, {kExec2, alive}, {kExec3, dead}, {kExec4, unknown}};
+    for (const auto& [id, node] : rows) {
+      ExecutionRow row = MakeExecution(id, kOrgA, kT0, "sync_users", "running");
+      row.node_id = node;
+      ASSERT_OK(txn.InsertExecution(row));
+    }
+    ExecutionRow finished = MakeExecution(kExec5, kOrgA, kT0, "sync_users", "success");
+    finished.node_id = dead;
+    finished.result = "{}";
+    finished.finished_at = kT1;
+    ASSERT_OK(txn.InsertExecution(finished));
+  });
+  // Stale: a heartbeat before kT1. `self` is stale too but is the caller.
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK_AND_ASSIGN(const std::int64_t failed,
+                         txn.FailOrphanedExecutions("its node stopped", kT2, self, kT1));
+    EXPECT_EQ(failed, 2);
+  });
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  for (const auto& [id, status] :
+       std::vector<std::pair<std::string, std::string>>{{kExec1, "running"},
+                                                        {kExec2, "running"},
+                                                        {kExec3, "failed"},
+                                                        {kExec4, "failed"},
+                                                        {kExec5, "success"}}) {
+    ASSERT_OK_AND_ASSIGN(std::optional<ExecutionRow> row, txn->GetExecution(id));
+    ASSERT_TRUE(row.has_value()) << id;
+    EXPECT_EQ(row->status, status) << id;
+    if (status == "failed") {
+      EXPECT_EQ(row->error, "its node stopped");
+      EXPECT_EQ(row->finished_at, kT2);
+    }
+  }
+  ASSERT_OK_AND_ASSIGN(std::vector<NodeRow> nodes, txn->ListNodes());
+  std::vector<std::string> ids;
+  for (const NodeRow& node : nodes) ids.push_back(node.id);
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(ids, (std::vector<std::string>{alive, self}));
+}
+
+TEST_P(StoreConformanceTest, NodesAreUpsertedListedAndDeleted) {
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.UpsertNode(
+        {.id = "n2", .name = "host-b :8420", .started_at = kT1, .heartbeat_at = kT1}));
+    ASSERT_OK(txn.UpsertNode(
+        {.id = "n1", .name = "host-a :8420", .started_at = kT0, .heartbeat_at = kT0}));
+    // A heartbeat: name and heartbeat_at change, started_at is kept.
+    ASSERT_OK(txn.UpsertNode(
+        {.id = "n1", .name = "host-a :8421", .started_at = kT2, .heartbeat_at = kT2}));
+  });
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+    ASSERT_OK_AND_ASSIGN(std::vector<NodeRow> nodes, txn->ListNodes());
+    ASSERT_EQ(nodes.size(), 2u);
+    EXPECT_EQ(nodes[0].id, "n1");
+    EXPECT_EQ(nodes[0].name, "host-a :8421");
+    EXPECT_EQ(nodes[0].started_at, kT0);
+    EXPECT_EQ(nodes[0].heartbeat_at, kT2);
+    EXPECT_EQ(nodes[1].id, "n2");
+    EXPECT_ERROR_CODE(
+        txn->UpsertNode({.id = "n3", .name = "x", .started_at = kT0, .heartbeat_at = kT0}),
+        ErrorCode::kFailedPrecondition);
+    EXPECT_ERROR_CODE(txn->DeleteNode("n1"), ErrorCode::kFailedPrecondition);
+  }
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.DeleteNode("n1"));
+    EXPECT_ERROR_CODE(txn.DeleteNode("n1"), ErrorCode::kNotFound);
+    ASSERT_OK_AND_ASSIGN(std::vector<NodeRow> nodes, txn.ListNodes());
+    ASSERT_EQ(nodes.size(), 1u);
+    EXPECT_EQ(nodes[0].id, "n2");
+  });
+}
+
+// A cancel asked for on one node is recorded for the node that runs the execution, which
+// finds it by listing its own executions with a request.
+TEST_P(StoreConformanceTest, ExecutionCancelRequestsAreRecordedOnce) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    ExecutionRow pending = MakeExecution(kExec1, kOrgA, kT0, "sync_users", "pending");
+    pending.node_id = "n1";
+    ExecutionRow running = MakeExecution(kExec2, kOrgA, kT1, "sync_users", "running");
+    running.node_id = "n1";
+    ExecutionRow other = MakeExecution(kExec3, kOrgB, kT1, "sync_users", "running");
+    other.node_id = "n2";
+    ExecutionRow done = MakeExecution(kExec4, kOrgA, kT1, "sync_users", "success");
+    done.node_id = "n1";
+    done.result = "{}";
+    done.finished_at = kT2;
+    for (const ExecutionRow& row : {pending, running, other, done}) {
+      ASSERT_OK(txn.InsertExecution(row));
+    }
+  });
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.RequestExecutionCancel(kExec2, "admin-token"));
+    ASSERT_OK(txn.RequestExecutionCancel(kExec2, "someone-later"));  // the first is kept
+    ASSERT_OK(txn.RequestExecutionCancel(kExec3, "admin-token"));
+    EXPECT_ERROR_CODE(txn.RequestExecutionCancel(kExec4, "admin-token"),
+                      ErrorCode::kFailedPrecondition);
+    EXPECT_ERROR_CODE(txn.RequestExecutionCancel(kMissingExec, "admin-token"),
+                      ErrorCode::kNotFound);
+  });
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::optional<ExecutionRow> running, txn->GetExecution(kExec2));
+  ASSERT_TRUE(running.has_value());
+  EXPECT_EQ(running->cancel_requested_by, "admin-token");
+  EXPECT_EQ(running->status, "running");
+  ASSERT_OK_AND_ASSIGN(std::optional<ExecutionRow> done, txn->GetExecution(kExec4));
+  ASSERT_TRUE(done.has_value());
+  EXPECT_EQ(done->cancel_requested_by, std::nullopt);
+
+  ExecutionFilter mine;
+  mine.node_id = "n1";
+  EXPECT_EQ(ListExecutionIds(*txn, mine), (IdList{kExec4, kExec2, kExec1}));
+  mine.cancel_requested = true;
+  EXPECT_EQ(ListExecutionIds(*txn, mine), IdList{kExec2});
+  ExecutionFilter any_requested;
+  any_requested.cancel_requested = true;
+  EXPECT_EQ(ListExecutionIds(*txn, any_requested), (IdList{kExec3, kExec2}));
+  EXPECT_ERROR_CODE(txn->RequestExecutionCancel(kExec1, "x"), ErrorCode::kFailedPrecondition);
 }
 
 // ---- Tokens
@@ -4247,6 +4395,147 @@ TEST_P(StoreConformanceTest, ConcurrentReadersSeeConsistentSnapshotsWithoutError
   ASSERT_TRUE(a.has_value());
   EXPECT_EQ(a->value, std::to_string(kWrites));
   EXPECT_EQ(a->version, 1 + kWrites);
+}
+
+// ---- Copying a database (bifrost migrate)
+
+TEST_P(StoreConformanceTest, CountRowsNamesEveryTableInOrder) {
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+    ASSERT_OK_AND_ASSIGN(std::vector<TableCount> counts, txn->CountRows());
+    std::vector<std::string> tables;
+    for (const TableCount& count : counts) {
+      tables.push_back(count.table);
+      EXPECT_EQ(count.rows, 0) << count.table;
+    }
+    EXPECT_EQ(tables,
+              (std::vector<std::string>{"organizations", "configs", "key_checks", "tokens",
+                                        "data_keys", "key_jobs", "executions", "users", "sessions",
+                                        "nodes", "audit_log", "audit_checkpoint"}));
+  }
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertConfig(MakeConfig(Scope::Org(kOrgA), "a", "1", "int")));
+    ASSERT_OK(txn.InsertConfig(MakeConfig(Scope::Global(), "a", "1", "int")));
+    ASSERT_OK(txn.InsertToken(MakeToken(kTok1, kOrgA, "admin")));
+    ASSERT_OK(txn.InsertUser(MakeUser(kUser1, "a@example.com", kOrgA, "admin")));
+    ASSERT_OK(txn.InsertSession(MakeSession(kSess1, kUser1)));
+    ASSERT_OK(txn.UpsertNode({.id = "n1", .name = "n", .started_at = kT0, .heartbeat_at = kT0}));
+  });
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<TableCount> counts, txn->CountRows());
+  std::vector<std::int64_t> rows;
+  for (const TableCount& count : counts) rows.push_back(count.rows);
+  EXPECT_EQ(rows, (std::vector<std::int64_t>{2, 2, 0, 1, 0, 0, 0, 1, 1, 1, 0, 0}));
+}
+
+TEST_P(StoreConformanceTest, RestoreConfigKeepsVersionAndTimes) {
+  CreateTwoOrgs(store());
+  ConfigRow row = MakeSecret(Scope::Org(kOrgA), "api_key", "gAAAAcopied", "k1");
+  row.created_at = kT0;
+  row.updated_at = kT1;
+  row.updated_by = "token:ci/1";
+  row.version = 7;
+  ConfigRow plain = MakeConfig(Scope::Global(), "region", "eu", "string");
+  plain.version = 3;
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK(txn.RestoreConfig(row));
+    ASSERT_OK(txn.RestoreConfig(plain));
+    EXPECT_ERROR_CODE(txn.RestoreConfig(row), ErrorCode::kAlreadyExists);
+    ConfigRow no_version = MakeConfig(Scope::Org(kOrgB), "x", "1", "int");
+    no_version.version = 0;
+    EXPECT_ERROR_CODE(txn.RestoreConfig(no_version), ErrorCode::kInvalidArgument);
+    ConfigRow orphan = MakeConfig(Scope::Org(kMissingOrg), "x", "1", "int");
+    orphan.version = 1;
+    EXPECT_ERROR_CODE(txn.RestoreConfig(orphan), ErrorCode::kFailedPrecondition);
+  });
+  InWriteTxn(store(), [&](Txn& txn) {
+    ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> stored,
+                         txn.GetConfig(Scope::Org(kOrgA), "api_key"));
+    ASSERT_TRUE(stored.has_value());
+    EXPECT_EQ(stored->version, 7);
+    EXPECT_EQ(stored->value, "gAAAAcopied");
+    EXPECT_EQ(stored->key_id, "k1");
+    EXPECT_EQ(stored->created_at, kT0);
+    EXPECT_EQ(stored->updated_at, kT1);
+    EXPECT_EQ(stored->updated_by, "token:ci/1");
+    // Optimistic concurrency carries on from the copied version.
+    ConfigRow next = *stored;
+    next.value = "gAAAAnext";
+    EXPECT_ERROR_CODE(txn.UpdateConfig(next, 1), ErrorCode::kConflict);
+    ASSERT_OK_AND_ASSIGN(ConfigRow updated, txn.UpdateConfig(next, 7));
+    EXPECT_EQ(updated.version, 8);
+    ASSERT_OK_AND_ASSIGN(std::optional<ConfigRow> region, txn.GetConfig(Scope::Global(), "region"));
+    ASSERT_TRUE(region.has_value());
+    EXPECT_EQ(region->version, 3);
+  });
+}
+
+TEST_P(StoreConformanceTest, RestoreKeyJobKeepsIdsAndNewJobsComeAfter) {
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.RestoreKeyJob({.id = 5,
+                                 .kind = "master",
+                                 .target = "",
+                                 .actor = "op",
+                                 .started_at = kT0,
+                                 .finished_at = kT1}));
+    ASSERT_OK(txn.RestoreKeyJob({.id = 9,
+                                 .kind = "data",
+                                 .target = "*",
+                                 .actor = "op",
+                                 .started_at = kT1,
+                                 .finished_at = std::nullopt}));
+    EXPECT_ERROR_CODE(txn.RestoreKeyJob({.id = 9,
+                                         .kind = "data",
+                                         .target = "*",
+                                         .actor = "op",
+                                         .started_at = kT1,
+                                         .finished_at = std::nullopt}),
+                      ErrorCode::kAlreadyExists);
+    EXPECT_ERROR_CODE(txn.RestoreKeyJob({.id = 0,
+                                         .kind = "data",
+                                         .target = "*",
+                                         .actor = "op",
+                                         .started_at = kT1,
+                                         .finished_at = std::nullopt}),
+                      ErrorCode::kInvalidArgument);
+    ASSERT_OK_AND_ASSIGN(const std::int64_t next, txn.InsertKeyJob({.id = 0,
+                                                                    .kind = "data",
+                                                                    .target = "global",
+                                                                    .actor = "op",
+                                                                    .started_at = kT2,
+                                                                    .finished_at = std::nullopt}));
+    EXPECT_GT(next, 9);
+  });
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<KeyJobRow> jobs, txn->ListKeyJobs());
+  ASSERT_EQ(jobs.size(), 3u);
+  EXPECT_EQ(jobs[0].id, 5);
+  EXPECT_EQ(jobs[0].kind, "master");
+  EXPECT_EQ(jobs[0].finished_at, kT1);
+  EXPECT_EQ(jobs[1].id, 9);
+  EXPECT_EQ(jobs[1].target, "*");
+  EXPECT_EQ(jobs[1].finished_at, std::nullopt);
+  EXPECT_EQ(jobs[2].target, "global");
+  ASSERT_OK_AND_ASSIGN(std::vector<KeyJobRow> unfinished, txn->ListUnfinishedKeyJobs());
+  EXPECT_EQ(unfinished.size(), 2u);
+}
+
+TEST_P(StoreConformanceTest, ListSessionsListsEverySessionById) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertUser(MakeUser(kUser1, "a@example.com", kOrgA, "admin")));
+    ASSERT_OK(txn.InsertUser(MakeUser(kUser2, "b@example.com", kOrgB, "reader")));
+    ASSERT_OK(txn.InsertSession(MakeSession(kSess3, kUser2, kT1)));
+    ASSERT_OK(txn.InsertSession(MakeSession(kSess1, kUser1, kT0)));
+    ASSERT_OK(txn.InsertSession(MakeSession(kSess2, kUser1, kT2)));
+  });
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<SessionRow> sessions, txn->ListSessions());
+  ASSERT_EQ(sessions.size(), 3u);
+  ExpectSameSession(sessions[0], MakeSession(kSess1, kUser1, kT0));
+  ExpectSameSession(sessions[1], MakeSession(kSess2, kUser1, kT2));
+  ExpectSameSession(sessions[2], MakeSession(kSess3, kUser2, kT1));
 }
 
 }  // namespace

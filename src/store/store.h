@@ -151,6 +151,27 @@ struct ExecutionRow {
   UnixMicros created_at = 0;
   std::optional<UnixMicros> started_at;
   std::optional<UnixMicros> finished_at;
+  // The server node that runs it (NodeRow::id); "" for a row written before nodes existed.
+  std::string node_id;
+  // Who asked, on another node, for the execution to be cancelled; the node running it
+  // acts on it (RequestExecutionCancel). nullopt when nobody did.
+  std::optional<std::string> cancel_requested_by;
+};
+
+// A running `bifrost serve` process. Each node registers itself at start with a fresh id
+// and refreshes heartbeat_at while it runs, so that the executions of a node that died
+// can be told apart from those of one that is merely busy.
+struct NodeRow {
+  std::string id;    // canonical lower-case UUID, new at every start
+  std::string name;  // for people: host name and listen address
+  UnixMicros started_at = 0;
+  UnixMicros heartbeat_at = 0;
+};
+
+// How many rows one table holds (CountRows).
+struct TableCount {
+  std::string table;  // the backend-neutral name: "organizations", "configs", ...
+  std::int64_t rows = 0;
 };
 
 // Which executions to list; set fields must all match.
@@ -160,14 +181,16 @@ struct ExecutionFilter {
   std::optional<std::string> status;
   // Only executions created before this one (the next page): (created_at, id) < its.
   std::optional<std::string> before_id;
+  std::optional<std::string> node_id;  // only those this node runs
+  bool cancel_requested = false;       // only those with cancel_requested_by set
   std::size_t limit = 100;
 };
 
 // A person who signs in to the web UI (docs/web-ui.md). The password is kept only as its
 // Argon2id PHC string.
 struct UserRow {
-  std::string id;     // canonical lower-case UUID
-  std::string email;  // lower-cased; unique
+  std::string id;                     // canonical lower-case UUID
+  std::string email;                  // lower-cased; unique
   std::optional<std::string> org_id;  // nullopt for platform-admin users
   std::string role;                   // "platform-admin" | "admin" | "member" | "reader"
   std::string password_hash;          // "$argon2id$v=19$m=...,t=...,p=...$salt$hash"
@@ -261,6 +284,10 @@ class Txn {
   // Inserts a new row with version 1 and returns it as stored. kAlreadyExists if the scope
   // already has this key.
   virtual Result<ConfigRow> InsertConfig(const ConfigRow& row) = 0;
+  // Inserts the row exactly as given, version and times included (copying a database:
+  // `bifrost migrate`). kAlreadyExists if the scope already has this key;
+  // kInvalidArgument if row.version < 1.
+  virtual Status RestoreConfig(const ConfigRow& row) = 0;
   // Replaces type, value, key_id, description, updated_at and updated_by of the row with
   // the same scope and key if its version equals `expected_version`; returns the row as
   // stored, with the version increased by one. kNotFound if there is no such row,
@@ -314,6 +341,11 @@ class Txn {
 
   // Key rotation jobs. InsertKeyJob returns the new job's id.
   virtual Result<std::int64_t> InsertKeyJob(const KeyJobRow& job) = 0;
+  // Inserts the job with its own id (copying a database); later InsertKeyJob ids are
+  // greater. kAlreadyExists on a duplicate id; kInvalidArgument if job.id < 1.
+  virtual Status RestoreKeyJob(const KeyJobRow& job) = 0;
+  // Every job, finished or not, by id (copying a database).
+  virtual Result<std::vector<KeyJobRow>> ListKeyJobs() = 0;
   // The most recent unfinished job of this kind and target, or nullopt.
   virtual Result<std::optional<KeyJobRow>> GetUnfinishedKeyJob(std::string_view kind,
                                                                std::string_view target) = 0;
@@ -332,9 +364,24 @@ class Txn {
   // Newest first (created_at descending, then id descending), at most filter.limit. With
   // before_id naming an execution that does not exist: an empty list.
   virtual Result<std::vector<ExecutionRow>> ListExecutions(const ExecutionFilter& filter) = 0;
-  // Ends every execution still "pending" or "running" as "failed" with `error` at `at`
-  // (executions a stopped server left behind). Returns how many.
-  virtual Result<std::int64_t> FailUnfinishedExecutions(std::string_view error, UnixMicros at) = 0;
+  // Ends as "failed" with `error` at `at` every execution still "pending" or "running"
+  // whose node is not `self_node` and is dead: it has no nodes row, or its row's
+  // heartbeat_at < stale_before (executions a stopped or crashed node left behind; nothing
+  // can finish them now). Deletes those stale node rows too. Returns how many executions.
+  virtual Result<std::int64_t> FailOrphanedExecutions(std::string_view error, UnixMicros at,
+                                                      std::string_view self_node,
+                                                      UnixMicros stale_before) = 0;
+  // Records that `by` asked for the execution to be cancelled (cancel_requested_by), for
+  // the node running it to act on. Only while it is "pending" or "running"; the first
+  // request is kept. kNotFound if there is no such execution, kFailedPrecondition if it has
+  // finished.
+  virtual Status RequestExecutionCancel(std::string_view id, std::string_view by) = 0;
+
+  // Server nodes. UpsertNode inserts the row or replaces name and heartbeat_at of the row
+  // with the same id. DeleteNode: kNotFound if absent.
+  virtual Status UpsertNode(const NodeRow& node) = 0;
+  virtual Status DeleteNode(std::string_view id) = 0;
+  virtual Result<std::vector<NodeRow>> ListNodes() = 0;  // by started_at, then id
 
   // Tokens. InsertToken: kAlreadyExists on a duplicate id or hash, kFailedPrecondition if
   // its org does not exist. Deleting an org deletes its tokens.
@@ -372,6 +419,8 @@ class Txn {
   virtual Result<std::int64_t> DeleteUserSessions(std::string_view user_id) = 0;
   // Every session with expires_at <= now or last_seen_at <= idle_before; returns how many.
   virtual Result<std::int64_t> DeleteExpiredSessions(UnixMicros now, UnixMicros idle_before) = 0;
+  // Every session, by id (copying a database).
+  virtual Result<std::vector<SessionRow>> ListSessions() = 0;
 
   // Keys this database has been used with. InsertKeyCheck: kAlreadyExists on a duplicate id.
   virtual Result<std::vector<KeyCheckRow>> ListKeyChecks() = 0;
@@ -392,6 +441,12 @@ class Txn {
   // Deletes every record with seq < checkpoint.first_seq and replaces the stored checkpoint
   // (there is at most one) with `checkpoint`. Returns how many records were deleted.
   virtual Result<std::int64_t> PruneAudit(const AuditCheckpoint& checkpoint) = 0;
+
+  // How many rows each table holds, in this fixed order: organizations, configs,
+  // key_checks, tokens, data_keys, key_jobs, executions, users, sessions, nodes,
+  // audit_log, audit_checkpoint. (Copying a database: the target must be empty, and the
+  // copy must count the same.)
+  virtual Result<std::vector<TableCount>> CountRows() = 0;
 };
 
 // Work a service runs inside its own write transaction just before committing it, so that

@@ -187,7 +187,7 @@ CREATE TABLE executions (
 -- Listings are newest first, (created_at, id) descending, and page below the (created_at,
 -- id) of the last execution shown. One org's executions (and the ON DELETE CASCADE), and
 -- every execution; the workflow and status filters are checked while walking the index,
--- stopping at the page limit. The sweep at start-up (FailUnfinishedExecutions) reads the
+-- stopping at the page limit. The sweep at start-up (FailOrphanedExecutions) reads the
 -- unfinished rows alone: a partial index, since nearly every row is finished.
 CREATE INDEX executions_org_created ON executions (org_id, created_at DESC, id DESC);
 CREATE INDEX executions_created ON executions (created_at DESC, id DESC);
@@ -237,6 +237,24 @@ CREATE TABLE sessions (
 CREATE INDEX sessions_user_id ON sessions (user_id);
 CREATE INDEX sessions_expires_at ON sessions (expires_at);
 CREATE INDEX sessions_last_seen_at ON sessions (last_seen_at);
+)sql"},
+    {7, "nodes", R"sql(
+-- Several server nodes may share one database (PostgreSQL). Each running `bifrost serve`
+-- registers itself with a fresh id and a heartbeat; an execution names the node that runs it,
+-- so a node that starts fails only the executions of nodes that stopped, and a cancel asked
+-- for on one node reaches the node running the process. node_id is '' for executions
+-- written before this version.
+ALTER TABLE executions ADD COLUMN node_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE executions ADD COLUMN cancel_requested_by TEXT NULL;
+CREATE INDEX executions_node_unfinished ON executions (node_id, status)
+  WHERE status IN ('pending', 'running');
+
+CREATE TABLE nodes (
+  id           TEXT    NOT NULL PRIMARY KEY,
+  name         TEXT    NOT NULL,
+  started_at   INTEGER NOT NULL,
+  heartbeat_at INTEGER NOT NULL
+) STRICT;
 )sql"},
 };
 

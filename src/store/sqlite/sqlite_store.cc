@@ -383,7 +383,8 @@ bool IsExecutionStatus(std::string_view status) {
 
 // The columns every execution query returns, in ReadExecutionRow's order.
 // id, workflow, org_id, caller_id, caller_name, status, parameters, result, error, logs,
-// logs_truncated, timeout_seconds, created_at, started_at, finished_at
+// logs_truncated, timeout_seconds, created_at, started_at, finished_at, node_id,
+// cancel_requested_by
 
 ExecutionRow ReadExecutionRow(const Statement& stmt) {
   ExecutionRow row;
@@ -402,6 +403,8 @@ ExecutionRow ReadExecutionRow(const Statement& stmt) {
   row.created_at = stmt.ColumnInt64(12);
   row.started_at = ColumnOptionalInt64(stmt, 13);
   row.finished_at = ColumnOptionalInt64(stmt, 14);
+  row.node_id = stmt.ColumnText(15);
+  row.cancel_requested_by = stmt.ColumnOptionalText(16);
   return row;
 }
 
@@ -454,6 +457,12 @@ constexpr std::string_view kFindConfigOrg =
 constexpr std::string_view kInsertConfig =
     "INSERT INTO configs (org_id, key, type, value, key_id, description, created_at, "
     "updated_at, updated_by, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1) "
+    "RETURNING org_id, key, type, value, key_id, description, created_at, updated_at, "
+    "updated_by, version";
+// A copied row keeps its version (?10).
+constexpr std::string_view kRestoreConfig =
+    "INSERT INTO configs (org_id, key, type, value, key_id, description, created_at, "
+    "updated_at, updated_by, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
     "RETURNING org_id, key, type, value, key_id, description, created_at, updated_at, "
     "updated_by, version";
 constexpr std::string_view kUpdateConfig =
@@ -530,6 +539,10 @@ constexpr std::string_view kGetUnfinishedKeyJob =
     "finished_at IS NULL ORDER BY id DESC LIMIT 1";
 constexpr std::string_view kListUnfinishedKeyJobs =
     "SELECT " BIFROST_KEY_JOB_COLUMNS " FROM key_jobs WHERE finished_at IS NULL ORDER BY id";
+constexpr std::string_view kListKeyJobs =
+    "SELECT " BIFROST_KEY_JOB_COLUMNS " FROM key_jobs ORDER BY id";
+constexpr std::string_view kRestoreKeyJob =
+    "INSERT INTO key_jobs (" BIFROST_KEY_JOB_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 #undef BIFROST_KEY_JOB_COLUMNS
 // The first finishing time wins, as for token revocation.
 constexpr std::string_view kFinishKeyJob =
@@ -538,10 +551,11 @@ constexpr std::string_view kFinishKeyJob =
 // The columns every execution query returns, in ReadExecutionRow's order.
 #define BIFROST_EXECUTION_COLUMNS                                                           \
   "id, workflow, org_id, caller_id, caller_name, status, parameters, result, error, logs, " \
-  "logs_truncated, timeout_seconds, created_at, started_at, finished_at"
+  "logs_truncated, timeout_seconds, created_at, started_at, finished_at, node_id, "         \
+  "cancel_requested_by"
 constexpr std::string_view kInsertExecution =
     "INSERT INTO executions (" BIFROST_EXECUTION_COLUMNS
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
 constexpr std::string_view kGetExecution =
     "SELECT " BIFROST_EXECUTION_COLUMNS " FROM executions WHERE id = ?1";
 // ListExecutions' statement is assembled from these fixed parts (see ExecutionListSql), one
@@ -554,6 +568,8 @@ constexpr std::string_view kListExecutionsTail = " ORDER BY created_at DESC, id 
 constexpr std::string_view kExecutionFilterOrg = "org_id = ?1";
 constexpr std::string_view kExecutionFilterWorkflow = "workflow = ?2";
 constexpr std::string_view kExecutionFilterStatus = "status = ?3";
+constexpr std::string_view kExecutionFilterNode = "node_id = ?6";
+constexpr std::string_view kExecutionFilterCancelRequested = "cancel_requested_by IS NOT NULL";
 // Below the cursor execution in the listing order. When it does not exist the subquery has
 // no row, the comparison is NULL, and the page is empty.
 constexpr std::string_view kExecutionFilterBeforeId =
@@ -562,10 +578,25 @@ constexpr std::string_view kExecutionFilterBeforeId =
 constexpr std::string_view kUpdateExecution =
     "UPDATE executions SET status = ?2, result = ?3, error = ?4, logs = ?5, "
     "logs_truncated = ?6, started_at = ?7, finished_at = ?8 WHERE id = ?1";
-// The condition is the one of executions_unfinished, so the sweep reads only that index.
-constexpr std::string_view kFailUnfinishedExecutions =
+// Unfinished executions of other nodes that have no fresh heartbeat. The status condition is
+// the one of executions_unfinished, so the sweep reads only that index.
+constexpr std::string_view kFailOrphanedExecutions =
     "UPDATE executions SET status = 'failed', error = ?1, finished_at = ?2 "
-    "WHERE status IN ('pending', 'running')";
+    "WHERE status IN ('pending', 'running') AND node_id != ?3 "
+    "AND node_id NOT IN (SELECT id FROM nodes WHERE heartbeat_at >= ?4)";
+constexpr std::string_view kDeleteStaleNodes =
+    "DELETE FROM nodes WHERE heartbeat_at < ?2 AND id != ?1";
+// The first request is kept.
+constexpr std::string_view kRequestExecutionCancel =
+    "UPDATE executions SET cancel_requested_by = coalesce(cancel_requested_by, ?2) "
+    "WHERE id = ?1 AND status IN ('pending', 'running')";
+constexpr std::string_view kGetExecutionStatus = "SELECT status FROM executions WHERE id = ?1";
+constexpr std::string_view kUpsertNode =
+    "INSERT INTO nodes (id, name, started_at, heartbeat_at) VALUES (?1, ?2, ?3, ?4) "
+    "ON CONFLICT (id) DO UPDATE SET name = excluded.name, heartbeat_at = excluded.heartbeat_at";
+constexpr std::string_view kDeleteNode = "DELETE FROM nodes WHERE id = ?1";
+constexpr std::string_view kListNodes =
+    "SELECT id, name, started_at, heartbeat_at FROM nodes ORDER BY started_at, id";
 
 constexpr std::string_view kInsertToken =
     "INSERT INTO tokens (id, name, org_id, role, hash, created_at, created_by, expires_at, "
@@ -617,6 +648,8 @@ constexpr std::string_view kGetSessionById =
     "SELECT " BIFROST_SESSION_COLUMNS " FROM sessions WHERE id = ?1";
 constexpr std::string_view kGetSessionByHash =
     "SELECT " BIFROST_SESSION_COLUMNS " FROM sessions WHERE hash = ?1";
+constexpr std::string_view kListSessions =
+    "SELECT " BIFROST_SESSION_COLUMNS " FROM sessions ORDER BY id";
 #undef BIFROST_SESSION_COLUMNS
 // Last activity only moves forward.
 constexpr std::string_view kTouchSession =
@@ -711,7 +744,9 @@ std::string ExecutionListSql(const ExecutionFilter& filter) {
                      {{filter.org_id.has_value(), kExecutionFilterOrg},
                       {filter.workflow.has_value(), kExecutionFilterWorkflow},
                       {filter.status.has_value(), kExecutionFilterStatus},
-                      {filter.before_id.has_value(), kExecutionFilterBeforeId}},
+                      {filter.before_id.has_value(), kExecutionFilterBeforeId},
+                      {filter.node_id.has_value(), kExecutionFilterNode},
+                      {filter.cancel_requested, kExecutionFilterCancelRequested}},
                      kListExecutionsTail);
 }
 
@@ -852,7 +887,22 @@ class SqliteTxn final : public Txn {
   }
 
   Result<ConfigRow> InsertConfig(const ConfigRow& row) override {
-    BIFROST_RETURN_IF_ERROR(CheckWritable("InsertConfig"));
+    return InsertConfigRow(row, std::nullopt);
+  }
+
+  Status RestoreConfig(const ConfigRow& row) override {
+    if (row.version < 1) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  ConfigSubject(row.scope, row.key) + ": version must be at least 1");
+    }
+    BIFROST_ASSIGN_OR_RETURN(const ConfigRow restored, InsertConfigRow(row, row.version));
+    (void)restored;
+    return Ok();
+  }
+
+  // InsertConfig, or with a version RestoreConfig.
+  Result<ConfigRow> InsertConfigRow(const ConfigRow& row, std::optional<std::int64_t> version) {
+    BIFROST_RETURN_IF_ERROR(CheckWritable(version ? "RestoreConfig" : "InsertConfig"));
     BIFROST_RETURN_IF_ERROR(ValidateConfigRow(row));
     if (!row.scope.is_global()) {
       BIFROST_ASSIGN_OR_RETURN(const std::optional<OrgRow> org, GetOrgById(row.scope.org_id()));
@@ -863,7 +913,9 @@ class SqliteTxn final : public Txn {
     }
     Result<ConfigRow> inserted = [&]() -> Result<ConfigRow> {
       BIFROST_ASSIGN_OR_RETURN(Statement stmt,
-                               connection_->Prepare(kInsertConfig, "insert config"));
+                               connection_->Prepare(version ? kRestoreConfig : kInsertConfig,
+                                                    version ? "restore config" : "insert config"));
+      if (version) stmt.BindInt64(10, *version);
       if (row.scope.is_global()) {
         stmt.BindNull(1);
       } else {
@@ -1146,10 +1198,41 @@ class SqliteTxn final : public Txn {
     return std::optional<KeyJobRow>(ReadKeyJobRow(stmt));
   }
 
+  Status RestoreKeyJob(const KeyJobRow& job) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("RestoreKeyJob"));
+    if (job.kind != "master" && job.kind != "data") {
+      return Fail(ErrorCode::kInvalidArgument, "key job has unknown kind '" + job.kind + "'");
+    }
+    if (job.id < 1) return Fail(ErrorCode::kInvalidArgument, "key job id must be at least 1");
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt,
+                             connection_->Prepare(kRestoreKeyJob, "restore key job"));
+    stmt.BindInt64(1, job.id);
+    stmt.BindText(2, job.kind);
+    stmt.BindText(3, job.target);
+    stmt.BindText(4, job.actor);
+    stmt.BindInt64(5, job.started_at);
+    BindOptionalInt64(stmt, 6, job.finished_at);
+    Status inserted = stmt.Run();
+    if (!inserted) {
+      if (inserted.error().code() == ErrorCode::kAlreadyExists) {
+        return Fail(ErrorCode::kAlreadyExists, KeyJobSubject(job.id) + " already exists");
+      }
+      return Fail(Annotate(inserted.error(), KeyJobSubject(job.id)));
+    }
+    return Ok();
+  }
+
+  Result<std::vector<KeyJobRow>> ListKeyJobs() override {
+    return ListKeyJobRows(kListKeyJobs, "list key jobs");
+  }
+
   Result<std::vector<KeyJobRow>> ListUnfinishedKeyJobs() override {
+    return ListKeyJobRows(kListUnfinishedKeyJobs, "list unfinished key jobs");
+  }
+
+  Result<std::vector<KeyJobRow>> ListKeyJobRows(std::string_view sql, std::string_view what) {
     BIFROST_RETURN_IF_ERROR(CheckUsable());
-    BIFROST_ASSIGN_OR_RETURN(
-        Statement stmt, connection_->Prepare(kListUnfinishedKeyJobs, "list unfinished key jobs"));
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(sql, what));
     std::vector<KeyJobRow> jobs;
     while (true) {
       BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
@@ -1197,6 +1280,12 @@ class SqliteTxn final : public Txn {
       stmt.BindInt64(13, row.created_at);
       BindOptionalInt64(stmt, 14, row.started_at);
       BindOptionalInt64(stmt, 15, row.finished_at);
+      stmt.BindText(16, row.node_id);
+      if (row.cancel_requested_by) {
+        stmt.BindText(17, *row.cancel_requested_by);
+      } else {
+        stmt.BindNull(17);
+      }
       return stmt.Run();
     }();
     if (inserted) return Ok();
@@ -1242,6 +1331,7 @@ class SqliteTxn final : public Txn {
     if (filter.status) stmt.BindText(3, *filter.status);
     if (filter.before_id) stmt.BindText(4, *filter.before_id);
     stmt.BindInt64(5, LimitValue(filter.limit));
+    if (filter.node_id) stmt.BindText(6, *filter.node_id);
     std::vector<ExecutionRow> rows;
     while (true) {
       BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
@@ -1251,15 +1341,89 @@ class SqliteTxn final : public Txn {
     return rows;
   }
 
-  Result<std::int64_t> FailUnfinishedExecutions(std::string_view error, UnixMicros at) override {
-    BIFROST_RETURN_IF_ERROR(CheckWritable("FailUnfinishedExecutions"));
-    BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(kFailUnfinishedExecutions,
-                                                                  "fail unfinished executions"));
-    stmt.BindText(1, error);
-    stmt.BindInt64(2, at);
-    Status failed = stmt.Run();
-    if (!failed) return Fail(Annotate(failed.error(), "unfinished executions"));
-    return connection_->Changes();
+  Result<std::int64_t> FailOrphanedExecutions(std::string_view error, UnixMicros at,
+                                              std::string_view self_node,
+                                              UnixMicros stale_before) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("FailOrphanedExecutions"));
+    std::int64_t failed_count = 0;
+    {
+      BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(kFailOrphanedExecutions,
+                                                                    "fail orphaned executions"));
+      stmt.BindText(1, error);
+      stmt.BindInt64(2, at);
+      stmt.BindText(3, self_node);
+      stmt.BindInt64(4, stale_before);
+      Status failed = stmt.Run();
+      if (!failed) return Fail(Annotate(failed.error(), "orphaned executions"));
+      failed_count = connection_->Changes();
+    }
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt,
+                             connection_->Prepare(kDeleteStaleNodes, "delete stale nodes"));
+    stmt.BindText(1, self_node);
+    stmt.BindInt64(2, stale_before);
+    Status deleted = stmt.Run();
+    if (!deleted) return Fail(Annotate(deleted.error(), "stale nodes"));
+    return failed_count;
+  }
+
+  Status RequestExecutionCancel(std::string_view id, std::string_view by) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("RequestExecutionCancel"));
+    {
+      BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(kRequestExecutionCancel,
+                                                                    "request execution cancel"));
+      stmt.BindText(1, id);
+      stmt.BindText(2, by);
+      Status requested = stmt.Run();
+      if (!requested) return Fail(Annotate(requested.error(), ExecutionSubject(id)));
+      if (connection_->Changes() > 0) return Ok();
+    }
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt,
+                             connection_->Prepare(kGetExecutionStatus, "get execution status"));
+    stmt.BindText(1, id);
+    BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
+    if (!has_row) return Fail(ErrorCode::kNotFound, ExecutionSubject(id) + " does not exist");
+    return Fail(ErrorCode::kFailedPrecondition,
+                ExecutionSubject(id) + " has already finished (" + stmt.ColumnText(0) + ")");
+  }
+
+  // ---- Server nodes
+
+  Status UpsertNode(const NodeRow& node) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("UpsertNode"));
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(kUpsertNode, "upsert node"));
+    stmt.BindText(1, node.id);
+    stmt.BindText(2, node.name);
+    stmt.BindInt64(3, node.started_at);
+    stmt.BindInt64(4, node.heartbeat_at);
+    Status upserted = stmt.Run();
+    if (!upserted) return Fail(Annotate(upserted.error(), "node '" + node.id + "'"));
+    return Ok();
+  }
+
+  Status DeleteNode(std::string_view id) override {
+    BIFROST_RETURN_IF_ERROR(CheckWritable("DeleteNode"));
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(kDeleteNode, "delete node"));
+    stmt.BindText(1, id);
+    Status deleted = stmt.Run();
+    const std::string subject = "node '" + std::string(id) + "'";
+    if (!deleted) return Fail(Annotate(deleted.error(), subject));
+    if (connection_->Changes() == 0) return Fail(ErrorCode::kNotFound, subject + " does not exist");
+    return Ok();
+  }
+
+  Result<std::vector<NodeRow>> ListNodes() override {
+    BIFROST_RETURN_IF_ERROR(CheckUsable());
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(kListNodes, "list nodes"));
+    std::vector<NodeRow> nodes;
+    while (true) {
+      BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
+      if (!has_row) break;
+      nodes.push_back({.id = stmt.ColumnText(0),
+                       .name = stmt.ColumnText(1),
+                       .started_at = stmt.ColumnInt64(2),
+                       .heartbeat_at = stmt.ColumnInt64(3)});
+    }
+    return nodes;
   }
 
   // ---- Tokens
@@ -1504,6 +1668,18 @@ class SqliteTxn final : public Txn {
     return connection_->Changes();
   }
 
+  Result<std::vector<SessionRow>> ListSessions() override {
+    BIFROST_RETURN_IF_ERROR(CheckUsable());
+    BIFROST_ASSIGN_OR_RETURN(Statement stmt, connection_->Prepare(kListSessions, "list sessions"));
+    std::vector<SessionRow> sessions;
+    while (true) {
+      BIFROST_ASSIGN_OR_RETURN(const bool has_row, stmt.Step());
+      if (!has_row) break;
+      sessions.push_back(ReadSessionRow(stmt));
+    }
+    return sessions;
+  }
+
   // ---- Key checks
 
   Result<std::vector<KeyCheckRow>> ListKeyChecks() override {
@@ -1651,6 +1827,33 @@ class SqliteTxn final : public Txn {
     Status stored = stmt.Run();
     if (!stored) return Fail(Annotate(stored.error(), "audit checkpoint"));
     return deleted;
+  }
+
+  // ---- Row counts
+
+  Result<std::vector<TableCount>> CountRows() override {
+    BIFROST_RETURN_IF_ERROR(CheckUsable());
+    // Constant statements, one per table, in the order store.h promises.
+    static constexpr std::pair<std::string_view, std::string_view> kCounts[] = {
+        {"organizations", "SELECT count(*) FROM organizations"},
+        {"configs", "SELECT count(*) FROM configs"},
+        {"key_checks", "SELECT count(*) FROM key_checks"},
+        {"tokens", "SELECT count(*) FROM tokens"},
+        {"data_keys", "SELECT count(*) FROM data_keys"},
+        {"key_jobs", "SELECT count(*) FROM key_jobs"},
+        {"executions", "SELECT count(*) FROM executions"},
+        {"users", "SELECT count(*) FROM users"},
+        {"sessions", "SELECT count(*) FROM sessions"},
+        {"nodes", "SELECT count(*) FROM nodes"},
+        {"audit_log", "SELECT count(*) FROM audit_log"},
+        {"audit_checkpoint", "SELECT count(*) FROM audit_checkpoint"},
+    };
+    std::vector<TableCount> counts;
+    for (const auto& [table, sql] : kCounts) {
+      BIFROST_ASSIGN_OR_RETURN(const std::int64_t rows, connection_->QueryInt64(sql, "count rows"));
+      counts.push_back({.table = std::string(table), .rows = rows});
+    }
+    return counts;
   }
 
  private:

@@ -111,6 +111,16 @@ class RawDb {
   int rc_ = SQLITE_ERROR;
 };
 
+// Rolls a database back to what migrations 1 to 6 leave: the tests of older versions start
+// from there.
+void UndoVersion7(RawDb& raw) {
+  ASSERT_TRUE(raw.Exec("DROP INDEX executions_node_unfinished"));
+  ASSERT_TRUE(raw.Exec("ALTER TABLE executions DROP COLUMN cancel_requested_by"));
+  ASSERT_TRUE(raw.Exec("ALTER TABLE executions DROP COLUMN node_id"));
+  ASSERT_TRUE(raw.Exec("DROP TABLE nodes"));
+  ASSERT_TRUE(raw.Exec("DELETE FROM schema_migrations WHERE version = 7"));
+}
+
 mode_t ModeOf(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return 0;
@@ -152,7 +162,7 @@ class SqliteStoreTest : public ::testing::Test {
 TEST_F(SqliteStoreTest, OpenReportsBackendAndPath) {
   ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
   EXPECT_EQ(store->BackendName(), "sqlite");
-  EXPECT_EQ(store->SchemaVersion(), 6);
+  EXPECT_EQ(store->SchemaVersion(), 7);
   EXPECT_EQ(store->database_path(), db_path_);
 }
 
@@ -183,28 +193,28 @@ TEST_F(SqliteStoreTest, EveryConnectionHasTheRequiredSettings) {
 TEST_F(SqliteStoreTest, SchemaMigrationsRecordsEachVersionOnceAcrossReopens) {
   {
     ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
-    EXPECT_EQ(store->SchemaVersion(), 6);
+    EXPECT_EQ(store->SchemaVersion(), 7);
   }
   clock_.AdvanceMicros(60'000'000);
   {
     ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
-    EXPECT_EQ(store->SchemaVersion(), 6);
+    EXPECT_EQ(store->SchemaVersion(), 7);
   }
   RawDb raw(db_path_);
   ASSERT_TRUE(raw.IsOpen());
   EXPECT_EQ(raw.QueryText("SELECT count(*) FROM schema_migrations"),
-            std::optional<std::string>("6"));
-  EXPECT_EQ(
-      raw.QueryText("SELECT group_concat(version || ':' || name || ':' || applied_at, ' ') "
-                    "FROM (SELECT * FROM schema_migrations ORDER BY version)"),
-      std::optional<std::string>(
-          "1:initial_schema:" + std::to_string(kT0) + " 2:api_tokens:" + std::to_string(kT0) +
-          " 3:audit_log:" + std::to_string(kT0) + " 4:data_keys:" + std::to_string(kT0) +
-          " 5:executions:" + std::to_string(kT0) + " 6:users_and_sessions:" + std::to_string(kT0)));
+            std::optional<std::string>("7"));
+  EXPECT_EQ(raw.QueryText("SELECT group_concat(version || ':' || name || ':' || applied_at, ' ') "
+                          "FROM (SELECT * FROM schema_migrations ORDER BY version)"),
+            std::optional<std::string>(
+                "1:initial_schema:" + std::to_string(kT0) + " 2:api_tokens:" + std::to_string(kT0) +
+                " 3:audit_log:" + std::to_string(kT0) + " 4:data_keys:" + std::to_string(kT0) +
+                " 5:executions:" + std::to_string(kT0) + " 6:users_and_sessions:" +
+                std::to_string(kT0) + " 7:nodes:" + std::to_string(kT0)));
   // The tables of every migration exist and are STRICT.
   for (const char* table :
        {"organizations", "configs", "key_checks", "tokens", "audit_log", "audit_checkpoint",
-        "data_keys", "key_jobs", "executions", "users", "sessions", "schema_migrations"}) {
+        "data_keys", "key_jobs", "executions", "users", "sessions", "nodes", "schema_migrations"}) {
     EXPECT_EQ(raw.QueryText(std::string("SELECT strict FROM pragma_table_list WHERE name = '") +
                             table + "'"),
               std::optional<std::string>("1"))
@@ -232,12 +242,12 @@ TEST_F(SqliteStoreTest, ConcurrentOpensOfAFreshDatabaseMigrateOnce) {
   for (std::thread& thread : threads) thread.join();
   for (int i = 0; i < kOpeners; ++i) {
     EXPECT_FALSE(errors[i].has_value()) << errors[i]->ToString();
-    EXPECT_EQ(versions[i], 6);
+    EXPECT_EQ(versions[i], 7);
   }
   RawDb raw(db_path_);
   ASSERT_TRUE(raw.IsOpen());
   EXPECT_EQ(raw.QueryText("SELECT count(*) FROM schema_migrations"),
-            std::optional<std::string>("6"));
+            std::optional<std::string>("7"));
 }
 
 // A database written by a binary that knew only migration 1 is brought to the latest version
@@ -248,6 +258,7 @@ TEST_F(SqliteStoreTest, VersionOneDatabaseIsMigratedToLatest) {
     // Roll the file back to what migration 1 alone leaves, plus some data.
     RawDb raw(db_path_);
     ASSERT_TRUE(raw.IsOpen());
+    UndoVersion7(raw);
     ASSERT_TRUE(raw.Exec("DROP TABLE sessions"));
     ASSERT_TRUE(raw.Exec("DROP TABLE users"));
     ASSERT_TRUE(raw.Exec("DROP TABLE executions"));
@@ -265,7 +276,7 @@ TEST_F(SqliteStoreTest, VersionOneDatabaseIsMigratedToLatest) {
   }
   clock_.AdvanceMicros(5'000'000);
   ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
-  EXPECT_EQ(store->SchemaVersion(), 6);
+  EXPECT_EQ(store->SchemaVersion(), 7);
   {
     ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
     ASSERT_OK_AND_ASSIGN(std::optional<OrgRow> org, txn->GetOrgById(kOrgA));
@@ -325,6 +336,7 @@ TEST_F(SqliteStoreTest, VersionTwoDatabaseIsMigratedToLatest) {
     // Roll the file back to what migrations 1 and 2 leave.
     RawDb raw(db_path_);
     ASSERT_TRUE(raw.IsOpen());
+    UndoVersion7(raw);
     ASSERT_TRUE(raw.Exec("DROP TABLE sessions"));
     ASSERT_TRUE(raw.Exec("DROP TABLE users"));
     ASSERT_TRUE(raw.Exec("DROP TABLE executions"));
@@ -339,7 +351,7 @@ TEST_F(SqliteStoreTest, VersionTwoDatabaseIsMigratedToLatest) {
   }
   clock_.AdvanceMicros(7'000'000);
   ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
-  EXPECT_EQ(store->SchemaVersion(), 6);
+  EXPECT_EQ(store->SchemaVersion(), 7);
   {
     ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
     ASSERT_OK_AND_ASSIGN(std::optional<OrgRow> org, txn->GetOrgById(kOrgA));
@@ -367,12 +379,12 @@ TEST_F(SqliteStoreTest, VersionTwoDatabaseIsMigratedToLatest) {
   ASSERT_TRUE(raw.IsOpen());
   EXPECT_EQ(raw.QueryText("SELECT group_concat(version || ':' || name || ':' || applied_at, ' ') "
                           "FROM (SELECT * FROM schema_migrations ORDER BY version)"),
-            std::optional<std::string>("1:initial_schema:" + std::to_string(kT0) +
-                                       " 2:api_tokens:" + std::to_string(kT0) +
-                                       " 3:audit_log:" + std::to_string(kT0 + 7'000'000) +
-                                       " 4:data_keys:" + std::to_string(kT0 + 7'000'000) +
-                                       " 5:executions:" + std::to_string(kT0 + 7'000'000) +
-                                       " 6:users_and_sessions:" + std::to_string(kT0 + 7'000'000)));
+            std::optional<std::string>(
+                "1:initial_schema:" + std::to_string(kT0) + " 2:api_tokens:" + std::to_string(kT0) +
+                " 3:audit_log:" + std::to_string(kT0 + 7'000'000) +
+                " 4:data_keys:" + std::to_string(kT0 + 7'000'000) +
+                " 5:executions:" + std::to_string(kT0 + 7'000'000) + " 6:users_and_sessions:" +
+                std::to_string(kT0 + 7'000'000) + " 7:nodes:" + std::to_string(kT0 + 7'000'000)));
   for (const char* table : {"audit_log", "audit_checkpoint"}) {
     EXPECT_EQ(raw.QueryText(std::string("SELECT strict FROM pragma_table_list WHERE name = '") +
                             table + "'"),
@@ -470,13 +482,13 @@ TEST_F(SqliteStoreTest, NewerSchemaVersionIsRefused) {
     ASSERT_TRUE(raw.IsOpen());
     ASSERT_TRUE(
         raw.Exec("INSERT INTO schema_migrations (version, name, applied_at) "
-                 "VALUES (7, 'from_the_future', 0)"));
+                 "VALUES (8, 'from_the_future', 0)"));
   }
   auto store = SqliteStore::Open(Options());
   ASSERT_FALSE(store.has_value());
   EXPECT_EQ(store.error().code(), ErrorCode::kFailedPrecondition) << store.error().ToString();
   EXPECT_EQ(store.error().message(),
-            "database schema version 7 is newer than this bifrost supports (6); upgrade bifrost");
+            "database schema version 8 is newer than this bifrost supports (7); upgrade bifrost");
 }
 
 TEST_F(SqliteStoreTest, DataIsDurableAcrossCloseAndReopen) {
@@ -857,6 +869,7 @@ TEST_F(SqliteStoreTest, VersionThreeDatabaseIsMigratedToLatest) {
   {
     RawDb raw(db_path_);
     ASSERT_TRUE(raw.IsOpen());
+    UndoVersion7(raw);
     ASSERT_TRUE(raw.Exec("DROP TABLE sessions"));
     ASSERT_TRUE(raw.Exec("DROP TABLE users"));
     ASSERT_TRUE(raw.Exec("DROP TABLE executions"));
@@ -867,7 +880,7 @@ TEST_F(SqliteStoreTest, VersionThreeDatabaseIsMigratedToLatest) {
   }
   clock_.AdvanceMicros(9'000'000);
   ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
-  EXPECT_EQ(store->SchemaVersion(), 6);
+  EXPECT_EQ(store->SchemaVersion(), 7);
   {
     ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
     ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> left,
@@ -920,6 +933,7 @@ TEST_F(SqliteStoreTest, VersionFourDatabaseIsMigratedToLatest) {
     // Roll the file back to what migrations 1 to 4 leave.
     RawDb raw(db_path_);
     ASSERT_TRUE(raw.IsOpen());
+    UndoVersion7(raw);
     ASSERT_TRUE(raw.Exec("DROP TABLE sessions"));
     ASSERT_TRUE(raw.Exec("DROP TABLE users"));
     ASSERT_TRUE(raw.Exec("DROP TABLE executions"));
@@ -927,7 +941,7 @@ TEST_F(SqliteStoreTest, VersionFourDatabaseIsMigratedToLatest) {
   }
   clock_.AdvanceMicros(11'000'000);
   ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
-  EXPECT_EQ(store->SchemaVersion(), 6);
+  EXPECT_EQ(store->SchemaVersion(), 7);
   {
     ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
     ASSERT_OK_AND_ASSIGN(std::optional<OrgRow> org, txn->GetOrgById(kOrgA));
@@ -944,19 +958,19 @@ TEST_F(SqliteStoreTest, VersionFourDatabaseIsMigratedToLatest) {
   }
   RawDb raw(db_path_);
   ASSERT_TRUE(raw.IsOpen());
-  EXPECT_EQ(
-      raw.QueryText("SELECT group_concat(version || ':' || name || ':' || applied_at, ' ') "
-                    "FROM (SELECT * FROM schema_migrations WHERE version >= 4 "
-                    "ORDER BY version)"),
-      std::optional<std::string>("4:data_keys:" + std::to_string(kT0) +
-                                 " 5:executions:" + std::to_string(kT0 + 11'000'000) +
-                                 " 6:users_and_sessions:" + std::to_string(kT0 + 11'000'000)));
+  EXPECT_EQ(raw.QueryText("SELECT group_concat(version || ':' || name || ':' || applied_at, ' ') "
+                          "FROM (SELECT * FROM schema_migrations WHERE version >= 4 "
+                          "ORDER BY version)"),
+            std::optional<std::string>("4:data_keys:" + std::to_string(kT0) +
+                                       " 5:executions:" + std::to_string(kT0 + 11'000'000) +
+                                       " 6:users_and_sessions:" + std::to_string(kT0 + 11'000'000) +
+                                       " 7:nodes:" + std::to_string(kT0 + 11'000'000)));
   EXPECT_EQ(raw.QueryText("SELECT strict FROM pragma_table_list WHERE name = 'executions'"),
             std::optional<std::string>("1"));
   EXPECT_EQ(raw.QueryText("SELECT group_concat(name, ' ') FROM (SELECT name FROM "
                           "pragma_index_list('executions') WHERE origin = 'c' ORDER BY name)"),
-            std::optional<std::string>(
-                "executions_created executions_org_created executions_unfinished"));
+            std::optional<std::string>("executions_created executions_node_unfinished "
+                                       "executions_org_created executions_unfinished"));
   EXPECT_EQ(raw.QueryText("SELECT count(*) FROM executions"), std::optional<std::string>("1"));
 }
 
@@ -1069,6 +1083,7 @@ TEST_F(SqliteStoreTest, VersionFiveDatabaseIsMigratedToVersionSix) {
     // Roll the file back to what migrations 1 to 5 leave.
     RawDb raw(db_path_);
     ASSERT_TRUE(raw.IsOpen());
+    UndoVersion7(raw);
     ASSERT_TRUE(raw.Exec("DROP TABLE sessions"));
     ASSERT_TRUE(raw.Exec("DROP TABLE users"));
     ASSERT_TRUE(raw.Exec("DELETE FROM schema_migrations WHERE version = 6"));
@@ -1078,7 +1093,7 @@ TEST_F(SqliteStoreTest, VersionFiveDatabaseIsMigratedToVersionSix) {
   }
   clock_.AdvanceMicros(13'000'000);
   ASSERT_OK_AND_ASSIGN(auto store, SqliteStore::Open(Options()));
-  EXPECT_EQ(store->SchemaVersion(), 6);
+  EXPECT_EQ(store->SchemaVersion(), 7);
   {
     ASSERT_OK_AND_ASSIGN(auto txn, store->Begin(TxnMode::kWrite));
     ASSERT_OK_AND_ASSIGN(std::optional<TokenRow> token, txn->GetTokenById(token_id));
@@ -1102,12 +1117,12 @@ TEST_F(SqliteStoreTest, VersionFiveDatabaseIsMigratedToVersionSix) {
   }
   RawDb raw(db_path_);
   ASSERT_TRUE(raw.IsOpen());
-  EXPECT_EQ(
-      raw.QueryText("SELECT group_concat(version || ':' || name || ':' || applied_at, ' ') "
-                    "FROM (SELECT * FROM schema_migrations WHERE version >= 5 "
-                    "ORDER BY version)"),
-      std::optional<std::string>("5:executions:" + std::to_string(kT0) +
-                                 " 6:users_and_sessions:" + std::to_string(kT0 + 13'000'000)));
+  EXPECT_EQ(raw.QueryText("SELECT group_concat(version || ':' || name || ':' || applied_at, ' ') "
+                          "FROM (SELECT * FROM schema_migrations WHERE version >= 5 "
+                          "ORDER BY version)"),
+            std::optional<std::string>("5:executions:" + std::to_string(kT0) +
+                                       " 6:users_and_sessions:" + std::to_string(kT0 + 13'000'000) +
+                                       " 7:nodes:" + std::to_string(kT0 + 13'000'000)));
   for (const char* table : {"users", "sessions"}) {
     EXPECT_EQ(raw.QueryText(std::string("SELECT strict FROM pragma_table_list WHERE name = '") +
                             table + "'"),
