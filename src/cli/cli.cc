@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <iostream>
 #include <new>
@@ -14,13 +15,16 @@
 
 #include "cli/cli_error.h"
 #include "cli/commands.h"
+#include "cli/database_flags.h"
 #include "cli/duration.h"
 #include "cli/flags.h"
 #include "cli/local_commands.h"
+#include "cli/migrate_command.h"
 #include "cli/remote_commands.h"
 #include "cli/table.h"
 #include "cli/terminal.h"
 #include "server/server_app.h"
+#include "store/open/open_store.h"
 
 #ifndef BIFROST_VERSION
 #define BIFROST_VERSION "0.0.0"
@@ -53,6 +57,11 @@ constexpr const char* kFooter = R"(Examples:
   bifrost serve --data /var/lib/bifrost --tls-cert cert.pem --tls-key key.pem
   bifrost serve --dev                           # local development server
 
+  # Several servers on one PostgreSQL database (docs/deployment.md):
+  export BIFROST_DATABASE_URL='postgresql://bifrost@db.internal/bifrost?sslmode=verify-full'
+  bifrost init                                  # once, on any host
+  bifrost serve --listen 0.0.0.0:8420 --tls-cert cert.pem --tls-key key.pem   # every node
+
   export BIFROST_ADDR=https://bifrost.internal:8420 BIFROST_TOKEN=bft_...
   bifrost org create acme
   bifrost config set retries 5 --org acme       # type inferred: int
@@ -64,7 +73,8 @@ constexpr const char* kFooter = R"(Examples:
   bifrost audit list --org acme --since 24h
   bifrost user create --email ana@acme.example --org acme --role admin < password.txt
 
-  # Local commands, on the server's host (need BIFROST_SECRET_KEY like serve):
+  # Local commands, on the server's host (need BIFROST_SECRET_KEY like serve; --database URL
+  # instead of --data with PostgreSQL):
   bifrost keys status --data /var/lib/bifrost   # master keys in use, unfinished rotations
   bifrost keys rotate --data /var/lib/bifrost   # after a new master key (docs/keys.md)
   bifrost import bifrost --data /var/lib/bifrost --organizations orgs.csv \
@@ -150,14 +160,23 @@ int RunCliUnguarded(const std::vector<std::string>& args, CliIo& io) {
       "rotation BIFROST_SECRET_KEY_PREVIOUS (or BIFROST_SECRET_KEY_PREVIOUS_FILE) lists the\n"
       "older keys, one per line (docs/keys.md). Every flag but --dev may also come from its\n"
       "environment variable (BIFROST_DATA, BIFROST_LISTEN, ...).\n"
+      "The database is a data directory (--data, SQLite) or a PostgreSQL database (--database):\n"
+      "exactly one. Any number of servers may serve one PostgreSQL database; each runs the\n"
+      "workflow executions it was asked for. --dev takes only a data directory.\n"
       "Plain HTTP is served only on a loopback address unless --insecure-no-tls.\n"
       "Examples:\n"
       "  bifrost serve --data /var/lib/bifrost --listen 0.0.0.0:8420 \\\n"
       "      --tls-cert /etc/bifrost/cert.pem --tls-key /etc/bifrost/key.pem\n"
+      "  BIFROST_DATABASE_URL='postgresql://bifrost@db/bifrost?sslmode=verify-full' \\\n"
+      "      bifrost serve --listen 0.0.0.0:8420 --tls-cert cert.pem --tls-key key.pem\n"
       "  bifrost serve --dev");
-  serve->add_option("--data", serve_options.data_dir, "Data directory (its database)")
-      ->envname("BIFROST_DATA")
-      ->option_text("DIR (env BIFROST_DATA)");
+  AddDatabaseFlags(serve, serve_options.data_dir, serve_options.database_url);
+  serve
+      ->add_option("--database-pool", serve_options.database_pool,
+                   "PostgreSQL connections this server opens at most")
+      ->envname(store::kDatabasePoolEnv)
+      ->check(CLI::Range(1, store::kMaxPoolSize))
+      ->option_text("N (1-1000, default 8; env BIFROST_DATABASE_POOL)");
   serve->add_option("--listen", serve_options.listen, "Address to listen on; port 0 = any")
       ->envname("BIFROST_LISTEN")
       ->option_text("HOST:PORT (default 127.0.0.1:8420; env BIFROST_LISTEN)");
@@ -281,6 +300,15 @@ int RunCliUnguarded(const std::vector<std::string>& args, CliIo& io) {
       ->option_text("ADDRESS (repeatable; env BIFROST_TRUSTED_PROXIES, comma-separated)");
   serve->callback([&] {
     action = [&]() -> CliStatus {
+      ForgetDatabaseUrlVariable();
+      if (serve_options.dev && !serve_options.database_url.empty()) {
+        return UsageError(
+            "--dev runs on the embedded store in a data directory; it cannot be combined with "
+            "--database");
+      }
+      BIFROST_CLI_RETURN_IF_ERROR(CheckDatabaseFlags("serve", serve_options.data_dir,
+                                                     serve_options.database_url,
+                                                     /*allow_neither=*/serve_options.dev));
       // Both were checked by their validators.
       serve_options.session_idle_seconds = ParseDurationSeconds(session_idle_text).value_or(1800);
       serve_options.session_lifetime_seconds =
@@ -298,16 +326,22 @@ int RunCliUnguarded(const std::vector<std::string>& args, CliIo& io) {
   Format init_format = Format::kTable;
   auto* init = app.add_subcommand("init", "Create a database and the first admin token");
   init->footer(
-      "Creates the database in DIR and prints a platform-admin token, once: store it.\n"
-      "A directory that already has a database is refused without touching it.\n"
-      "Example: bifrost init --data /var/lib/bifrost --format json");
-  init->add_option("--data", init_options.data_dir, "Data directory")
-      ->envname("BIFROST_DATA")
-      ->required()
-      ->option_text("DIR");
+      "Creates the database in DIR (or the schema in the PostgreSQL database of --database)\n"
+      "and prints a platform-admin token, once: store it. A database that is already\n"
+      "initialized is refused without touching it. Run it once for a PostgreSQL database,\n"
+      "then start any number of servers on it.\n"
+      "--format json prints {token, token_id, data_dir} (with --database: database, the URL\n"
+      "without its password, in place of data_dir).\n"
+      "Examples:\n"
+      "  bifrost init --data /var/lib/bifrost --format json\n"
+      "  BIFROST_DATABASE_URL='postgresql://bifrost@db/bifrost' bifrost init");
+  AddDatabaseFlags(init, init_options.data_dir, init_options.database_url);
   AddFormat(init, init_format);
   init->callback([&] {
     action = [&]() -> CliStatus {
+      ForgetDatabaseUrlVariable();
+      BIFROST_CLI_RETURN_IF_ERROR(
+          CheckDatabaseFlags("init", init_options.data_dir, init_options.database_url));
       init_options.json = init_format == Format::kJson;
       const int code = server::RunInit(init_options);
       if (code != 0) return std::unexpected(CliError{code, ""});
@@ -504,10 +538,7 @@ int RunCliUnguarded(const std::vector<std::string>& args, CliIo& io) {
   Format verify_format = Format::kTable;
   auto* audit_verify = audit->add_subcommand(
       "verify", "Check the audit log's hash chain in the database (local, like init)");
-  audit_verify->add_option("--data", verify_options.data_dir, "Data directory (its database)")
-      ->envname("BIFROST_DATA")
-      ->required()
-      ->option_text("DIR (env BIFROST_DATA)");
+  AddDatabaseFlags(audit_verify, verify_options.data_dir, verify_options.database_url);
   audit_verify
       ->add_option("--file", verify_options.audit_file,
                    "Also check this JSON-lines audit file (serve --audit-file)")
@@ -519,9 +550,14 @@ int RunCliUnguarded(const std::vector<std::string>& args, CliIo& io) {
       "in BIFROST_SECRET_KEY_PREVIOUS, or after a rotation without it (its audit key is kept).\n"
       "Names the first record that was changed, removed or reordered.\n"
       "Exit codes: 0 the log is intact, 4 it is not, 1 it cannot be checked.\n"
-      "Example: bifrost audit verify --data /var/lib/bifrost --file /var/log/bifrost/audit.jsonl");
+      "Examples:\n"
+      "  bifrost audit verify --data /var/lib/bifrost --file /var/log/bifrost/audit.jsonl\n"
+      "  BIFROST_DATABASE_URL='postgresql://bifrost@db/bifrost' bifrost audit verify");
   audit_verify->callback([&] {
     action = [&]() -> CliStatus {
+      ForgetDatabaseUrlVariable();
+      BIFROST_CLI_RETURN_IF_ERROR(
+          CheckDatabaseFlags("audit verify", verify_options.data_dir, verify_options.database_url));
       verify_options.json = verify_format == Format::kJson;
       const int code = server::RunAuditVerify(verify_options);
       if (code != 0) return std::unexpected(CliError{code, ""});
@@ -534,6 +570,7 @@ int RunCliUnguarded(const std::vector<std::string>& args, CliIo& io) {
   AddUserCommands(app, session, action);
   AddKeysCommands(app, action, io);
   AddImportCommands(app, action, io);
+  AddMigrateCommand(app, action, io);
 
   // ---- whoami / version ----
   Format misc_format = Format::kTable;
@@ -634,6 +671,18 @@ int Main(int argc, char** argv) {
   DisableCoreDumps();  // before any token or secret is read
   std::vector<std::string> args(argv, argv + argc);
   if (!args.empty()) args[0] = "bifrost";
+  // A database URL's password leaves the process's own argv (what `ps` shows) at once; the
+  // copy in `args` is what the command uses.
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if ((arg == "--database" || arg == "--to") && i + 1 < argc) {
+      HideUrlPasswordInPlace(argv[i + 1]);
+    } else if (arg.starts_with("--database=")) {
+      HideUrlPasswordInPlace(argv[i] + std::strlen("--database="));
+    } else if (arg.starts_with("--to=")) {
+      HideUrlPasswordInPlace(argv[i] + std::strlen("--to="));
+    }
+  }
   CliIo io = ProcessIo();
   return RunCli(args, io);
 }

@@ -22,6 +22,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/database_flags.h"
 #include "client/http_client.h"
 #include "client/testing/fake_http_server.h"
 #include "common/clock.h"
@@ -1187,7 +1188,8 @@ TEST_F(CliTest, AuditVerifyReturnsTheExitCodeOfTheCheck) {
   std::string err = ::testing::internal::GetCapturedStderr();
   EXPECT_EQ(outcome.exit_code, 1);
   EXPECT_EQ(outcome.err, "");
-  EXPECT_EQ(err, "bifrost: no database in " + dir + "/none\n");
+  EXPECT_EQ(err, "bifrost: no database in " + dir + "/none; run `bifrost init --data " + dir +
+                     "/none` first\n");
 
   ::setenv("BIFROST_SECRET_KEY", kKey, 1);
   ::testing::internal::CaptureStdout();
@@ -1223,6 +1225,90 @@ TEST_F(CliTest, AuditVerifyReturnsTheExitCodeOfTheCheck) {
 
   ::unsetenv("BIFROST_SECRET_KEY");
   std::filesystem::remove_all(dir);
+}
+
+// ---- where local commands find the database: --data DIR or --database URL ----
+
+// A password that must never be printed.
+constexpr const char* kDbCanary = "DbCanaryPw-51c2e8";
+
+TEST_F(CliTest, DatabaseFlagsNeedExactlyOneAndAPostgresUrl) {
+  ::unsetenv("BIFROST_DATA");
+  ::unsetenv("BIFROST_DATABASE_URL");
+  const std::string url = std::string("postgresql://app:") + kDbCanary + "@db.invalid/bifrost";
+  const std::vector<std::vector<std::string>> commands = {
+      {"serve"},
+      {"init"},
+      {"keys", "status"},
+      {"keys", "rotate"},
+      {"import", "bifrost", "--organizations", "o.csv", "--configs", "c.csv", "--source-key-file",
+       "k"},
+      {"audit", "verify"}};
+  const auto expect_usage = [&](std::vector<std::string> args, const std::string& wanted) {
+    std::string joined;
+    for (const auto& a : args) joined += a + " ";
+    const Outcome outcome = Run(args);
+    EXPECT_EQ(outcome.exit_code, 2) << joined << "\n" << outcome.err;
+    EXPECT_TRUE(outcome.err.starts_with("bifrost: ")) << joined << outcome.err;
+    EXPECT_NE(outcome.err.find(wanted), std::string::npos) << joined << outcome.err;
+    EXPECT_EQ(std::count(outcome.err.begin(), outcome.err.end(), '\n'), 1) << outcome.err;
+    EXPECT_EQ(outcome.err.find(kDbCanary), std::string::npos) << joined << outcome.err;
+    EXPECT_EQ(outcome.out.find(kDbCanary), std::string::npos) << joined << outcome.out;
+  };
+  for (const auto& command : commands) {
+    const std::vector<std::string>& args = command;
+    // Neither: the message names both flags and both variables.
+    expect_usage(args,
+                 "needs a data directory (give --data DIR or set BIFROST_DATA) or a "
+                 "PostgreSQL database (give --database URL or set BIFROST_DATABASE_URL)");
+    // Both, on the command line.
+    std::vector<std::string> both = args;
+    both.insert(both.end(), {"--data", "/tmp/none", "--database", url});
+    expect_usage(both, "not both");
+    // Both, one from the environment.
+    ::setenv("BIFROST_DATA", "/tmp/none", 1);
+    std::vector<std::string> mixed = args;
+    mixed.insert(mixed.end(), {"--database", url});
+    expect_usage(mixed, "not both");
+    ::unsetenv("BIFROST_DATA");
+    // A URL of another kind, given either way: refused, its password not echoed.
+    for (const std::string& bad : {std::string("mysql://root:") + kDbCanary + "@db/bifrost",
+                                   std::string("db.internal:5432:") + kDbCanary}) {
+      std::vector<std::string> flagged = args;
+      flagged.insert(flagged.end(), {"--database", bad});
+      expect_usage(flagged, "--database must be a PostgreSQL URL");
+      expect_usage(flagged, "postgresql://");
+      ::setenv("BIFROST_DATABASE_URL", bad.c_str(), 1);
+      expect_usage(args, "--database must be a PostgreSQL URL");
+      // Read once, then taken out of the environment: no child process inherits it.
+      EXPECT_EQ(std::getenv("BIFROST_DATABASE_URL"), nullptr);
+      ::unsetenv("BIFROST_DATABASE_URL");
+    }
+  }
+  // serve --dev is the embedded store only.
+  expect_usage({"serve", "--dev", "--database", url}, "--dev");
+  // The pool is 1..1000 connections.
+  for (const char* pool : {"0", "1001", "many"}) {
+    expect_usage({"serve", "--database", url, "--database-pool", pool}, "--database-pool");
+  }
+  EXPECT_TRUE(api_.requests().empty());
+}
+
+TEST(DatabaseFlagsTest, HideUrlPasswordInPlaceMasksEveryPassword) {
+  const auto hidden = [](std::string text) {
+    HideUrlPasswordInPlace(text.data());
+    return text;
+  };
+  EXPECT_EQ(hidden("postgresql://app:s3cret@db:5432/bifrost?sslmode=require"),
+            "postgresql://app:******@db:5432/bifrost?sslmode=require");
+  EXPECT_EQ(hidden("postgres://app:p@ss@db/bifrost"), "postgres://app:****@db/bifrost");
+  EXPECT_EQ(hidden("postgresql://db/bifrost?user=app&password=s3cret&sslmode=require"),
+            "postgresql://db/bifrost?user=app&password=******&sslmode=require");
+  EXPECT_EQ(hidden("postgresql://app@db/bifrost"), "postgresql://app@db/bifrost");
+  EXPECT_EQ(hidden("postgresql:///bifrost?host=/run/postgresql"),
+            "postgresql:///bifrost?host=/run/postgresql");
+  EXPECT_EQ(hidden("not a url"), "not a url");
+  HideUrlPasswordInPlace(nullptr);  // nothing happens
 }
 
 TEST(CliProcessTest, MainDisablesCoreDumps) {

@@ -1,6 +1,7 @@
 // `bifrost import bifrost`: moves a Python Bifrost installation's organizations and config
 // entries in from CSV dumps (docs/migrating-from-bifrost.md). A local command: it opens the
-// data directory itself, like `keys rotate`, and may run while the server serves it.
+// database itself (--data DIR or --database URL), like `keys rotate`, and may run while
+// servers serve it.
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/database_flags.h"
 #include "cli/local_commands.h"
 #include "cli/progress.h"
 #include "cli/table.h"
@@ -37,7 +39,8 @@ key, and nothing is written. Rows with an integration_id are skipped and counted
 
 The old installation's BIFROST_SECRET_KEY is read only from --source-key-file (never from
 the command line); this installation's key comes from BIFROST_SECRET_KEY (or
-BIFROST_SECRET_KEY_FILE), as for `serve`. The server may keep running.
+BIFROST_SECRET_KEY_FILE), as for `serve`, and its database from --data DIR or --database
+URL (BIFROST_DATA or BIFROST_DATABASE_URL). The servers may keep running.
 
 --format json prints one object: dry_run, organizations {total, created, existing},
 configs {total, by_type}, secrets {re_encrypted, hkdf, pbkdf2},
@@ -49,11 +52,14 @@ Examples:
       --configs configs.csv --source-key-file old-secret-key.txt --dry-run
   bifrost import bifrost --data /var/lib/bifrost --organizations orgs.csv \
       --configs configs.csv --source-key-file old-secret-key.txt --format json
+  BIFROST_DATABASE_URL='postgresql://bifrost@db/bifrost' bifrost import bifrost \
+      --organizations orgs.csv --configs configs.csv --source-key-file old-secret-key.txt
 
 Step by step, with the psql commands: docs/migrating-from-bifrost.md)";
 
 struct ImportFlags {
   std::string data_dir;
+  std::string database_url;
   std::string organizations;
   std::string configs;
   std::string source_key_file;
@@ -170,15 +176,16 @@ std::size_t CountCodePoints(std::string_view text) {
 }
 
 CliStatus RunImport(const ImportFlags& flags, CliIo& io) {
-  if (flags.data_dir.empty()) {
-    return UsageError(
-        "import bifrost needs a data directory: give --data DIR (or set "
-        "BIFROST_DATA)");
-  }
+  ForgetDatabaseUrlVariable();
+  BIFROST_CLI_RETURN_IF_ERROR(
+      CheckDatabaseFlags("import bifrost", flags.data_dir, flags.database_url));
   // This installation's keys leave the environment first, before anything else is read.
   const Clock& clock = SystemClock::Instance();
-  auto installation = keys::OpenLocalInstallation(
-      {.data_dir = flags.data_dir, .command = "import bifrost", .read_only = false}, clock);
+  auto installation = keys::OpenLocalInstallation({.data_dir = flags.data_dir,
+                                                   .database_url = flags.database_url,
+                                                   .command = "import bifrost",
+                                                   .read_only = false},
+                                                  clock);
   if (!installation) return CommandError(installation.error().message());
 
   // The old installation's key: from a file only, so it is in no shell history, process
@@ -234,9 +241,7 @@ void AddImportCommands(CLI::App& app, std::function<CliStatus()>& action, CliIo&
   auto flags = std::make_shared<ImportFlags>();
   auto* bifrost = import->add_subcommand(
       "bifrost", "Import a Python Bifrost installation from CSV dumps (local, like init)");
-  bifrost->add_option("--data", flags->data_dir, "Data directory (its database)")
-      ->envname("BIFROST_DATA")
-      ->option_text("DIR (env BIFROST_DATA)");
+  AddDatabaseFlags(bifrost, flags->data_dir, flags->database_url);
   bifrost
       ->add_option("--organizations", flags->organizations,
                    "CSV dump of the organizations table (id, name)")

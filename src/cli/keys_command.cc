@@ -1,6 +1,6 @@
-// `bifrost keys status` and `bifrost keys rotate`: local commands on a data directory
-// (docs/keys.md). They read the master keys from the environment like the server does and
-// may run while the server serves the same database.
+// `bifrost keys status` and `bifrost keys rotate`: local commands on a data directory or a
+// PostgreSQL database (docs/keys.md). They read the master keys from the environment like the
+// server does and may run while the server serves the same database.
 #include <unistd.h>
 
 #include <iostream>
@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/database_flags.h"
 #include "cli/flags.h"
 #include "cli/local_commands.h"
 #include "cli/progress.h"
@@ -29,10 +30,11 @@ namespace {
 using nlohmann::json;
 
 constexpr const char* kKeysFooter =
-    R"(Local commands, like init and audit verify: they open the database in the data
-directory directly (on the server's host) and need the server's master keys in the
-environment. The server may keep serving meanwhile; an interrupted rotation leaves every
-value readable, and running the same command again finishes it.
+    R"(Local commands, like init and audit verify: they open the database directly (the data
+directory on the server's host, or the PostgreSQL database with --database URL) and need
+the server's master keys in the environment. The servers may keep serving meanwhile; an
+interrupted rotation leaves every value readable, and running the same command again
+finishes it.
 
 Values are sealed with a data key of their organization (or of the global scope); the
 data keys are stored wrapped by the master key, BIFROST_SECRET_KEY.
@@ -41,7 +43,7 @@ Rotating the master key:
   1. Generate a new key (at least 32 characters), e.g. `openssl rand -base64 32`.
   2. Restart every server with BIFROST_SECRET_KEY=<new key> and
      BIFROST_SECRET_KEY_PREVIOUS=<old key>.
-  3. Run `bifrost keys rotate --data DIR` with the same two variables.
+  3. Run `bifrost keys rotate --data DIR` (or --database URL) with the same two variables.
   4. Run `bifrost keys status --data DIR`: once it says the previous keys are no longer
      used, remove BIFROST_SECRET_KEY_PREVIOUS and restart the servers.
 
@@ -49,12 +51,14 @@ Examples:
   bifrost keys status --data /var/lib/bifrost
   bifrost keys rotate --data /var/lib/bifrost               # re-wrap under the new master key
   bifrost keys rotate --data /var/lib/bifrost --org acme    # a new data key for acme
+  bifrost keys status --database 'postgresql://bifrost@db/bifrost'
 
 Environment:
   BIFROST_SECRET_KEY (or BIFROST_SECRET_KEY_FILE)             the current master key
   BIFROST_SECRET_KEY_PREVIOUS (or BIFROST_SECRET_KEY_PREVIOUS_FILE)
                                   older master keys, one per line, during a rotation
   BIFROST_DATA                    the data directory, instead of --data
+  BIFROST_DATABASE_URL            the PostgreSQL database, instead of --database
 Reference: docs/keys.md)";
 
 constexpr const char* kStatusFooter =
@@ -104,11 +108,13 @@ Examples:
 
 struct StatusArgs {
   std::string data_dir;
+  std::string database_url;
   Format format = Format::kTable;
 };
 
 struct RotateArgs {
   std::string data_dir;
+  std::string database_url;
   std::string org;  // a name or an id; empty: not given
   bool all = false;
   bool restart = false;
@@ -116,22 +122,20 @@ struct RotateArgs {
   Format format = Format::kTable;
 };
 
-void AddDataOption(CLI::App* command, std::string& data_dir) {
-  command->add_option("--data", data_dir, "Data directory (its database)")
-      ->envname("BIFROST_DATA")
-      ->required()
-      ->option_text("DIR (env BIFROST_DATA)");
-}
-
 void PrintJson(CliIo& io, const json& value) {
   *io.out << value.dump(2, ' ', false, json::error_handler_t::replace) << '\n';
 }
 
 CliResult<keys::LocalInstallation> OpenInstallation(const std::string& data_dir,
-                                                    std::string command, bool read_only) {
-  auto installation = keys::OpenLocalInstallation(
-      {.data_dir = data_dir, .command = std::move(command), .read_only = read_only},
-      SystemClock::Instance());
+                                                    const std::string& database_url,
+                                                    const std::string& command, bool read_only) {
+  ForgetDatabaseUrlVariable();
+  BIFROST_CLI_RETURN_IF_ERROR(CheckDatabaseFlags(command, data_dir, database_url));
+  auto installation = keys::OpenLocalInstallation({.data_dir = data_dir,
+                                                   .database_url = database_url,
+                                                   .command = command,
+                                                   .read_only = read_only},
+                                                  SystemClock::Instance());
   if (!installation) return FromError(installation.error());
   return std::move(*installation);
 }
@@ -287,7 +291,8 @@ std::string StatusTable(const keys::KeyStatus& status, bool ansi) {
 }
 
 CliStatus KeysStatus(CliIo& io, const StatusArgs& args) {
-  BIFROST_CLI_ASSIGN(auto installation, OpenInstallation(args.data_dir, "keys status", true));
+  BIFROST_CLI_ASSIGN(auto installation,
+                     OpenInstallation(args.data_dir, args.database_url, "keys status", true));
   auto status = keys::GetKeyStatus(*installation.store, *installation.barrier);
   if (!status) return FromError(status.error());
   if (args.format == Format::kJson) {
@@ -520,7 +525,8 @@ CliStatus PrintDataReport(CliIo& io, const RotateArgs& args,
 
 CliStatus KeysRotate(CliIo& io, const RotateArgs& args) {
   if (args.all && !args.org.empty()) return UsageError("give --org or --all, not both");
-  BIFROST_CLI_ASSIGN(auto installation, OpenInstallation(args.data_dir, "keys rotate", false));
+  BIFROST_CLI_ASSIGN(auto installation,
+                     OpenInstallation(args.data_dir, args.database_url, "keys rotate", false));
   const Clock& clock = SystemClock::Instance();
   std::optional<store::Scope> only;
   if (!args.org.empty()) {
@@ -574,7 +580,7 @@ void AddKeysCommands(CLI::App& app, std::function<CliStatus()>& action, CliIo& i
   auto status_args = std::make_shared<StatusArgs>();
   auto* status = keys->add_subcommand(
       "status", "Which master keys are in use; unfinished rotations (local, read-only)");
-  AddDataOption(status, status_args->data_dir);
+  AddDatabaseFlags(status, status_args->data_dir, status_args->database_url);
   AddFormat(status, status_args->format);
   status->footer(kStatusFooter);
   status->callback([&action, &io, status_args] {
@@ -584,7 +590,7 @@ void AddKeysCommands(CLI::App& app, std::function<CliStatus()>& action, CliIo& i
   auto rotate_args = std::make_shared<RotateArgs>();
   auto* rotate = keys->add_subcommand(
       "rotate", "Re-wrap data keys under the current master key, or rotate data keys (local)");
-  AddDataOption(rotate, rotate_args->data_dir);
+  AddDatabaseFlags(rotate, rotate_args->data_dir, rotate_args->database_url);
   auto* org = rotate
                   ->add_option("--org", rotate_args->org,
                                "Rotate this organization's data key (name or id)")

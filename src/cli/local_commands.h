@@ -1,9 +1,10 @@
-// Local commands: they open the data directory themselves (like `init` and `audit verify`)
-// rather than talking to a server, and may run while the server serves the same database.
+// Local commands: they open the database themselves (like `init` and `audit verify`) rather
+// than talking to a server, and may run while servers serve the same database. DB is
+// --data DIR or --database URL (cli/database_flags.h).
 //
-//   bifrost keys status  [--data DIR] [--format table|json]
-//   bifrost keys rotate  [--data DIR] [--org ORG | --all] [--batch-size N] [--format table|json]
-//   bifrost import bifrost [--data DIR] --organizations FILE --configs FILE
+//   bifrost keys status  DB [--format table|json]
+//   bifrost keys rotate  DB [--org ORG | --all] [--batch-size N] [--format table|json]
+//   bifrost import bifrost DB --organizations FILE --configs FILE
 //                          --source-key-file FILE [--dry-run] [--format table|json]
 //
 // Each Add* function registers its subcommand tree on `app`; when one of them is chosen,

@@ -1,7 +1,6 @@
 #include "keys/installation.h"
 
 #include <pwd.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,34 +11,18 @@
 
 #include "crypto/mac.h"
 #include "keys/key_source.h"
-#include "store/sqlite/sqlite_store.h"
+#include "store/open/open_store.h"
 
 namespace bifrost::keys {
-namespace {
-
-bool PathExists(const std::string& path) {
-  struct stat st {};
-  return ::lstat(path.c_str(), &st) == 0;
-}
-
-}  // namespace
 
 Result<LocalInstallation> OpenLocalInstallation(const LocalOptions& options, const Clock& clock) {
   // The keys leave the environment first, whatever else goes wrong.
   auto environment = TakeKeysFromEnvironment();
-  if (options.data_dir.empty()) {
-    return Fail(ErrorCode::kInvalidArgument, options.command +
-                                                 " needs a data directory: give --data DIR (or set "
-                                                 "BIFROST_DATA)");
-  }
-  const std::string database =
-      options.data_dir + "/" + std::string(store::SqliteStore::kDatabaseFileName);
-  // SqliteStore::Open would create a database: a local command never does.
-  if (!PathExists(database)) {
-    return Fail(ErrorCode::kFailedPrecondition, "no database in " + options.data_dir +
-                                                    "; run `bifrost init --data " +
-                                                    options.data_dir + "` first");
-  }
+  const store::StoreLocation location{.data_dir = options.data_dir,
+                                      .database_url = options.database_url};
+  // A local command never creates a database.
+  BIFROST_RETURN_IF_ERROR(
+      store::CheckLocation(location, store::Expect::kInitialized, options.command));
   if (!environment) return Fail(std::move(environment.error()));
   if (!environment->current) {
     return Fail(ErrorCode::kFailedPrecondition, std::string(MissingKeyMessage()));
@@ -50,9 +33,10 @@ Result<LocalInstallation> OpenLocalInstallation(const LocalOptions& options, con
   if (!keyring) return Fail(std::move(keyring.error()));
 
   LocalInstallation installation;
-  BIFROST_ASSIGN_OR_RETURN(
-      installation.store,
-      store::SqliteStore::Open({.data_dir = options.data_dir, .clock = &clock}));
+  BIFROST_ASSIGN_OR_RETURN(installation.store,
+                           store::OpenStore(location, {.expect = store::Expect::kInitialized,
+                                                       .clock = &clock,
+                                                       .command = options.command}));
   BIFROST_ASSIGN_OR_RETURN(auto barrier,
                            barrier::Barrier::Open(std::move(*keyring), *installation.store, clock,
                                                   {.read_only = options.read_only}));

@@ -1,6 +1,9 @@
 #include "server/api.h"
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -8,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "common/text.h"
@@ -463,12 +467,15 @@ HttpResponse BadRequest(std::string_view message) {
 
 HttpResponse ServiceError(const Error& error, const HttpRequest& request) {
   HttpResponse response = ErrorResponse(error, request.request_id);
-  if (response.status == 500) {
+  if (response.status == 500 || response.status == 503) {
     // The details the response promises. Service messages name the thing and the rule and
-    // never carry a value or a secret (docs/design.md, "Errors").
-    HandlerLog().Error("internal error", {{"request_id", std::string_view(request.request_id)},
-                                          {"code", ErrorCodeName(error.code())},
-                                          {"message", std::string_view(error.message())}});
+    // never carry a value or a secret (docs/design.md, "Errors"); a store's message names
+    // the database without its password.
+    const LogField fields[] = {{"request_id", std::string_view(request.request_id)},
+                               {"code", ErrorCodeName(error.code())},
+                               {"message", std::string_view(error.message())}};
+    HandlerLog().Event(response.status == 500 ? "error" : "warn",
+                       response.status == 500 ? "internal error" : "unavailable", fields);
   }
   return response;
 }
@@ -483,22 +490,51 @@ using api_internal::JsonResponse;
 // The database half of /readyz. The endpoint needs no token, so the answer is cached for
 // kReadinessCacheMicros, and callers arriving while a check runs wait for it rather than
 // start their own: however often /readyz is asked, the database sees at most one read
-// transaction a second from it.
+// transaction a second from it. The probe runs on a thread of its own and a caller waits
+// for it at most kReadinessWait: a database that stops answering (a network partition, a
+// server that hangs) makes /readyz say "not ready" within about a second rather than
+// holding the request for the store's connect and statement timeouts.
 constexpr UnixMicros kReadinessCacheMicros = 1'000'000;
+constexpr std::chrono::milliseconds kReadinessWait{1000};
 
 class ReadinessCheck {
  public:
   ReadinessCheck(store::Store* store, const Clock* clock) : store_(store), clock_(clock) {}
+  ~ReadinessCheck() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    wanted_cv_.notify_all();
+    done_cv_.notify_all();
+    // A probe still waiting for the database ends within the store's timeouts.
+    if (prober_.joinable()) prober_.join();
+  }
+  ReadinessCheck(const ReadinessCheck&) = delete;
+  ReadinessCheck& operator=(const ReadinessCheck&) = delete;
 
   // "" when the database answered; otherwise the reason for the client, which names only
   // the error code. The details go to `log`, once per change from ready to not ready.
   std::string Check(AccessLog& log) {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     const UnixMicros now = clock_->NowMicros();
     if (checked_ && now >= checked_at_ && now - checked_at_ < kReadinessCacheMicros) {
       return failure_;
     }
-    const Status status = Probe();
+    if (!prober_.joinable()) prober_ = std::thread([this] { RunProber(); });
+    // A probe already running (asked for by another caller) is the one to wait for.
+    if (finished_ == wanted_) {
+      ++wanted_;
+      wanted_cv_.notify_all();
+    }
+    const std::uint64_t target = wanted_;
+    const bool answered =
+        done_cv_.wait_for(lock, kReadinessWait, [&] { return finished_ >= target || stop_; });
+    Status status = answered && finished_ >= target
+                        ? probed_
+                        : Status(Fail(ErrorCode::kUnavailable,
+                                      "the database did not answer the readiness probe within "
+                                      "1 s"));
     std::string failure;
     if (!status) {
       failure = "not ready: the database cannot be read (" +
@@ -518,6 +554,21 @@ class ReadinessCheck {
   }
 
  private:
+  void RunProber() {
+    std::unique_lock lock(mu_);
+    while (true) {
+      wanted_cv_.wait(lock, [&] { return stop_ || finished_ < wanted_; });
+      if (stop_) return;
+      const std::uint64_t target = wanted_;
+      lock.unlock();
+      Status status = Probe();
+      lock.lock();
+      probed_ = std::move(status);
+      finished_ = target;
+      done_cv_.notify_all();
+    }
+  }
+
   Status Probe() {
     BIFROST_ASSIGN_OR_RETURN(auto txn, store_->Begin(store::TxnMode::kRead));
     BIFROST_ASSIGN_OR_RETURN(const auto checks, txn->ListKeyChecks());
@@ -531,9 +582,16 @@ class ReadinessCheck {
   store::Store* store_;
   const Clock* clock_;
   std::mutex mu_;
-  bool checked_ = false;       // guarded by mu_
-  UnixMicros checked_at_ = 0;  // guarded by mu_
-  std::string failure_;        // guarded by mu_
+  std::condition_variable wanted_cv_;  // the prober waits for a request
+  std::condition_variable done_cv_;    // callers wait for the prober
+  bool checked_ = false;               // guarded by mu_
+  UnixMicros checked_at_ = 0;          // guarded by mu_
+  std::string failure_;                // guarded by mu_
+  std::uint64_t wanted_ = 0;           // probes asked for; guarded by mu_
+  std::uint64_t finished_ = 0;         // probes done; guarded by mu_
+  Status probed_;                      // the last probe's outcome; guarded by mu_
+  bool stop_ = false;                  // guarded by mu_
+  std::thread prober_;                 // started by the first check
 };
 
 HttpResponse WhoAmI(const ApiContext&, const HttpRequest&, const PathParams&,
@@ -567,13 +625,18 @@ void RegisterApiRoutes(Router& router, const ApiContext& context) {
       "GET", "/readyz",
       api_internal::Guarded(
           shared->log, [shared, readiness](const HttpRequest&, const PathParams&, RequestLog&) {
+            // A load balancer may look again in a second (or send the request elsewhere).
+            const auto not_ready = [](std::string_view why) {
+              HttpResponse response = ErrorResponse(503, "unavailable", why);
+              response.headers.emplace_back("Retry-After", "1");
+              return response;
+            };
             if (!shared->ready || !shared->ready()) {
-              return ErrorResponse(503, "unavailable",
-                                   "not ready: the server is starting or shutting down");
+              return not_ready("not ready: the server is starting or shutting down");
             }
             if (shared->store != nullptr) {
               const std::string failure = readiness->Check(api_internal::HandlerLog());
-              if (!failure.empty()) return ErrorResponse(503, "unavailable", failure);
+              if (!failure.empty()) return not_ready(failure);
             }
             return JsonResponse(200, {{"status", "ready"}});
           }));

@@ -39,6 +39,20 @@ HttpResponse ErrorResponse(const Error& error, std::string_view request_id) {
                          "internal error; the server log has the details under request id " +
                              std::string(request_id));
   }
+  if (status == 503) {
+    // What was unavailable is the server's business: a store's message names the database
+    // (its host, its name, a socket path) or a file, and any client may be answered with it.
+    std::string message =
+        "temporarily unavailable; retry later (the server log has the details under request "
+        "id ";
+    message += request_id;
+    message += ")";
+    // A passing state (the database unreachable or busy): the client may try again, here
+    // or on another node.
+    HttpResponse response = ErrorResponse(503, ErrorCodeName(error.code()), message);
+    response.headers.emplace_back("Retry-After", "1");
+    return response;
+  }
   return ErrorResponse(status, ErrorCodeName(error.code()), error.message());
 }
 

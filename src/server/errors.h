@@ -17,7 +17,8 @@ HttpResponse ErrorResponse(int status, std::string_view code, std::string_view m
 
 // The response for a service-layer error. A 500's message is replaced by a generic one
 // naming the request id: internals (integrity failures, corrupt rows, library errors) are
-// for the server log, not for the client.
+// for the server log, not for the client. So is a 503's (it would name the database or
+// file that could not be reached), which also carries `Retry-After: 1`.
 HttpResponse ErrorResponse(const Error& error, std::string_view request_id);
 
 }  // namespace bifrost::server

@@ -20,6 +20,7 @@
 #include <cstring>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -47,7 +48,7 @@
 #include "server/api.h"
 #include "server/dispatch.h"
 #include "server/http_server.h"
-#include "store/sqlite/sqlite_store.h"
+#include "store/open/open_store.h"
 #include "workflow/runtime.h"
 
 namespace bifrost::server {
@@ -108,10 +109,6 @@ Result<std::string> FindProgram(const std::string& name) {
   }
   return Fail(ErrorCode::kNotFound,
               "cannot find " + name + " on PATH for Python workflows; give --python PATH");
-}
-
-std::string DatabasePath(const std::string& data_dir) {
-  return data_dir + "/" + std::string(store::SqliteStore::kDatabaseFileName);
 }
 
 bool PathExists(const std::string& path) {
@@ -191,14 +188,28 @@ void WriteOut(const crypto::SecureBuffer& text) {
 }
 
 // Creates the platform-admin token of a new installation, with its audit record (actor
-// "bootstrap": a local command, no request) in the same transaction.
+// "bootstrap": a local command, no request) in the same transaction. With `only_first`, the
+// transaction rolls back unless it is the first thing the installation records: write
+// transactions are serialized, so of several `bifrost init` racing on one PostgreSQL
+// database exactly one finishes and the others are refused (and set `*lost`).
 Result<auth::CreatedToken> CreateInitialAdmin(auth::TokenService& tokens, audit::AuditLog& audit,
-                                              std::string_view command) {
+                                              std::string_view command, bool only_first,
+                                              bool* lost = nullptr) {
   auth::NewToken request;
   request.name = std::string(kInitialAdminName);
   request.role = auth::Role::kPlatformAdmin;
   return tokens.Create(
-      request, /*creator=*/nullptr, [&](store::Txn& txn, const store::TokenRow& row) {
+      request, /*creator=*/nullptr, [&](store::Txn& txn, const store::TokenRow& row) -> Status {
+        if (only_first) {
+          BIFROST_ASSIGN_OR_RETURN(const auto last, txn.GetLastAudit());
+          BIFROST_ASSIGN_OR_RETURN(const auto all, txn.ListTokens(std::nullopt));
+          if (last || all.size() != 1) {
+            if (lost != nullptr) *lost = true;
+            return Fail(ErrorCode::kFailedPrecondition,
+                        "the database was initialized meanwhile (by another `bifrost init`); "
+                        "refusing to initialize it again");
+          }
+        }
         audit::Event event;
         event.action = audit::actions::kTokenCreate;
         event.actor_name = "bootstrap";
@@ -262,6 +273,47 @@ class RetentionTask {
   const Clock& clock_;
   const int days_;
   AccessLog& log_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;  // guarded by mu_
+  std::thread thread_;
+};
+
+// --audit-file: records other writers append to the database (other nodes on a shared
+// database, local commands such as `keys rotate`) reach this server's file at its next
+// group of records; an idle server would let its file fall behind for as long as it stays
+// idle (and retention on another node could prune what the file still needs). So the file is
+// caught up every kAuditFileFollowInterval as well.
+constexpr std::chrono::seconds kAuditFileFollowInterval{5};
+
+class AuditFileFollower {
+ public:
+  explicit AuditFileFollower(audit::AuditLog& audit) : audit_(audit) {
+    if (audit_.has_file_sink()) thread_ = std::thread([this] { Run(); });
+  }
+  ~AuditFileFollower() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  AuditFileFollower(const AuditFileFollower&) = delete;
+  AuditFileFollower& operator=(const AuditFileFollower&) = delete;
+
+ private:
+  void Run() {
+    std::unique_lock lock(mu_);
+    while (!cv_.wait_for(lock, kAuditFileFollowInterval, [this] { return stop_; })) {
+      lock.unlock();
+      // A failure is the writer's to report (on_health_change); the next turn tries again.
+      audit_.Sync([](const Status&) {});
+      lock.lock();
+    }
+  }
+
+  audit::AuditLog& audit_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;  // guarded by mu_
@@ -342,9 +394,29 @@ void LogMasterKeys(const barrier::Barrier& barrier, store::Store& store, AccessL
   }
 }
 
+// This node's name for people, among several serving one database: "<host> <listen>".
+std::string NodeName(const std::string& listen) {
+  char host[256] = {};
+  if (::gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') {
+    std::snprintf(host, sizeof(host), "%s", "localhost");
+  }
+  std::string name = host;
+  name += ' ';
+  name += listen;
+  return name;
+}
+
 // The part of RunServe that runs on an open store: returns the exit code.
-int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypto::Keyring keyring,
-                   const std::string& listen_host, bool tls) {
+// The statement timeout of the server's PostgreSQL sessions (docs/deployment.md). A request's
+// statements take milliseconds; a database that does not answer within this (plus a second)
+// gets a 503 instead of holding one of the server's threads.
+constexpr int kServeStatementTimeoutMs = 2000;
+// And for opening a connection (libpq's minimum; a URL's connect_timeout wins).
+constexpr int kServeConnectTimeoutSeconds = 2;
+
+int ServeWithStore(const ServeOptions& options, const store::StoreLocation& location,
+                   store::Store& store, crypto::Keyring keyring, const std::string& listen_host,
+                   bool tls) {
   const Clock& clock = SystemClock::Instance();
   auto audit_key = crypto::DeriveAuditKey(keyring.primary());
   if (!audit_key) return StartupFailure(audit_key.error().message());
@@ -372,6 +444,7 @@ int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypt
   auto audit = audit::AuditLog::Open(store, std::move(*audit_key), clock, std::move(audit_options));
   if (!audit) return StartupFailure(audit.error().message());
   const RetentionTask retention(**audit, clock, options.audit_retention_days, log);
+  const AuditFileFollower file_follower(**audit);
 
   if (options.dev) {
     // First start of a dev installation (or one that never got its token): make the admin.
@@ -381,7 +454,7 @@ int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypt
     txn->reset();
     if (!existing) return StartupFailure(existing.error().message());
     if (existing->empty()) {
-      auto admin = CreateInitialAdmin(tokens, **audit, "serve --dev");
+      auto admin = CreateInitialAdmin(tokens, **audit, "serve --dev", /*only_first=*/false);
       if (!admin) return StartupFailure(admin.error().message());
       crypto::SecureBuffer line = crypto::SecureBuffer::From(std::string_view("admin token: "));
       line.Append(admin->token.view());
@@ -444,8 +517,13 @@ int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypt
     if (tls) runtime_options.ca_file = options.tls_cert;
     runtime_options.allow_unconfined = options.workflow_allow_unconfined;
     runtime_options.protected_paths = options.key_files;
-    runtime_options.protected_paths.push_back(options.data_dir);
+    for (auto& path : store::LocationFiles(location)) {
+      runtime_options.protected_paths.push_back(std::move(path));
+    }
     runtime_options.protected_paths.push_back(options.tls_key);
+    // Several nodes may serve one PostgreSQL database: each runs only its own executions.
+    runtime_options.shared_store = store.BackendName() != "sqlite";
+    runtime_options.node_name = NodeName(options.listen);
     auto created = workflow::Runtime::Create(
         std::move(runtime_options), store, execution_tokens, clock,
         [&log](std::string_view level, std::string_view message,
@@ -516,6 +594,8 @@ int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypt
     api += std::to_string((*server)->port());
     workflows->SetApiAddress(std::move(api));
   }
+  const std::string database =
+      location.is_postgres() ? store::RedactDatabaseUrl(location.database_url) : location.data_dir;
   std::fprintf(stdout, "listening on %s\n", url.c_str());
   std::fflush(stdout);
   log.Info("listening",
@@ -524,6 +604,7 @@ int ServeWithStore(const ServeOptions& options, store::SqliteStore& store, crypt
             {"max_connections", static_cast<std::int64_t>(options.max_connections)},
             {"dev", options.dev},
             {"backend", store.BackendName()},
+            {"database", std::string_view(database)},
             {"audit_file", options.audit_file.empty() ? std::string_view("(none)")
                                                       : std::string_view(options.audit_file)},
             {"audit_retention_days", static_cast<std::int64_t>(options.audit_retention_days)}});
@@ -622,19 +703,27 @@ int RunServe(const ServeOptions& options) {
     }
   }
 
-  std::string data_dir = options.data_dir;
-  if (data_dir.empty()) {
-    if (!options.dev) {
-      return StartupFailure("no data directory: give --data DIR (or set BIFROST_DATA)");
-    }
-    data_dir = std::string(kDevDataDir);
+  if (options.database_pool < 1 || options.database_pool > store::kMaxPoolSize) {
+    std::string reason = "--database-pool must be between 1 and ";
+    reason += std::to_string(store::kMaxPoolSize);
+    reason += ", not ";
+    reason += std::to_string(options.database_pool);
+    return StartupFailure(reason);
   }
+  if (options.dev && !options.database_url.empty()) {
+    return StartupFailure(
+        "--dev runs on the embedded store in a data directory; it cannot be combined with "
+        "--database (run `bifrost init --database URL`, then `bifrost serve --database URL`)");
+  }
+  store::StoreLocation location{.data_dir = options.data_dir, .database_url = options.database_url};
+  if (options.dev && location.data_dir.empty()) location.data_dir = std::string(kDevDataDir);
+  if (auto checked = store::CheckLocation(
+          location, options.dev ? store::Expect::kAny : store::Expect::kInitialized, "serve");
+      !checked) {
+    return StartupFailure(checked.error().message());
+  }
+  const std::string& data_dir = location.data_dir;
   resolved.data_dir = data_dir;
-  const bool database_existed = PathExists(DatabasePath(data_dir));
-  if (!options.dev && !database_existed) {
-    return StartupFailure("no database in " + data_dir + "; run `bifrost init --data " + data_dir +
-                          "` first");
-  }
 
   std::optional<keys::Secret> secret = std::move(env_keys->current);
   if (!secret) {
@@ -650,9 +739,20 @@ int RunServe(const ServeOptions& options) {
   if (!keyring) return StartupFailure(keyring.error().message());
 
   const Clock& clock = SystemClock::Instance();
-  auto store = store::SqliteStore::Open({.data_dir = data_dir, .clock = &clock});
+  // Several nodes may open one fresh PostgreSQL database at once: the store serializes the
+  // migrations, so each of them comes up on the finished schema.
+  auto store = store::OpenStore(
+      location, {.expect = options.dev ? store::Expect::kAny : store::Expect::kInitialized,
+                 .pool_size = options.database_pool,
+                 // What a request does to the database takes milliseconds; a database that
+                 // does not answer within seconds gets a 503, not a request held open.
+                 .statement_timeout_ms = kServeStatementTimeoutMs,
+                 .connect_timeout_seconds = kServeConnectTimeoutSeconds,
+                 .clock = &clock,
+                 .command = "serve"});
   if (!store) return StartupFailure(store.error().message());
-  const int status = ServeWithStore(resolved, **store, std::move(*keyring), listen->host, tls);
+  const int status =
+      ServeWithStore(resolved, location, **store, std::move(*keyring), listen->host, tls);
   // Everything that used the store is gone; the store closes its database cleanly.
   store->reset();
   return status;
@@ -661,14 +761,11 @@ int RunServe(const ServeOptions& options) {
 int RunInit(const InitOptions& options) {
   HardenProcess();
   auto env_keys = keys::TakeKeysFromEnvironment();
-  if (options.data_dir.empty()) {
-    return StartupFailure("init needs a data directory: give --data DIR (or set BIFROST_DATA)");
-  }
-  const std::string& data_dir = options.data_dir;
-  const std::string database_path = DatabasePath(data_dir);
-  if (PathExists(database_path)) {
-    return StartupFailure(data_dir +
-                          " already holds a Bifrost database; refusing to initialize it again");
+  const store::StoreLocation location{.data_dir = options.data_dir,
+                                      .database_url = options.database_url};
+  if (auto checked = store::CheckLocation(location, store::Expect::kUninitialized, "init");
+      !checked) {
+    return StartupFailure(checked.error().message());
   }
   if (!env_keys) return StartupFailure(env_keys.error().message());
   if (!env_keys->current) return StartupFailure(keys::MissingKeyMessage());
@@ -679,12 +776,20 @@ int RunInit(const InitOptions& options) {
   env_keys->previous.clear();
   if (!keyring) return StartupFailure(keyring.error().message());
 
-  const bool directory_existed = PathExists(data_dir);
+  const bool directory_existed = store::DataDirectoryExists(location);
   const Clock& clock = SystemClock::Instance();
   std::optional<crypto::SecureBuffer> output;
   std::string failure;
+  bool opened = false;     // whether this run opened the database, so a failure may remove it
+  bool lost_race = false;  // another init finished first: what is there is its, not ours
   {
-    auto store = store::SqliteStore::Open({.data_dir = data_dir, .clock = &clock});
+    // PostgreSQL: an init that stopped after recording the key check is finished here (the
+    // barrier refuses a different key); a finished installation is refused.
+    auto store = store::OpenStore(location, {.expect = store::Expect::kUninitialized,
+                                             .pool_size = 2,
+                                             .clock = &clock,
+                                             .command = "init"});
+    opened = store.has_value();
     auto admin = [&]() -> Result<auth::CreatedToken> {
       if (!store) return Fail(std::move(store.error()));
       BIFROST_ASSIGN_OR_RETURN(crypto::MacKey audit_key,
@@ -694,18 +799,24 @@ int RunInit(const InitOptions& options) {
       auth::TokenService tokens(**store, clock);
       BIFROST_ASSIGN_OR_RETURN(auto audit,
                                audit::AuditLog::Open(**store, std::move(audit_key), clock, {}));
-      return CreateInitialAdmin(tokens, *audit, "init");
+      return CreateInitialAdmin(tokens, *audit, "init", /*only_first=*/true, &lost_race);
     }();
     if (admin) {
       crypto::SecureBuffer text;
       if (options.json) {
         text.Append(std::string_view("{\"token\": \""));
         text.Append(admin->token.view());  // base64url text: nothing to escape
-        text.Append("\", \"token_id\": " + nlohmann::json(admin->row.id).dump() +
-                    ", \"data_dir\": " +
-                    nlohmann::json(data_dir).dump(-1, ' ', false,
-                                                  nlohmann::json::error_handler_t::replace) +
-                    "}\n");
+        // The URL without its password: the output is often kept (a deployment log).
+        const bool postgres = location.is_postgres();
+        const std::string where =
+            postgres ? store::RedactDatabaseUrl(location.database_url) : location.data_dir;
+        std::string rest = "\", \"token_id\": ";
+        rest += nlohmann::json(admin->row.id).dump();
+        rest += postgres ? ", \"database\": " : ", \"data_dir\": ";
+        rest +=
+            nlohmann::json(where).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        rest += "}\n";
+        text.Append(rest);
       } else {
         text.Append(std::string_view("Platform admin token (shown once, store it safely):\n"));
         text.Append(admin->token.view());
@@ -719,8 +830,7 @@ int RunInit(const InitOptions& options) {
 
   if (!output) {
     // Leave no half-made installation behind: a retry would be refused as "already holds".
-    for (const char* suffix : {"", "-wal", "-shm"}) ::unlink((database_path + suffix).c_str());
-    if (!directory_existed) ::rmdir(data_dir.c_str());
+    if (opened && !lost_race) store::DiscardFailedInit(location, !directory_existed);
     return StartupFailure(failure);
   }
   WriteOut(*output);
@@ -730,12 +840,11 @@ int RunInit(const InitOptions& options) {
 int RunAuditVerify(const AuditVerifyOptions& options) {
   HardenProcess();
   auto env_keys = keys::TakeKeysFromEnvironment();
-  if (options.data_dir.empty()) {
-    return StartupFailure(
-        "audit verify needs a data directory: give --data DIR (or set BIFROST_DATA)");
-  }
-  if (!PathExists(DatabasePath(options.data_dir))) {
-    return StartupFailure("no database in " + options.data_dir);
+  const store::StoreLocation location{.data_dir = options.data_dir,
+                                      .database_url = options.database_url};
+  if (auto checked = store::CheckLocation(location, store::Expect::kInitialized, "audit verify");
+      !checked) {
+    return StartupFailure(checked.error().message());
   }
   if (!env_keys) return StartupFailure(env_keys.error().message());
   if (!env_keys->current) return StartupFailure(keys::MissingKeyMessage());
@@ -745,7 +854,9 @@ int RunAuditVerify(const AuditVerifyOptions& options) {
   if (!keyring) return StartupFailure(keyring.error().message());
 
   const Clock& clock = SystemClock::Instance();
-  auto store = store::SqliteStore::Open({.data_dir = options.data_dir, .clock = &clock});
+  auto store = store::OpenStore(
+      location,
+      {.expect = store::Expect::kInitialized, .clock = &clock, .command = "audit verify"});
   if (!store) return StartupFailure(store.error().message());
   // A key that is not this database's would make every record look forged: say so instead.
   // Verifying never writes, so the barrier opens read-only (it refuses keys that do not fit

@@ -9,7 +9,10 @@
 namespace bifrost::server {
 
 struct ServeOptions {
+  // The database: exactly one of the two (store/open/open_store.h). --dev takes only a data
+  // directory (./.bifrost-dev when none is given).
   std::string data_dir;                   // --data / BIFROST_DATA; dev mode: ./.bifrost-dev
+  std::string database_url;               // --database / BIFROST_DATABASE_URL (PostgreSQL)
   std::string listen = "127.0.0.1:8420";  // --listen / BIFROST_LISTEN; port 0 = any free port
   std::string tls_cert;                   // --tls-cert / BIFROST_TLS_CERT
   std::string tls_key;                    // --tls-key / BIFROST_TLS_KEY
@@ -53,6 +56,8 @@ struct ServeOptions {
   // --trusted-proxy: addresses of reverse proxies whose X-Forwarded-For names the client the
   // per-address sign-in limit counts.
   std::vector<std::string> trusted_proxies;
+  // --database-pool / BIFROST_DATABASE_POOL: PostgreSQL connections at most (1..1000).
+  int database_pool = 8;
   // Filled by RunServe, not a flag: the key files named in the environment, which no
   // workflow may be able to read.
   std::vector<std::string> key_files;
@@ -63,23 +68,30 @@ struct ServeOptions {
 // BIFROST_SECRET_KEY_PREVIOUS / BIFROST_SECRET_KEY_PREVIOUS_FILE during a rotation: see
 // keys/key_source.h) and removes them from the environment. Logs the configured master key
 // ids and warns about previous keys nothing needs any more. Returns the process exit code; on
-// a start-up failure (including keys the barrier refuses for this database) prints one line
-// "bifrost: <reason>" on stderr and returns 1.
+// a start-up failure (including keys the barrier refuses for this database, and a database
+// that is not initialized or cannot be reached: named without its password) prints one line
+// "bifrost: <reason>" on stderr and returns 1. On PostgreSQL the server is one node of
+// several: its workflow runtime runs only the executions it was asked for.
 int RunServe(const ServeOptions& options);
 
 struct InitOptions {
-  std::string data_dir;
-  bool json = false;  // --format json: {"token": ..., "token_id": ..., "data_dir": ...}
+  std::string data_dir;      // --data: SQLite
+  std::string database_url;  // --database: PostgreSQL (exactly one of the two)
+  // --format json: {"token": ..., "token_id": ..., "data_dir": ...}; with --database,
+  // "database" (the URL without its password) in place of "data_dir".
+  bool json = false;
 };
 
-// Creates the database in a directory that has none and prints a platform-admin token
-// once. A directory that already has a database is refused without touching anything.
+// Creates the database in a directory that has none (or the schema in a PostgreSQL
+// database that holds no installation) and prints a platform-admin token once. A database
+// that is already initialized is refused without touching anything.
 int RunInit(const InitOptions& options);
 
 struct AuditVerifyOptions {
-  std::string data_dir;    // --data / BIFROST_DATA
-  std::string audit_file;  // --file: also check this JSON-lines sink; "" = no
-  bool json = false;       // --format json: the report as one JSON object
+  std::string data_dir;      // --data / BIFROST_DATA
+  std::string database_url;  // --database / BIFROST_DATABASE_URL (exactly one of the two)
+  std::string audit_file;    // --file: also check this JSON-lines sink; "" = no
+  bool json = false;         // --format json: the report as one JSON object
 };
 
 // `bifrost audit verify`: walks the audit chain of the database (and the file) with every

@@ -176,7 +176,36 @@ TEST_F(ServerAppTest, ServeRefusesBadStarts) {
 
   SetKey(kKey);
   ExpectOneLineFailure(Capture([&] { return RunServe({.data_dir = ""}); }),
-                       "no data directory: give --data DIR (or set BIFROST_DATA)");
+                       "serve needs a data directory (give --data DIR or set BIFROST_DATA) or a "
+                       "PostgreSQL database (give --database URL or set BIFROST_DATABASE_URL)");
+
+  SetKey(kKey);
+  ExpectOneLineFailure(
+      Capture([&] {
+        return RunServe({.data_dir = Data(), .database_url = "postgresql://db.invalid/bifrost"});
+      }),
+      "give either --data DIR (BIFROST_DATA) or --database URL (BIFROST_DATABASE_URL), not both");
+
+  SetKey(kKey);
+  const Output not_postgres = Capture(
+      [&] { return RunServe({.database_url = "mysql://root:CanaryPw-91@db.invalid/bifrost"}); });
+  EXPECT_EQ(not_postgres.exit_code, 1);
+  EXPECT_TRUE(not_postgres.err.starts_with("bifrost: --database must be a PostgreSQL URL"))
+      << not_postgres.err;
+  EXPECT_EQ(not_postgres.err.find("CanaryPw-91"), std::string::npos) << not_postgres.err;
+
+  SetKey(kKey);
+  const Output dev_pg = Capture(
+      [&] { return RunServe({.database_url = "postgresql://db.invalid/bifrost", .dev = true}); });
+  EXPECT_EQ(dev_pg.exit_code, 1);
+  EXPECT_TRUE(dev_pg.err.starts_with("bifrost: --dev runs on the embedded store")) << dev_pg.err;
+
+  SetKey(kKey);
+  ExpectOneLineFailure(
+      Capture([&] {
+        return RunServe({.database_url = "postgresql://db.invalid/bifrost", .database_pool = 0});
+      }),
+      "--database-pool must be between 1 and 1000, not 0");
 
   SetKey(kKey);
   ExpectOneLineFailure(
