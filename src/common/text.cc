@@ -41,6 +41,23 @@ bool IsValidUtf8(std::string_view s) {
   return true;
 }
 
+std::string ToStorableText(std::string_view s) {
+  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+  std::string text;
+  text.reserve(s.size());
+  while (!s.empty()) {
+    const std::size_t length = Utf8SequenceLength(s);
+    if (length == 0 || s.front() == '\0') {
+      text += kReplacement;
+      s.remove_prefix(1);
+    } else {
+      text.append(s.substr(0, length));
+      s.remove_prefix(length);
+    }
+  }
+  return text;
+}
+
 bool HasControlChar(std::string_view s) {
   for (const char ch : s) {
     const auto c = static_cast<unsigned char>(ch);

@@ -18,6 +18,11 @@ std::size_t Utf8SequenceLength(std::string_view s);
 // True if `s` is well-formed UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF).
 bool IsValidUtf8(std::string_view s);
 
+// `s` as text every store keeps unchanged: valid UTF-8 without NUL. Each byte that does not
+// begin a valid sequence (a stray or cut-off byte), and each NUL, becomes U+FFFD; the rest
+// is kept. For text a program produced (workflow output), not for input to validate.
+std::string ToStorableText(std::string_view s);
+
 // True if `s` contains an ASCII control character (U+0000-U+001F or U+007F).
 bool HasControlChar(std::string_view s);
 

@@ -84,5 +84,23 @@ TEST(TextHelpers, AsciiLowerTrimAndGroupThousands) {
   EXPECT_EQ(GroupThousands(-1'234'567), "-1,234,567");
 }
 
+TEST(TextTest, ToStorableTextKeepsValidTextAndReplacesTheRest) {
+  EXPECT_EQ(ToStorableText(""), "");
+  EXPECT_EQ(ToStorableText("Müller GmbH\n\ttab"), "Müller GmbH\n\ttab");
+  const std::string replacement = "\xEF\xBF\xBD";
+  EXPECT_EQ(ToStorableText(std::string("a\0b", 3)), "a" + replacement + "b");
+  EXPECT_EQ(ToStorableText("x\xFFy"), "x" + replacement + "y");
+  // A character cut after its first byte (output cut at a size limit).
+  EXPECT_EQ(ToStorableText("caf\xC3"), "caf" + replacement);
+  // An overlong encoding of '/' and a lone continuation byte.
+  EXPECT_EQ(ToStorableText("\xC0\xAF\x80"), replacement + replacement + replacement);
+  for (const std::string& text : {std::string("ok"), std::string("a\0b", 3),
+                                  std::string("\xF0\x9F\x98"), std::string("\xED\xA0\x80")}) {
+    const std::string stored = ToStorableText(text);
+    EXPECT_TRUE(IsValidUtf8(stored)) << stored;
+    EXPECT_EQ(stored.find('\0'), std::string::npos);
+  }
+}
+
 }  // namespace
 }  // namespace bifrost

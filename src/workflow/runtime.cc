@@ -8,7 +8,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "common/text.h"
 #include "config/json_text.h"
@@ -88,6 +90,19 @@ bool CutTo(std::string& text, std::size_t limit) {
   return true;
 }
 
+bool IsFinal(std::string_view status) { return status != "pending" && status != "running"; }
+
+// The host name, for a node that was given no name.
+std::string HostName() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') return "unknown host";
+  return name;
+}
+
+constexpr std::string_view kStoppedServer = "the server stopped before the execution finished";
+constexpr std::string_view kStoppedNode =
+    "the server node running the execution stopped before it finished";
+
 std::string Seconds(std::int64_t seconds) {
   std::string text = std::to_string(seconds);
   text += seconds == 1 ? " second" : " seconds";
@@ -105,6 +120,8 @@ struct Runtime::Running {
   bool started = false;
   bool cancelled = false;
   std::string cancelled_by;
+  // Another node ended its row, taking this node for dead: nothing more is recorded.
+  bool abandoned = false;
   CancelSignal cancel;
   Redactor redactor;
   std::mutex logs_mu;
@@ -132,6 +149,18 @@ Result<std::unique_ptr<Runtime>> Runtime::Create(RuntimeOptions options, store::
     return Fail(ErrorCode::kInvalidArgument,
                 "--workflow-timeout must be between 1 and " + Seconds(options.max_timeout_seconds));
   }
+  if (options.shared_store) {
+    using std::chrono::milliseconds;
+    if (options.heartbeat_interval < milliseconds(1) || options.poll_interval < milliseconds(1)) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  "the node heartbeat and poll intervals must be at least one millisecond");
+    }
+    if (options.orphan_after < 2 * options.heartbeat_interval) {
+      return Fail(ErrorCode::kInvalidArgument,
+                  "a node must be taken for dead only after at least two missed heartbeats "
+                  "(orphan_after >= 2 * heartbeat_interval)");
+    }
+  }
   if (options.work_root.empty()) {
     const char* tmp = std::getenv("TMPDIR");
     options.work_root = tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
@@ -140,18 +169,20 @@ Result<std::unique_ptr<Runtime>> Runtime::Create(RuntimeOptions options, store::
       new Runtime(std::move(options), store, tokens, clock, std::move(log)));
   Runtime& self = *runtime;
 
-  // Executions a previous server left behind can never finish now.
-  {
-    BIFROST_ASSIGN_OR_RETURN(auto txn, store.Begin(store::TxnMode::kWrite));
-    BIFROST_ASSIGN_OR_RETURN(
-        const std::int64_t ended,
-        txn->FailUnfinishedExecutions("the server stopped before the execution finished",
-                                      clock.NowMicros()));
-    BIFROST_RETURN_IF_ERROR(txn->Commit());
-    if (ended > 0) {
-      self.Log("warn", "executions left unfinished by a previous server were marked failed",
-               {{"count", std::to_string(ended)}});
-    }
+  BIFROST_ASSIGN_OR_RETURN(self.node_id_, crypto::NewUuidV4());
+  self.node_name_ = self.options_.node_name.empty() ? HostName() : self.options_.node_name;
+  self.node_started_at_ = clock.NowMicros();
+  BIFROST_RETURN_IF_ERROR(self.RegisterNode());
+
+  // Executions a stopped server left behind can never finish now. Alone on its store, this
+  // node ends every one it does not run; beside other nodes, only those of nodes whose
+  // heartbeat stopped.
+  if (self.options_.shared_store) {
+    const auto orphan_after =
+        std::chrono::duration_cast<std::chrono::microseconds>(self.options_.orphan_after);
+    BIFROST_RETURN_IF_ERROR(self.FailOrphans(clock.NowMicros() - orphan_after.count()));
+  } else {
+    BIFROST_RETURN_IF_ERROR(self.FailOrphans(std::numeric_limits<UnixMicros>::max()));
   }
 
   auto empty = std::make_shared<Catalog>();
@@ -197,7 +228,223 @@ Result<std::unique_ptr<Runtime>> Runtime::Create(RuntimeOptions options, store::
     self.workers_.emplace_back([&self] { self.WorkerLoop(); });
   }
   self.timer_ = std::thread([&self] { self.TimerLoop(); });
+  if (self.options_.shared_store) self.node_ = std::thread([&self] { self.NodeLoop(); });
   return runtime;
+}
+
+Status Runtime::RegisterNode() {
+  BIFROST_ASSIGN_OR_RETURN(auto txn, store_->Begin(store::TxnMode::kWrite));
+  const UnixMicros now = clock_->NowMicros();
+  BIFROST_RETURN_IF_ERROR(txn->UpsertNode(
+      {.id = node_id_, .name = node_name_, .started_at = node_started_at_, .heartbeat_at = now}));
+  BIFROST_RETURN_IF_ERROR(txn->Commit());
+  node_registered_ = true;
+  Log("info", "workflow runtime node registered", {{"node_id", node_id_}, {"node", node_name_}});
+  return Ok();
+}
+
+Status Runtime::FailOrphans(UnixMicros stale_before) {
+  const bool alone = !options_.shared_store;
+  BIFROST_ASSIGN_OR_RETURN(auto txn, store_->Begin(store::TxnMode::kWrite));
+  BIFROST_ASSIGN_OR_RETURN(
+      const std::int64_t ended,
+      txn->FailOrphanedExecutions(alone ? kStoppedServer : kStoppedNode, clock_->NowMicros(),
+                                  node_id_, stale_before));
+  BIFROST_RETURN_IF_ERROR(txn->Commit());
+  if (ended > 0) {
+    Log("warn",
+        alone ? "executions left unfinished by a previous server were marked failed"
+              : "executions of server nodes that stopped were marked failed",
+        {{"count", std::to_string(ended)}});
+  }
+  return Ok();
+}
+
+Status Runtime::Save(const store::ExecutionRow& row) {
+  BIFROST_ASSIGN_OR_RETURN(auto txn, store_->Begin(store::TxnMode::kWrite));
+  BIFROST_ASSIGN_OR_RETURN(const auto stored, txn->GetExecution(row.id));
+  if (!stored.has_value()) return Fail(ErrorCode::kNotFound, "execution not found");
+  if (IsFinal(stored->status)) {
+    return Fail(ErrorCode::kFailedPrecondition,
+                "execution " + row.id + " was already ended (" + stored->status +
+                    ") by another server node, which took this one for stopped");
+  }
+  BIFROST_RETURN_IF_ERROR(txn->UpdateExecution(row));
+  return txn->Commit();
+}
+
+void Runtime::NodeLoop() {
+  using SteadyClock = std::chrono::steady_clock;
+  auto next_heartbeat = SteadyClock::now() + options_.heartbeat_interval;
+  auto next_poll = SteadyClock::now() + options_.poll_interval;
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    node_cv_.wait_until(lock, std::min(next_heartbeat, next_poll), [this] { return stopping_; });
+    if (stopping_) return;
+    const auto now = SteadyClock::now();
+    const bool beat = now >= next_heartbeat;
+    const bool poll = now >= next_poll;
+    lock.unlock();
+    if (beat) {
+      Heartbeat();
+      next_heartbeat = SteadyClock::now() + options_.heartbeat_interval;
+    }
+    if (poll) {
+      PollCancelRequests();
+      PollRemoteWaiters();
+      next_poll = SteadyClock::now() + options_.poll_interval;
+    }
+    lock.lock();
+  }
+}
+
+void Runtime::Heartbeat() {
+  bool was_taken_for_dead = false;
+  auto written = [&]() -> Status {
+    BIFROST_ASSIGN_OR_RETURN(auto txn, store_->Begin(store::TxnMode::kWrite));
+    BIFROST_ASSIGN_OR_RETURN(const auto nodes, txn->ListNodes());
+    was_taken_for_dead = std::none_of(nodes.begin(), nodes.end(), [&](const store::NodeRow& node) {
+      return node.id == node_id_;
+    });
+    BIFROST_RETURN_IF_ERROR(txn->UpsertNode({.id = node_id_,
+                                             .name = node_name_,
+                                             .started_at = node_started_at_,
+                                             .heartbeat_at = clock_->NowMicros()}));
+    return txn->Commit();
+  }();
+  if (!written) {
+    // Said once per outage, not at every beat.
+    if (!heartbeat_failing_) {
+      Log("error", "cannot record this node's heartbeat",
+          {{"node_id", node_id_}, {"message", written.error().message()}});
+    }
+    heartbeat_failing_ = true;
+    return;
+  }
+  if (heartbeat_failing_) Log("info", "this node's heartbeat is recorded again");
+  heartbeat_failing_ = false;
+
+  if (was_taken_for_dead) {
+    // Its heartbeat was missing for longer than orphan_after, so another node ended its
+    // executions as left behind. Those rows stay ended: their processes are stopped and
+    // whatever they produce is dropped.
+    Log("warn",
+        "this node's heartbeat was missing for too long and other nodes took it for stopped; "
+        "the executions they ended here are stopped",
+        {{"node_id", node_id_}});
+    AbandonEndedExecutions();
+  }
+
+  const auto orphan_after =
+      std::chrono::duration_cast<std::chrono::microseconds>(options_.orphan_after);
+  const Status swept = FailOrphans(clock_->NowMicros() - orphan_after.count());
+  if (!swept) {
+    Log("error", "cannot end the executions of stopped server nodes",
+        {{"message", swept.error().message()}});
+  }
+}
+
+void Runtime::AbandonEndedExecutions() {
+  std::vector<std::string> ids;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [id, running] : active_) ids.push_back(id);
+  }
+  std::set<std::string> ended;
+  {
+    auto txn = store_->Begin(store::TxnMode::kRead);
+    if (!txn) return;  // the next beat finds the row missing no more; Save still guards
+    for (const std::string& id : ids) {
+      auto row = (*txn)->GetExecution(id);
+      if (row && (!row->has_value() || IsFinal((*row)->status))) ended.insert(id);
+    }
+  }
+  std::vector<std::string> finished_now;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const std::string& id : ended) {
+      const auto it = active_.find(id);
+      if (it == active_.end()) continue;
+      Running& running = *it->second;
+      running.abandoned = true;
+      running.cancelled = true;
+      if (running.started) {
+        running.cancel.Fire();
+      } else {
+        queue_.erase(std::remove(queue_.begin(), queue_.end(), id), queue_.end());
+        finished_now.push_back(id);
+      }
+    }
+  }
+  for (const std::string& id : finished_now) Finish(id);
+}
+
+void Runtime::PollCancelRequests() {
+  std::vector<store::ExecutionRow> requested;
+  auto listed = [&]() -> Status {
+    BIFROST_ASSIGN_OR_RETURN(auto txn, store_->Begin(store::TxnMode::kRead));
+    for (const char* status : {"pending", "running"}) {
+      store::ExecutionFilter filter;
+      filter.node_id = node_id_;
+      filter.cancel_requested = true;
+      filter.status = status;
+      filter.limit = options_.max_queued + static_cast<std::size_t>(options_.max_concurrent) + 1;
+      BIFROST_ASSIGN_OR_RETURN(auto rows, txn->ListExecutions(filter));
+      for (auto& row : rows) requested.push_back(std::move(row));
+    }
+    return Ok();
+  }();
+  if (!listed) {
+    Log("error", "cannot read cancel requests for this node's executions",
+        {{"message", listed.error().message()}});
+    return;
+  }
+  for (const store::ExecutionRow& row : requested) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      const auto it = active_.find(row.id);
+      if (it == active_.end() || it->second->cancelled) continue;
+    }
+    const std::string by = row.cancel_requested_by.value_or("another server node");
+    auto cancelled = Cancel(row.id, by);
+    if (!cancelled && cancelled.error().code() != ErrorCode::kFailedPrecondition) {
+      Log("error", "cannot cancel an execution another node asked to cancel",
+          {{"execution_id", row.id}, {"message", cancelled.error().message()}});
+    }
+  }
+}
+
+void Runtime::PollRemoteWaiters() {
+  std::set<std::string> ids;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const Waiter& waiter : waiters_) {
+      if (waiter.remote) ids.insert(waiter.id);
+    }
+  }
+  if (ids.empty()) return;
+  std::set<std::string, std::less<>> ended;
+  {
+    auto txn = store_->Begin(store::TxnMode::kRead);
+    if (!txn) return;  // tried again at the next poll; deadlines still end the waits
+    for (const std::string& id : ids) {
+      auto row = (*txn)->GetExecution(id);
+      if (row && (!row->has_value() || IsFinal((*row)->status))) ended.insert(id);
+    }
+  }
+  std::vector<std::function<void()>> done;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = waiters_.begin(); it != waiters_.end();) {
+      if (it->remote && ended.contains(it->id)) {
+        done.push_back(std::move(it->done));
+        it = waiters_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& callback : done) callback();
 }
 
 Runtime::~Runtime() {
@@ -320,6 +567,7 @@ Result<store::ExecutionRow> Runtime::Start(
   row.parameters = request.parameters;
   row.timeout_seconds = running->timeout_seconds;
   row.created_at = clock_->NowMicros();
+  row.node_id = node_id_;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return Fail(ErrorCode::kUnavailable, "the server is stopping");
@@ -362,8 +610,7 @@ Result<store::ExecutionRow> Runtime::Start(
     ended.status = "cancelled";
     ended.error = "the server stopped before the execution started";
     ended.finished_at = clock_->NowMicros();
-    auto txn = store_->Begin(store::TxnMode::kWrite);
-    if (txn && (*txn)->UpdateExecution(ended)) (void)(*txn)->Commit();
+    (void)Save(ended);
     Finish(id);
     return Fail(ErrorCode::kUnavailable, "the server is stopping");
   }
@@ -399,12 +646,13 @@ void Runtime::Execute(const std::string& id) {
   }
   store::ExecutionRow row = running->row;
   const auto save = [&](const store::ExecutionRow& update) {
-    auto saved = [&]() -> Status {
-      BIFROST_ASSIGN_OR_RETURN(auto txn, store_->Begin(store::TxnMode::kWrite));
-      BIFROST_RETURN_IF_ERROR(txn->UpdateExecution(update));
-      return txn->Commit();
-    }();
-    if (!saved) {
+    Status saved = Save(update);
+    if (!saved && saved.error().code() == ErrorCode::kFailedPrecondition) {
+      Log("warn", "the outcome of an execution another node already ended is dropped",
+          {{"execution_id", update.id},
+           {"status", update.status},
+           {"message", saved.error().message()}});
+    } else if (!saved) {
       Log("error", "cannot record the state of an execution",
           {{"execution_id", update.id},
            {"status", update.status},
@@ -591,12 +839,16 @@ void Runtime::Execute(const std::string& id) {
   row.logs = running->redactor.Apply(logs, logs_cut || stopped_short);
   if (CutTo(row.logs, options_.max_log_bytes)) logs_cut = true;
   row.logs_truncated = logs_cut;
+  // Whatever bytes the process wrote (binary, NUL, a character cut at the limit) are stored
+  // as valid UTF-8: a store may refuse anything else (PostgreSQL does), and a row that
+  // cannot be saved would leave the execution running forever.
+  row.logs = ToStorableText(row.logs);
   if (result.has_value()) result = running->redactor.ApplyToJson(*result);
   row.result = std::move(result);
   if (!error.empty()) {
     const bool cut = error.size() > options_.max_error_bytes;
     if (cut) error.resize(options_.max_error_bytes);
-    row.error = running->redactor.Apply(error, cut);
+    row.error = ToStorableText(running->redactor.Apply(error, cut));
   }
   row.status = status;
   row.finished_at = clock_->NowMicros();
@@ -646,21 +898,33 @@ Result<store::ExecutionRow> Runtime::Cancel(std::string_view id, std::string_vie
     }
   }
   if (running == nullptr) {
+    const auto finished = [](const store::ExecutionRow& row) {
+      return Fail(ErrorCode::kFailedPrecondition,
+                  "execution " + row.id + " has already finished (" + row.status + ")");
+    };
     BIFROST_ASSIGN_OR_RETURN(auto row, Get(id));
     if (!row.has_value()) return Fail(ErrorCode::kNotFound, "execution not found");
-    return Fail(ErrorCode::kFailedPrecondition,
-                "execution " + row->id + " has already finished (" + row->status + ")");
+    if (IsFinal(row->status)) return finished(*row);
+    // Another node runs it: that node cancels it when it sees the request.
+    auto requested = [&]() -> Status {
+      BIFROST_ASSIGN_OR_RETURN(auto txn, store_->Begin(store::TxnMode::kWrite));
+      BIFROST_RETURN_IF_ERROR(txn->RequestExecutionCancel(id, by));
+      return txn->Commit();
+    }();
+    if (!requested && requested.error().code() != ErrorCode::kFailedPrecondition) {
+      return Fail(std::move(requested.error()));
+    }
+    BIFROST_ASSIGN_OR_RETURN(row, Get(id));
+    if (!row.has_value()) return Fail(ErrorCode::kNotFound, "execution not found");
+    if (!requested) return finished(*row);
+    return std::move(*row);
   }
   if (end_now) {
     store::ExecutionRow row = running->row;
     row.status = "cancelled";
     row.error = "cancelled by " + std::string(by) + " before it started";
     row.finished_at = clock_->NowMicros();
-    auto saved = [&]() -> Status {
-      BIFROST_ASSIGN_OR_RETURN(auto txn, store_->Begin(store::TxnMode::kWrite));
-      BIFROST_RETURN_IF_ERROR(txn->UpdateExecution(row));
-      return txn->Commit();
-    }();
+    Status saved = Save(row);
     Finish(std::string(id));
     if (!saved) return Fail(std::move(saved.error()));
   } else {
@@ -696,10 +960,14 @@ void Runtime::WhenFinished(std::string_view id, std::chrono::steady_clock::time_
                            std::function<void()> done) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!stopping_ && active_.contains(id) && waiters_.size() < kMaxWaiters) {
-      waiters_.push_back({std::string(id), deadline, std::move(done)});
-      timer_cv_.notify_one();
-      return;
+    if (!stopping_ && waiters_.size() < kMaxWaiters) {
+      // Not running here: with a shared store, perhaps on another node.
+      const bool remote = !active_.contains(id);
+      if (!remote || options_.shared_store) {
+        waiters_.push_back({std::string(id), deadline, std::move(done), remote});
+        timer_cv_.notify_one();
+        return;
+      }
     }
   }
   done();
@@ -760,6 +1028,8 @@ void Runtime::Shutdown() {
   }
   work_cv_.notify_all();
   timer_cv_.notify_all();
+  node_cv_.notify_all();
+  if (node_.joinable()) node_.join();
   for (std::thread& worker : workers_) {
     if (worker.joinable()) worker.join();
   }
@@ -769,8 +1039,7 @@ void Runtime::Shutdown() {
     row.status = "cancelled";
     row.error = "the server stopped before the execution started";
     row.finished_at = clock_->NowMicros();
-    auto txn = store_->Begin(store::TxnMode::kWrite);
-    if (txn && (*txn)->UpdateExecution(row)) (void)(*txn)->Commit();
+    if (!running->abandoned) (void)Save(row);
     Finish(running->row.id);
   }
   std::vector<std::function<void()>> left;
@@ -780,6 +1049,19 @@ void Runtime::Shutdown() {
     waiters_.clear();
   }
   for (auto& callback : left) callback();
+
+  // Every execution of this node has ended: it leaves the store's list of nodes.
+  if (node_registered_) {
+    auto removed = [&]() -> Status {
+      BIFROST_ASSIGN_OR_RETURN(auto txn, store_->Begin(store::TxnMode::kWrite));
+      BIFROST_RETURN_IF_ERROR(txn->DeleteNode(node_id_));
+      return txn->Commit();
+    }();
+    if (!removed && removed.error().code() != ErrorCode::kNotFound) {
+      Log("warn", "cannot remove this node from the store's list of nodes",
+          {{"node_id", node_id_}, {"message", removed.error().message()}});
+    }
+  }
 }
 
 Runtime::Stats Runtime::stats() const {

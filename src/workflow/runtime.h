@@ -6,6 +6,13 @@
 // Executions are rows of the store (store::ExecutionRow): inserted "pending" when asked for,
 // "running" when a worker takes them, and finished with their (redacted) result, error and
 // logs. Thread-safety: every method may be called from any thread.
+//
+// Several nodes (`bifrost serve` processes on one PostgreSQL database) each run a Runtime.
+// Each is a node with a fresh id (store::NodeRow) and stamps it on the executions it
+// inserts; only that node runs them, and only it finishes their rows. With a shared store a
+// background thread keeps the node's heartbeat, fails the executions of nodes whose
+// heartbeat stopped (their process died: nothing can finish them), and acts on cancel
+// requests other nodes recorded for its executions (Txn::RequestExecutionCancel).
 #pragma once
 
 #include <chrono>
@@ -53,6 +60,20 @@ struct RuntimeOptions {
   std::size_t max_log_bytes = 1 << 20;
   std::size_t max_result_bytes = 1 << 20;
   std::size_t max_error_bytes = 64 * 1024;
+
+  // This node among several: a name for people (host and listen address; "" = the host
+  // name), and whether other nodes share the store (PostgreSQL). Without a shared store
+  // every unfinished execution of another node is ended at start, as a previous server's;
+  // with one, only those of nodes whose heartbeat is older than `orphan_after`.
+  std::string node_name;
+  bool shared_store = false;
+  // With a shared store: how often the node's heartbeat is written (and dead nodes'
+  // executions failed), after how long without one a node is taken for dead, and how often
+  // cancel requests for this node's executions (and other nodes' executions being waited
+  // for) are looked for. orphan_after must be at least twice heartbeat_interval.
+  std::chrono::milliseconds heartbeat_interval{5000};
+  std::chrono::milliseconds orphan_after{30000};
+  std::chrono::milliseconds poll_interval{1000};
 };
 
 // One line to the server's log: level ("info", "warn", "error"), message, and fields.
@@ -99,8 +120,10 @@ class Runtime {
       const store::CommitHookWith<store::ExecutionRow>& before_commit = {});
 
   // Cancels a pending or running execution: a pending one ends at once, a running one when
-  // its process group is killed (soon after). kNotFound if unknown; kFailedPrecondition if
-  // it has already finished. Returns the row as it is now.
+  // its process group is killed (soon after). An execution another node runs is cancelled
+  // by that node (within about poll_interval): the request is recorded and the row returned
+  // still pending or running. kNotFound if unknown; kFailedPrecondition if it has already
+  // finished. Returns the row as it is now.
   Result<store::ExecutionRow> Cancel(std::string_view id, std::string_view by);
 
   // The stored row; for a running execution, the logs so far (redacted) in place of the
@@ -109,7 +132,8 @@ class Runtime {
 
   // Calls `done` (from another thread, or at once) when the execution has finished or
   // `deadline` has passed, whichever comes first. At most `max waiters` callbacks wait at
-  // once; past that `done` is called at once.
+  // once; past that `done` is called at once. With a shared store an execution another node
+  // runs is watched through the store (every poll_interval).
   void WhenFinished(std::string_view id, std::chrono::steady_clock::time_point deadline,
                     std::function<void()> done);
 
@@ -117,8 +141,8 @@ class Runtime {
   // its output. No effect for an execution that is not running.
   void NoteSecret(std::string_view execution_id, std::string_view value);
 
-  // Stops taking work, cancels pending executions, kills running ones, ends waiters and
-  // joins the workers. Idempotent.
+  // Stops taking work, cancels pending executions, kills running ones, ends waiters, joins
+  // the workers and the node's thread, and removes the node's row. Idempotent.
   void Shutdown();
 
   struct Stats {
@@ -127,18 +151,35 @@ class Runtime {
   };
   Stats stats() const;
 
+  // This node's id (store::NodeRow::id), stamped on the executions it inserts.
+  const std::string& node_id() const { return node_id_; }
+
  private:
   struct Running;
   struct Waiter {
     std::string id;
     std::chrono::steady_clock::time_point deadline;
     std::function<void()> done;
+    bool remote = false;  // another node runs it: watched through the store
   };
 
   Runtime(RuntimeOptions options, store::Store& store, auth::ExecutionTokens& tokens,
           const Clock& clock, RuntimeLog log);
   void WorkerLoop();
   void TimerLoop();
+  void NodeLoop();
+  // Writes the node's heartbeat; when the row was gone (other nodes took this node for
+  // dead), stops the executions whose rows they ended. Then fails dead nodes' executions.
+  void Heartbeat();
+  // Stops the executions of this node whose rows another node ended.
+  void AbandonEndedExecutions();
+  void PollCancelRequests();
+  void PollRemoteWaiters();
+  Status RegisterNode();
+  Status FailOrphans(UnixMicros stale_before);
+  // Records an execution's new state unless its row has already finished (another node
+  // ended it, taking this one for dead): then kFailedPrecondition and nothing is written.
+  Status Save(const store::ExecutionRow& row);
   void Execute(const std::string& id);
   void Finish(const std::string& id);
   Result<Catalog> Scan();
@@ -152,6 +193,11 @@ class Runtime {
   auth::ExecutionTokens* tokens_;
   const Clock* clock_;
   RuntimeLog log_;
+  std::string node_id_;
+  std::string node_name_;
+  UnixMicros node_started_at_ = 0;
+  bool node_registered_ = false;
+  bool heartbeat_failing_ = false;  // only the node thread touches it
   std::string sdk_dir_;
   int run_as_uid_ = -1;
   int run_as_gid_ = -1;
@@ -160,6 +206,7 @@ class Runtime {
   mutable std::mutex mu_;
   std::condition_variable work_cv_;
   std::condition_variable timer_cv_;
+  std::condition_variable node_cv_;
   bool stopping_ = false;
   std::string api_address_;
   std::shared_ptr<const Catalog> catalog_;
@@ -170,6 +217,7 @@ class Runtime {
   std::vector<Waiter> waiters_;
   std::vector<std::thread> workers_;
   std::thread timer_;
+  std::thread node_;  // only with a shared store
 };
 
 }  // namespace bifrost::workflow

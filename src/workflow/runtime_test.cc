@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -31,6 +32,7 @@
 
 #include "auth/auth.h"
 #include "common/clock.h"
+#include "common/text.h"
 #include "store/sqlite/sqlite_store.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/subprocess.h"
@@ -121,6 +123,7 @@ class RuntimeTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    other_nodes_.clear();
     runtime_.reset();
     store_.reset();
   }
@@ -163,8 +166,9 @@ class RuntimeTest : public ::testing::Test {
     WriteFile(file, ShScript(describe, body), 0755);
   }
 
-  // Creates the runtime; use with ASSERT_NO_FATAL_FAILURE.
-  void CreateRuntime(RuntimeOptions options) {
+  // A runtime on the test's store whose log lines go to LogLines(); nullptr (and a test
+  // failure) if it cannot be created or a script of the test did not load.
+  std::unique_ptr<Runtime> MakeRuntime(RuntimeOptions options) {
     auto created =
         Runtime::Create(std::move(options), *store_, tokens_, clock_,
                         [this](std::string_view level, std::string_view message,
@@ -176,12 +180,28 @@ class RuntimeTest : public ::testing::Test {
                           std::lock_guard<std::mutex> lock(log_mu_);
                           log_.push_back(std::move(line));
                         });
-    ASSERT_TRUE(created.has_value()) << created.error().ToString();
-    runtime_ = std::move(*created);
+    EXPECT_TRUE(created.has_value()) << created.error().ToString();
+    if (!created) return nullptr;
     // Every script of the test must have loaded.
-    for (const LoadError& error : runtime_->catalog()->errors) {
+    for (const LoadError& error : (*created)->catalog()->errors) {
       ADD_FAILURE() << "workflow file skipped: " << error.file << ": " << error.error;
     }
+    return std::move(*created);
+  }
+
+  // Creates the runtime; use with ASSERT_NO_FATAL_FAILURE.
+  void CreateRuntime(RuntimeOptions options) {
+    runtime_ = MakeRuntime(std::move(options));
+    ASSERT_NE(runtime_, nullptr);
+  }
+
+  // Another node on the same store (a second server process on a shared database), kept
+  // until the end of the test; nullptr (and a test failure) if it cannot start.
+  Runtime* AddNode(RuntimeOptions options) {
+    std::unique_ptr<Runtime> node = MakeRuntime(std::move(options));
+    if (node == nullptr) return nullptr;
+    other_nodes_.push_back(std::move(node));
+    return other_nodes_.back().get();
   }
 
   std::vector<LogLine> LogLines() {
@@ -277,7 +297,8 @@ class RuntimeTest : public ::testing::Test {
   auth::ExecutionTokens tokens_{SystemClock::Instance()};
   std::mutex log_mu_;
   std::vector<LogLine> log_;
-  std::unique_ptr<Runtime> runtime_;  // last: destroyed first
+  std::vector<std::unique_ptr<Runtime>> other_nodes_;  // destroyed before the store
+  std::unique_ptr<Runtime> runtime_;                   // last: destroyed first
 };
 
 // A script that waits for $HOME/go; used wherever a test needs a running execution.
@@ -372,6 +393,21 @@ TEST_F(RuntimeTest, FailedDocumentIsFailedWithItsError) {
   EXPECT_EQ(mute.status, "failed");
   ASSERT_TRUE(mute.error.has_value());
   EXPECT_FALSE(mute.error->empty());
+}
+
+// Binary output, NUL bytes and an error with a NUL are stored as valid UTF-8 (a store such as
+// PostgreSQL refuses anything else): the execution still ends and its row is saved.
+TEST_F(RuntimeTest, OutputThatIsNotTextIsStoredAsValidUtf8) {
+  AddScript("binary.sh", R"({"name":"binary"})",
+            "cat >/dev/null\nprintf 'before\\000nul \\377\\376 bytes\\n'\n"
+            "printf '{\"status\":\"failed\",\"error\":\"bad\\\\u0000thing\"}' >&3\n");
+  ASSERT_NO_FATAL_FAILURE(CreateRuntime(Options()));
+  const store::ExecutionRow row = WaitDone(MustStart("binary"));
+  EXPECT_EQ(row.status, "failed");
+  EXPECT_TRUE(IsValidUtf8(row.logs)) << row.logs;
+  EXPECT_EQ(row.logs.find('\0'), std::string::npos);
+  EXPECT_THAT(row.logs, HasSubstr("before\xEF\xBF\xBDnul \xEF\xBF\xBD\xEF\xBF\xBD bytes\n"));
+  EXPECT_EQ(row.error, std::optional<std::string>("bad\xEF\xBF\xBDthing"));
 }
 
 TEST_F(RuntimeTest, NonZeroExitWithoutDocumentIsFailedWithItsStatus) {
@@ -1215,6 +1251,392 @@ TEST_F(RuntimeTest, CreateFailsExecutionsLeftUnfinished) {
   EXPECT_TRUE(warned) << "no warning about the executions left unfinished";
 }
 
+// ---- Several nodes on one store ----
+
+// Options of a node that shares its store with others: short intervals, so that the tests
+// see heartbeats and cancel requests quickly, and a node is taken for dead only when a
+// test makes its heartbeat old.
+RuntimeOptions SharedOptions(RuntimeOptions options) {
+  options.shared_store = true;
+  options.heartbeat_interval = 50ms;
+  options.orphan_after = 60s;
+  options.poll_interval = 20ms;
+  return options;
+}
+
+// Polls `done` until it holds; a test failure (with `what`) after `limit`.
+template <typename Predicate>
+bool WaitUntil(Predicate done, std::string_view what, std::chrono::seconds limit = 30s) {
+  const auto give_up = SteadyClock::now() + limit;
+  while (!done()) {
+    if (SteadyClock::now() > give_up) {
+      ADD_FAILURE() << "still not true after " << limit.count() << " s: " << what;
+      return false;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  return true;
+}
+
+class RuntimeNodesTest : public RuntimeTest {
+ protected:
+  std::vector<store::NodeRow> Nodes() {
+    auto txn = store_->Begin(store::TxnMode::kRead);
+    EXPECT_TRUE(txn.has_value()) << txn.error().ToString();
+    if (!txn) return {};
+    auto nodes = (*txn)->ListNodes();
+    EXPECT_TRUE(nodes.has_value()) << nodes.error().ToString();
+    return nodes ? std::move(*nodes) : std::vector<store::NodeRow>{};
+  }
+
+  std::optional<store::NodeRow> Node(std::string_view id) {
+    for (store::NodeRow& node : Nodes()) {
+      if (node.id == id) return std::move(node);
+    }
+    return std::nullopt;
+  }
+
+  // A node row as another server process writes it (its heartbeat at `heartbeat_at`).
+  void PutNode(const std::string& id, UnixMicros heartbeat_at) {
+    ASSERT_OK_AND_ASSIGN(auto txn, store_->Begin(store::TxnMode::kWrite));
+    ASSERT_OK(txn->UpsertNode({.id = id,
+                               .name = "other-host:8420",
+                               .started_at = heartbeat_at - 1'000'000,
+                               .heartbeat_at = heartbeat_at}));
+    ASSERT_OK(txn->Commit());
+  }
+
+  // An unfinished execution of node `node_id`, as another server process inserts it.
+  void PutExecution(const std::string& id, const std::string& status, const std::string& node_id) {
+    store::ExecutionRow row;
+    row.id = id;
+    row.workflow = "elsewhere";
+    row.org_id = kOrg;
+    row.caller_id = "caller-1";
+    row.caller_name = "ops";
+    row.status = status;
+    row.parameters = "{}";
+    row.timeout_seconds = 60;
+    row.created_at = clock_.NowMicros() - 1'000'000;
+    if (status == "running") row.started_at = row.created_at;
+    row.node_id = node_id;
+    ASSERT_OK_AND_ASSIGN(auto txn, store_->Begin(store::TxnMode::kWrite));
+    ASSERT_OK(txn->InsertExecution(row));
+    ASSERT_OK(txn->Commit());
+  }
+
+  store::ExecutionRow Stored(std::string_view id) {
+    auto txn = store_->Begin(store::TxnMode::kRead);
+    EXPECT_TRUE(txn.has_value()) << txn.error().ToString();
+    if (!txn) return {};
+    auto row = (*txn)->GetExecution(id);
+    EXPECT_TRUE(row.has_value() && row->has_value()) << "no execution " << id;
+    return row && row->has_value() ? std::move(**row) : store::ExecutionRow{};
+  }
+
+  // Waits until node `id` has written `beats` more heartbeats; each of the node's sweeps of
+  // dead nodes follows a heartbeat, so by then it has swept at least beats - 1 times.
+  void WaitForHeartbeats(const std::string& id, int beats) {
+    std::optional<store::NodeRow> node = Node(id);
+    ASSERT_TRUE(node.has_value()) << "node " << id << " is not registered";
+    UnixMicros last = node->heartbeat_at;
+    for (int i = 0; i < beats; ++i) {
+      ASSERT_TRUE(WaitUntil(
+          [&] {
+            const auto now = Node(id);
+            return now.has_value() && now->heartbeat_at > last;
+          },
+          "the node's heartbeat moves on"));
+      last = Node(id)->heartbeat_at;
+    }
+  }
+
+  bool Logged(std::string_view level, std::string_view part_of_message) {
+    for (const LogLine& line : LogLines()) {
+      if (line.level == level && line.message.find(part_of_message) != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  }
+};
+
+TEST_F(RuntimeNodesTest, NodeIsRegisteredStampedOnItsExecutionsAndRemovedWhenItStops) {
+  AddScript("quick.sh", R"({"name":"quick"})", "cat >/dev/null\n");
+  RuntimeOptions options = SharedOptions(Options());
+  options.node_name = "node-a.example:8420";
+  ASSERT_NO_FATAL_FAILURE(CreateRuntime(options));
+
+  const std::vector<store::NodeRow> nodes = Nodes();
+  ASSERT_EQ(nodes.size(), 1u);
+  EXPECT_EQ(nodes[0].id, runtime().node_id());
+  EXPECT_EQ(nodes[0].id.size(), 36u);
+  EXPECT_EQ(nodes[0].name, "node-a.example:8420");
+  EXPECT_GT(nodes[0].started_at, 0);
+  EXPECT_GE(nodes[0].heartbeat_at, nodes[0].started_at);
+
+  const std::string id = MustStart("quick");
+  EXPECT_EQ(Stored(id).node_id, runtime().node_id());
+  EXPECT_EQ(WaitDone(id).status, "success");
+  ASSERT_NO_FATAL_FAILURE(WaitForHeartbeats(runtime().node_id(), 2));
+
+  // A node without a name is known by its host's; every start is a new node.
+  RuntimeOptions unnamed = SharedOptions(Options());
+  Runtime* other = AddNode(unnamed);
+  ASSERT_NE(other, nullptr);
+  EXPECT_NE(other->node_id(), runtime().node_id());
+  const std::optional<store::NodeRow> other_row = Node(other->node_id());
+  ASSERT_TRUE(other_row.has_value());
+  EXPECT_FALSE(other_row->name.empty());
+
+  runtime_.reset();
+  const std::vector<store::NodeRow> left = Nodes();
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].id, other->node_id());
+}
+
+TEST_F(RuntimeNodesTest, ANewNodeLeavesTheExecutionsOfLiveNodesRunning) {
+  AddScript("blocker.sh", kBlockerDescribe, BlockerBody());
+  ASSERT_NO_FATAL_FAILURE(CreateRuntime(SharedOptions(Options())));
+  const std::string id = MustStart("blocker");
+  HomeOf(id);
+
+  Runtime* second = AddNode(SharedOptions(Options()));
+  ASSERT_NE(second, nullptr);
+  EXPECT_EQ(Nodes().size(), 2u);
+  // Several heartbeats of the second node later (each followed by its sweep of dead
+  // nodes), the first node's execution still runs.
+  ASSERT_NO_FATAL_FAILURE(WaitForHeartbeats(second->node_id(), 3));
+  const store::ExecutionRow seen = Stored(id);
+  EXPECT_EQ(seen.status, "running");
+  EXPECT_EQ(seen.node_id, runtime().node_id());
+  ASSERT_OK_AND_ASSIGN(const auto through_second, second->Get(id));
+  ASSERT_TRUE(through_second.has_value());
+  EXPECT_EQ(through_second->status, "running");
+
+  ASSERT_NO_FATAL_FAILURE(Release(id));
+  const store::ExecutionRow done = WaitDone(id);
+  EXPECT_EQ(done.status, "success") << done.error.value_or("");
+  EXPECT_EQ(done.result, std::optional<std::string>("\"released\""));
+}
+
+TEST_F(RuntimeNodesTest, ExecutionsOfANodeThatStoppedHeartbeatingAreFailed) {
+  const std::string live_node = "6f1c2d3e-4b5a-4c6d-8e7f-00000000c001";
+  const std::string dead_node = "6f1c2d3e-4b5a-4c6d-8e7f-00000000c002";
+  const std::string on_live_running = "6f1c2d3e-4b5a-4c6d-8e7f-00000000d001";
+  const std::string on_live_pending = "6f1c2d3e-4b5a-4c6d-8e7f-00000000d002";
+  const std::string on_dead = "6f1c2d3e-4b5a-4c6d-8e7f-00000000d003";
+  const std::string on_no_node = "6f1c2d3e-4b5a-4c6d-8e7f-00000000d004";
+  const std::string on_vanished_node = "6f1c2d3e-4b5a-4c6d-8e7f-00000000d005";
+  ASSERT_NO_FATAL_FAILURE(PutNode(live_node, clock_.NowMicros()));
+  ASSERT_NO_FATAL_FAILURE(PutNode(dead_node, clock_.NowMicros() - 120'000'000));
+  ASSERT_NO_FATAL_FAILURE(PutExecution(on_live_running, "running", live_node));
+  ASSERT_NO_FATAL_FAILURE(PutExecution(on_live_pending, "pending", live_node));
+  ASSERT_NO_FATAL_FAILURE(PutExecution(on_dead, "running", dead_node));
+  ASSERT_NO_FATAL_FAILURE(PutExecution(on_no_node, "running", ""));
+  ASSERT_NO_FATAL_FAILURE(
+      PutExecution(on_vanished_node, "pending", "6f1c2d3e-4b5a-4c6d-8e7f-00000000c003"));
+
+  ASSERT_NO_FATAL_FAILURE(CreateRuntime(SharedOptions(Options())));
+  // At start: what nothing can finish any more (a node long silent, a row from before
+  // nodes, a node that left no row) is failed at once; the live node's are not.
+  for (const std::string& id : {on_dead, on_no_node, on_vanished_node}) {
+    const store::ExecutionRow row = Stored(id);
+    EXPECT_EQ(row.status, "failed") << id;
+    EXPECT_THAT(row.error.value_or(""), HasSubstr("server node")) << id;
+    EXPECT_TRUE(row.finished_at.has_value()) << id;
+  }
+  EXPECT_EQ(Stored(on_live_running).status, "running");
+  EXPECT_EQ(Stored(on_live_pending).status, "pending");
+  EXPECT_FALSE(Node(dead_node).has_value()) << "the dead node's row was kept";
+  EXPECT_TRUE(Node(live_node).has_value());
+
+  // The live node stops heartbeating: once its last heartbeat is older than orphan_after,
+  // the running node's next sweep ends its executions.
+  ASSERT_NO_FATAL_FAILURE(PutNode(live_node, clock_.NowMicros() - 61'000'000));
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        return Stored(on_live_running).status == "failed" &&
+               Stored(on_live_pending).status == "failed";
+      },
+      "the silent node's executions are failed"));
+  EXPECT_THAT(Stored(on_live_running).error.value_or(""), HasSubstr("stopped before it finished"));
+  EXPECT_FALSE(Node(live_node).has_value());
+  const std::vector<store::NodeRow> nodes = Nodes();
+  ASSERT_EQ(nodes.size(), 1u);
+  EXPECT_EQ(nodes[0].id, runtime().node_id());
+  EXPECT_TRUE(Logged("warn", "server nodes that stopped"));
+}
+
+TEST_F(RuntimeNodesTest, CancelOfARunningExecutionOnAnotherNode) {
+  AddScript("blocker.sh", kBlockerDescribe, BlockerBody());
+  ASSERT_NO_FATAL_FAILURE(CreateRuntime(SharedOptions(Options())));
+  const std::string id = MustStart("blocker");
+  const std::string home = HomeOf(id);
+  Runtime* other = AddNode(SharedOptions(Options()));
+  ASSERT_NE(other, nullptr);
+
+  // A wait on the other node ends when the execution does, though that node does not run it.
+  std::atomic<bool> waited{false};
+  other->WhenFinished(id, SteadyClock::now() + 1h, [&] { waited = true; });
+  EXPECT_FALSE(waited.load());
+
+  ASSERT_OK_AND_ASSIGN(const store::ExecutionRow answered, other->Cancel(id, "alice"));
+  EXPECT_EQ(answered.id, id);
+  EXPECT_TRUE(answered.status == "running" || answered.status == "cancelled") << answered.status;
+
+  const store::ExecutionRow row = WaitDone(id, 20s);
+  EXPECT_EQ(row.status, "cancelled");
+  EXPECT_THAT(row.error.value_or(""), HasSubstr("cancelled by alice"));
+  EXPECT_EQ(row.cancel_requested_by, std::optional<std::string>("alice"));
+  EXPECT_FALSE(row.result.has_value());
+  EXPECT_THAT(row.logs, HasSubstr("started"));
+  EXPECT_FALSE(Exists(home)) << home;
+  EXPECT_TRUE(WaitUntil([&] { return waited.load(); }, "the other node's waiter is called"));
+
+  EXPECT_ERROR_CODE(other->Cancel(id, "alice"), ErrorCode::kFailedPrecondition);
+  EXPECT_ERROR_CODE(other->Cancel(kUnknownId, "alice"), ErrorCode::kNotFound);
+  EXPECT_ERROR_CODE(other->Cancel("not-an-id", "alice"), ErrorCode::kNotFound);
+}
+
+TEST_F(RuntimeNodesTest, CancelOfAPendingExecutionOnAnotherNode) {
+  AddScript("blocker.sh", kBlockerDescribe, BlockerBody());
+  AddScript("quick.sh", R"({"name":"quick"})", "cat >/dev/null\necho quick ran\n");
+  RuntimeOptions options = SharedOptions(Options());
+  options.max_concurrent = 1;
+  ASSERT_NO_FATAL_FAILURE(CreateRuntime(options));
+  const std::string first = MustStart("blocker");
+  HomeOf(first);  // the only worker is busy
+  const std::string second = MustStart("quick");
+  Runtime* other = AddNode(SharedOptions(Options()));
+  ASSERT_NE(other, nullptr);
+
+  ASSERT_OK_AND_ASSIGN(const store::ExecutionRow answered, other->Cancel(second, "bob"));
+  EXPECT_TRUE(answered.status == "pending" || answered.status == "cancelled") << answered.status;
+  const store::ExecutionRow row = WaitDone(second, 20s);
+  EXPECT_EQ(row.status, "cancelled");
+  EXPECT_THAT(row.error.value_or(""), HasSubstr("cancelled by bob"));
+  EXPECT_FALSE(row.started_at.has_value());
+  EXPECT_EQ(row.logs, "");
+  EXPECT_EQ(runtime().stats().queued, 0u);
+
+  ASSERT_NO_FATAL_FAILURE(Release(first));
+  EXPECT_EQ(WaitDone(first).status, "success");
+}
+
+TEST_F(RuntimeNodesTest, ANodeTakenForDeadStopsTheExecutionsOthersEnded) {
+  AddScript("blocker.sh", kBlockerDescribe, BlockerBody());
+  ASSERT_NO_FATAL_FAILURE(CreateRuntime(SharedOptions(Options())));
+  const std::string id = MustStart("blocker");
+  const std::string home = HomeOf(id);
+
+  // Another node's sweep took this one for dead (its heartbeat was late, say, while the
+  // database was unreachable): the execution is failed and the node's row is gone.
+  {
+    ASSERT_OK_AND_ASSIGN(auto txn, store_->Begin(store::TxnMode::kWrite));
+    ASSERT_OK_AND_ASSIGN(
+        const std::int64_t ended,
+        txn->FailOrphanedExecutions("the server node running the execution stopped",
+                                    clock_.NowMicros(), "6f1c2d3e-4b5a-4c6d-8e7f-00000000c009",
+                                    std::numeric_limits<UnixMicros>::max()));
+    EXPECT_EQ(ended, 1);
+    ASSERT_OK(txn->Commit());
+  }
+
+  // The node notices at its next heartbeat, registers again and stops the process; the row
+  // keeps what the other node recorded.
+  ASSERT_TRUE(WaitUntil([&] { return runtime().stats().running == 0; },
+                        "the abandoned execution's process is stopped"));
+  EXPECT_FALSE(Exists(home)) << home;
+  const store::ExecutionRow row = Stored(id);
+  EXPECT_EQ(row.status, "failed");
+  EXPECT_THAT(row.error.value_or(""), HasSubstr("stopped"));
+  EXPECT_THAT(row.error.value_or(""), Not(HasSubstr("cancelled")));
+  EXPECT_TRUE(Node(runtime().node_id()).has_value());
+  EXPECT_TRUE(Logged("warn", "took it for stopped"));
+  EXPECT_EQ(tokens_.size(), 0u);
+}
+
+TEST_F(RuntimeNodesTest, AloneOnItsStoreANodeEndsEveryOtherNodesExecutions) {
+  // Without a shared store (SQLite: one server), whatever another node left unfinished is a
+  // previous server's, however fresh its heartbeat.
+  const std::string other_node = "6f1c2d3e-4b5a-4c6d-8e7f-00000000c001";
+  const std::string left = "6f1c2d3e-4b5a-4c6d-8e7f-00000000d001";
+  ASSERT_NO_FATAL_FAILURE(PutNode(other_node, clock_.NowMicros()));
+  ASSERT_NO_FATAL_FAILURE(PutExecution(left, "running", other_node));
+  ASSERT_NO_FATAL_FAILURE(CreateRuntime(Options()));
+
+  const store::ExecutionRow row = Stored(left);
+  EXPECT_EQ(row.status, "failed");
+  EXPECT_THAT(row.error.value_or(""), HasSubstr("server stopped"));
+  const std::vector<store::NodeRow> nodes = Nodes();
+  ASSERT_EQ(nodes.size(), 1u);
+  EXPECT_EQ(nodes[0].id, runtime().node_id());
+  EXPECT_TRUE(Logged("warn", "left unfinished by a previous server"));
+
+  // And it asks nobody else to cancel: an execution it does not run is finished or unknown.
+  EXPECT_ERROR_CODE(runtime().Cancel(left, "alice"), ErrorCode::kFailedPrecondition);
+  runtime_.reset();
+  EXPECT_TRUE(Nodes().empty());
+}
+
+// Sets environment variables of the test process for its lifetime (the server's own
+// environment, which may hold the database URL and master keys).
+class ScopedEnvironment {
+ public:
+  explicit ScopedEnvironment(std::vector<std::pair<std::string, std::string>> entries)
+      : entries_(std::move(entries)) {
+    for (const auto& [name, value] : entries_) ::setenv(name.c_str(), value.c_str(), 1);
+  }
+  ~ScopedEnvironment() {
+    for (const auto& [name, value] : entries_) ::unsetenv(name.c_str());
+  }
+  ScopedEnvironment(const ScopedEnvironment&) = delete;
+  ScopedEnvironment& operator=(const ScopedEnvironment&) = delete;
+
+ private:
+  std::vector<std::pair<std::string, std::string>> entries_;
+};
+
+TEST_F(RuntimeTest, WorkflowsInheritNothingFromTheServersEnvironment) {
+  // The database URL may carry a password and the keys decrypt everything: neither may reach
+  // a workflow, whether it is being described (catalog scan) or run.
+  const ScopedEnvironment server_env({
+      {"BIFROST_DATABASE_URL", "postgresql://bifrost:env-canary-password@db.invalid/bifrost"},
+      {"BIFROST_SECRET_KEY", "env-canary-secret-key"},
+      {"BIFROST_SECRET_KEY_PREVIOUS", "env-canary-previous-key"},
+      {"BIFROST_SECRET_KEY_FILE", "/nonexistent/env-canary-key-file"},
+      {"BIFROST_TEST_SERVER_ONLY", "env-canary-other"},
+  });
+  WriteFile("envscan.sh",
+            "#!/bin/sh\n"
+            "names=$(tr '\\0' '\\n' < /proc/$$/environ | cut -d= -f1 | tr '\\n' ' ')\n"
+            "if [ \"$1\" = --bifrost-describe ]; then\n"
+            "  echo \"{\\\"name\\\":\\\"envscan\\\",\\\"description\\\":\\\"$names\\\"}\"\n"
+            "  exit 0\n"
+            "fi\n"
+            "cat >/dev/null\n"
+            "echo \"names=$names\"\n"
+            "tr '\\0' '\\n' < /proc/$$/environ\n",
+            0755);
+  ASSERT_NO_FATAL_FAILURE(CreateRuntime(Options()));
+  const WorkflowDef* described = runtime().catalog()->Find("envscan");
+  ASSERT_NE(described, nullptr);
+  EXPECT_THAT(described->description, HasSubstr("PATH"));  // the scan's environment, listed
+  const std::string id = MustStart("envscan");
+  const store::ExecutionRow row = WaitDone(id);
+  EXPECT_EQ(row.status, "success") << row.error.value_or("") << "\n" << row.logs;
+  EXPECT_THAT(row.logs, HasSubstr("names="));
+  EXPECT_THAT(row.logs, HasSubstr("BIFROST_EXECUTION_ID"));
+  for (const std::string_view text :
+       {std::string_view(described->description), std::string_view(row.logs)}) {
+    EXPECT_THAT(text, Not(HasSubstr("BIFROST_DATABASE_URL")));
+    EXPECT_THAT(text, Not(HasSubstr("BIFROST_SECRET_KEY")));
+    EXPECT_THAT(text, Not(HasSubstr("BIFROST_TEST_SERVER_ONLY")));
+    EXPECT_THAT(text, Not(HasSubstr("env-canary")));
+  }
+}
+
 // ---- Catalog, directories and options ----
 
 TEST_F(RuntimeTest, CatalogLoadsPythonAndExecutablesUnderTheSandboxAndReloads) {
@@ -1313,6 +1735,24 @@ TEST_F(RuntimeTest, CreateRejectsBadOptions) {
   options.max_timeout_seconds = 50;
   EXPECT_ERROR_CODE(Runtime::Create(options, *store_, tokens_, clock_, {}),
                     ErrorCode::kInvalidArgument);
+  // A node must miss at least two heartbeats before others take it for dead.
+  options = Options();
+  options.shared_store = true;
+  options.heartbeat_interval = 5s;
+  options.orphan_after = 9s;
+  EXPECT_ERROR_CODE(Runtime::Create(options, *store_, tokens_, clock_, {}),
+                    ErrorCode::kInvalidArgument);
+  options.heartbeat_interval = 0s;
+  EXPECT_ERROR_CODE(Runtime::Create(options, *store_, tokens_, clock_, {}),
+                    ErrorCode::kInvalidArgument);
+  options.heartbeat_interval = 1s;
+  options.poll_interval = 0s;
+  EXPECT_ERROR_CODE(Runtime::Create(options, *store_, tokens_, clock_, {}),
+                    ErrorCode::kInvalidArgument);
+  // Nothing was registered by the refused ones.
+  ASSERT_OK_AND_ASSIGN(auto txn, store_->Begin(store::TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(const auto nodes, txn->ListNodes());
+  EXPECT_TRUE(nodes.empty());
 }
 
 }  // namespace
