@@ -4538,5 +4538,49 @@ TEST_P(StoreConformanceTest, ListSessionsListsEverySessionById) {
   ExpectSameSession(sessions[2], MakeSession(kSess3, kUser2, kT1));
 }
 
+// Callers carry on after an expected refusal (a duplicate, a missing row, a version
+// conflict) in the same write transaction, and what they wrote before and after commits.
+TEST_P(StoreConformanceTest, WriteTxnStaysUsableAfterExpectedRefusals) {
+  CreateTwoOrgs(store());
+  InWriteTxn(store(), [](Txn& txn) {
+    ASSERT_OK(txn.InsertConfig(MakeConfig(Scope::Org(kOrgA), "before", "1", "int")));
+    EXPECT_ERROR_CODE(txn.InsertOrg(MakeOrg(kOrgA, "acme-again")), ErrorCode::kAlreadyExists);
+    EXPECT_ERROR_CODE(txn.InsertConfig(MakeConfig(Scope::Org(kOrgA), "before", "2", "int")),
+                      ErrorCode::kAlreadyExists);
+    EXPECT_ERROR_CODE(txn.InsertConfig(MakeConfig(Scope::Org(kMissingOrg), "x", "1", "int")),
+                      ErrorCode::kFailedPrecondition);
+    ConfigRow stale = MakeConfig(Scope::Org(kOrgA), "before", "3", "int");
+    EXPECT_ERROR_CODE(txn.UpdateConfig(stale, 9), ErrorCode::kConflict);
+    EXPECT_ERROR_CODE(txn.UpdateConfig(MakeConfig(Scope::Org(kOrgB), "nope", "3", "int"), 1),
+                      ErrorCode::kNotFound);
+    EXPECT_ERROR_CODE(txn.DeleteConfig(Scope::Org(kOrgB), "nope", std::nullopt),
+                      ErrorCode::kNotFound);
+    ASSERT_OK(txn.InsertToken(MakeToken(kTok1, kOrgA, "admin")));
+    EXPECT_ERROR_CODE(txn.InsertToken(MakeToken(kTok1, kOrgA, "admin")), ErrorCode::kAlreadyExists);
+    EXPECT_ERROR_CODE(txn.InsertToken(MakeToken(kTok2, kMissingOrg, "admin")),
+                      ErrorCode::kFailedPrecondition);
+    EXPECT_ERROR_CODE(txn.RevokeToken(kMissingTok, kT1), ErrorCode::kNotFound);
+    ASSERT_OK(txn.InsertUser(MakeUser(kUser1, "a@example.com", kOrgA, "admin")));
+    EXPECT_ERROR_CODE(txn.InsertUser(MakeUser(kUser2, "a@example.com", kOrgA, "admin")),
+                      ErrorCode::kAlreadyExists);
+    EXPECT_ERROR_CODE(txn.InsertSession(MakeSession(kSess1, kMissingUser)),
+                      ErrorCode::kFailedPrecondition);
+    EXPECT_ERROR_CODE(txn.InsertExecution(MakeExecution(kExec1, kMissingOrg)),
+                      ErrorCode::kFailedPrecondition);
+    EXPECT_ERROR_CODE(txn.DeleteOrg(kMissingOrg), ErrorCode::kNotFound);
+    ASSERT_OK(txn.InsertConfig(MakeConfig(Scope::Org(kOrgA), "after", "1", "int")));
+  });
+  ASSERT_OK_AND_ASSIGN(auto txn, store().Begin(TxnMode::kRead));
+  ASSERT_OK_AND_ASSIGN(std::vector<ConfigRow> rows, txn->ListConfigs(Scope::Org(kOrgA)));
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].key, "after");
+  EXPECT_EQ(rows[1].key, "before");
+  EXPECT_EQ(rows[1].value, "1");
+  ASSERT_OK_AND_ASSIGN(std::optional<TokenRow> token, txn->GetTokenById(kTok1));
+  EXPECT_TRUE(token.has_value());
+  ASSERT_OK_AND_ASSIGN(std::optional<UserRow> user, txn->GetUserById(kUser1));
+  EXPECT_TRUE(user.has_value());
+}
+
 }  // namespace
 }  // namespace bifrost::store

@@ -24,8 +24,10 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::BifrostBinary;
+using testing::On;
 using testing::ProcessResult;
 using testing::RunProcess;
+using testing::Storage;
 using testing::TempDir;
 
 const std::string kCanary = "sk_live_CANARY_7f3a9c1e5b2d";
@@ -67,24 +69,17 @@ std::string ErrorCodeOf(const Reply& reply) {
   return Str(reply.json_body["error"], "code");
 }
 
-// Runs `sql` (a script) against the SQLite database at `path` with Python's sqlite3 module:
-// a second writer, as an attacker or a fault would be. Waits for the server's locks.
-ProcessResult RunSql(const std::string& path, const std::string& sql) {
-  static const std::string kScript =
-      "import sqlite3, sys\n"
-      "c = sqlite3.connect(sys.argv[1], timeout=30)\n"
-      "c.executescript(sys.argv[2])\n"
-      "c.commit()\n"
-      "c.close()\n";
-  return RunProcess({PythonBinary(), "-c", kScript, path, sql});
+// Runs `sql` (a script) on the database as a second writer, as an attacker or a fault would
+// be (Python's sqlite3, waiting for the server's locks, or psql).
+ProcessResult RunSql(const Storage& storage, const std::string& sql) {
+  return testing::RunSqlOn(storage, sql);
 }
 
-std::string DatabaseOf(const std::string& data_dir) { return data_dir + "/bifrost.db"; }
-
-// `bifrost audit verify --data DIR [--file FILE] [--format json]`.
-ProcessResult Verify(const std::string& secret_key, const std::string& data_dir,
+// `bifrost audit verify --data DIR|--database URL [--file FILE] [--format json]`.
+ProcessResult Verify(const std::string& secret_key, const Storage& storage,
                      const std::string& file = "", bool json_format = false) {
-  std::vector<std::string> argv = {BifrostBinary(), "audit", "verify", "--data", data_dir};
+  std::vector<std::string> argv = {BifrostBinary(), "audit", "verify"};
+  for (const std::string& arg : storage.Args()) argv.push_back(arg);
   if (!file.empty()) {
     argv.push_back("--file");
     argv.push_back(file);
@@ -166,15 +161,6 @@ std::vector<std::string> ReadLines(const std::string& path) {
 void WriteFile(const std::string& path, const std::string& content) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << content;
-}
-
-// Everything in the regular files of `dir` (the database and its -wal/-shm).
-std::string ReadAllFiles(const std::string& dir) {
-  std::string all;
-  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
-    if (entry.is_regular_file()) all += testing::ReadFileOrEmpty(entry.path().string());
-  }
-  return all;
 }
 
 // True when `text` names record `seq` ("record 17" not followed by another digit).
@@ -486,21 +472,25 @@ TEST(AuditE2eTest, EveryActionProducesExactlyItsRecord) {
   }
 
   // ---- No value and no token anywhere in the log's storage or its listing.
-  const std::string stored = ReadAllFiles(server.data_dir()) + testing::ReadFileOrEmpty(audit_file);
+  const std::string stored =
+      testing::StoredBytes(server.storage()) + testing::ReadFileOrEmpty(audit_file);
   ASSERT_FALSE(stored.empty());
   std::string listed;
   for (const auto& rec : records) listed += rec.dump();
-  for (const std::string& needle :
-       {kCanary, kCanaryUpdated, std::string("CANARY"), admin, member, bogus}) {
+  for (const std::string& needle : {kCanary, kCanaryUpdated, admin, member, bogus}) {
     EXPECT_EQ(stored.find(needle), std::string::npos) << "stored in clear: " << needle;
     EXPECT_EQ(listed.find(needle), std::string::npos) << "listed: " << needle;
   }
+  EXPECT_EQ(listed.find("CANARY"), std::string::npos) << "listed: a canary";
+  EXPECT_EQ(testing::StoredBytes(server.storage(), testing::StoredScope::kOwn).find("CANARY"),
+            std::string::npos)
+      << "stored in clear: a canary";
 
   // ---- The chain verifies, in the database and in the file.
-  const ProcessResult verified = Verify(server.secret_key(), server.data_dir(), audit_file);
+  const ProcessResult verified = Verify(server.secret_key(), server.storage(), audit_file);
   EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
   EXPECT_NE(verified.out.find("intact"), std::string::npos) << verified.out;
-  const ProcessResult as_json = Verify(server.secret_key(), server.data_dir(), audit_file, true);
+  const ProcessResult as_json = Verify(server.secret_key(), server.storage(), audit_file, true);
   EXPECT_EQ(as_json.exit_code, 0) << as_json.out << as_json.err;
   const json report = json::parse(as_json.out, nullptr, false);
   ASSERT_TRUE(report.is_object()) << as_json.out;
@@ -671,12 +661,12 @@ TEST(AuditE2eTest, ListingAccessControl) {
 
 TEST(AuditE2eTest, FileSinkFailureFailsClosedAndRecovers) {
   TempDir tmp;
-  const std::string data = tmp.path() + "/data";
+  const Storage storage = testing::NewStorage(tmp.path());
   std::string admin;
   std::string org_a;
   {
     // Set up without a file sink, so that the data is there before the sink fails.
-    testing::ServerProcess setup(testing::ServerProcess::Options{.data_dir = data});
+    testing::ServerProcess setup(On(storage));
     ASSERT_FALSE(setup.address().empty());
     Api api(setup.address());
     admin = setup.admin_token();
@@ -687,8 +677,7 @@ TEST(AuditE2eTest, FileSinkFailureFailsClosedAndRecovers) {
   }
   const std::string sink = tmp.path() + "/sink";
   fs::create_symlink("/dev/full", sink);
-  testing::ServerProcess server(testing::ServerProcess::Options{
-      .extra_args = {"--audit-file", sink}, .init = false, .data_dir = data});
+  testing::ServerProcess server(On(storage, {.extra_args = {"--audit-file", sink}, .init = false}));
   ASSERT_FALSE(server.address().empty());
   Api api(server.address());
   const std::string a_configs = "/api/v1/orgs/" + org_a + "/configs";
@@ -732,7 +721,7 @@ TEST(AuditE2eTest, FileSinkFailureFailsClosedAndRecovers) {
   EXPECT_EQ(Str(last, "request_id"), RequestId(revealed)) << lines.back();
   EXPECT_EQ(Str(last, "outcome"), "success") << lines.back();
 
-  const ProcessResult verified = Verify(server.secret_key(), data, real);
+  const ProcessResult verified = Verify(server.secret_key(), storage, real);
   EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
 
   EXPECT_EQ(server.Stop(), 0);
@@ -753,11 +742,18 @@ TEST(AuditE2eTest, DatabaseSinkFailureFailsClosedAndRecovers) {
   const std::string a_configs = "/api/v1/orgs/" + org_a + "/configs";
   SetConfig(api, admin, "/api/v1/orgs/" + org_a, "api_key", "secret", kCanary);
   SetConfig(api, admin, "/api/v1/orgs/" + org_a, "region", "string", "eu-west");
-  const std::string db = DatabaseOf(server.data_dir());
+  const Storage& db = server.storage();
 
-  const ProcessResult fault = RunSql(db,
-                                     "CREATE TRIGGER audit_fault BEFORE INSERT ON audit_log "
-                                     "BEGIN SELECT RAISE(ABORT, 'injected fault'); END;");
+  // A trigger that makes every insert into the log fail.
+  const ProcessResult fault =
+      db.postgresql() ? RunSql(db,
+                               "CREATE FUNCTION audit_fault() RETURNS trigger LANGUAGE plpgsql AS "
+                               "$$BEGIN RAISE EXCEPTION 'injected fault'; END$$;"
+                               "CREATE TRIGGER audit_fault BEFORE INSERT ON audit_log "
+                               "FOR EACH ROW EXECUTE FUNCTION audit_fault();")
+                      : RunSql(db,
+                               "CREATE TRIGGER audit_fault BEFORE INSERT ON audit_log "
+                               "BEGIN SELECT RAISE(ABORT, 'injected fault'); END;");
   ASSERT_EQ(fault.exit_code, 0) << fault.out << fault.err;
 
   const Reply refused = api.Call("GET", a_configs + "/api_key/reveal", admin);
@@ -779,7 +775,9 @@ TEST(AuditE2eTest, DatabaseSinkFailureFailsClosedAndRecovers) {
   EXPECT_GE(broken["failed_records"].get<std::int64_t>(), 1) << broken.dump();
   EXPECT_TRUE(LogHasAuditError(server)) << server.Stderr();
 
-  const ProcessResult repaired = RunSql(db, "DROP TRIGGER audit_fault;");
+  const ProcessResult repaired = RunSql(
+      db, db.postgresql() ? "DROP TRIGGER audit_fault ON audit_log; DROP FUNCTION audit_fault();"
+                          : "DROP TRIGGER audit_fault;");
   ASSERT_EQ(repaired.exit_code, 0) << repaired.out << repaired.err;
   const Reply revealed = api.Call("GET", a_configs + "/api_key/reveal", admin);
   EXPECT_EQ(revealed.status, 200) << revealed.body;
@@ -799,7 +797,7 @@ TEST(AuditE2eTest, DatabaseSinkFailureFailsClosedAndRecovers) {
   EXPECT_EQ(ids.count(RequestId(revealed)), 1u);
   EXPECT_EQ(ids.count(RequestId(rewritten)), 1u);
 
-  const ProcessResult verified = Verify(server.secret_key(), server.data_dir());
+  const ProcessResult verified = Verify(server.secret_key(), server.storage());
   EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
   EXPECT_EQ(server.Stop(), 0);
   EXPECT_EQ(server.Stderr().find("CANARY"), std::string::npos);
@@ -807,26 +805,53 @@ TEST(AuditE2eTest, DatabaseSinkFailureFailsClosedAndRecovers) {
 
 // ---------------------------------------------------------------------------------------
 
-std::vector<std::uint8_t> ReadBytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+// The name of the database a PostgreSQL URL names ("postgresql://u@host/NAME?...").
+std::string DatabaseNameOf(const std::string& url) {
+  const std::size_t scheme = url.find("://");
+  const std::size_t slash = url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+  if (slash == std::string::npos) return "";
+  const std::size_t end = url.find('?', slash);
+  return url.substr(slash + 1, end == std::string::npos ? std::string::npos : end - slash - 1);
+}
+
+// A copy of `storage`, which no process has open: its data directory copied under `dir`, or
+// a new PostgreSQL database made from it as a template.
+Storage CopyOf(const Storage& storage, const std::string& dir) {
+  Storage copy;
+  if (!storage.postgresql()) {
+    copy.data_dir = dir + "/data";
+    fs::copy(storage.data_dir, copy.data_dir, fs::copy_options::recursive);
+    return copy;
+  }
+  static std::atomic<int> copies{0};
+  std::string name = DatabaseNameOf(storage.database_url);
+  name = name.substr(0, 50);
+  name += "_c";
+  name += std::to_string(copies.fetch_add(1));
+  const std::string admin = testing::PostgresAdminUrl();
+  EXPECT_FALSE(admin.empty()) << "no PostgreSQL test cluster";
+  const ProcessResult made = testing::RunSqlOn(
+      Storage{.database_url = admin},
+      "CREATE DATABASE \"" + name + "\" TEMPLATE \"" + DatabaseNameOf(storage.database_url) + "\"");
+  EXPECT_EQ(made.exit_code, 0) << made.err;
+  copy.database_url = testing::WithDatabase(storage.database_url, name);
+  copy.created = std::time(nullptr);
+  return copy;
 }
 
 class AuditTamperE2eTest : public ::testing::Test {
  protected:
-  // A copy of the stopped server's data directory and audit file, fresh for each tampering.
+  // A copy of the stopped server's database and audit file, fresh for each tampering.
   struct Copy {
     std::unique_ptr<TempDir> dir;
-    std::string data;
+    Storage storage;
     std::string file;
-    std::string db() const { return DatabaseOf(data); }
   };
 
   Copy Fresh() const {
-    Copy copy{std::make_unique<TempDir>(), "", ""};
-    copy.data = copy.dir->path() + "/data";
+    Copy copy{std::make_unique<TempDir>(), {}, ""};
+    copy.storage = CopyOf(storage_, copy.dir->path());
     copy.file = copy.dir->path() + "/audit.jsonl";
-    fs::copy(data_, copy.data, fs::copy_options::recursive);
     fs::copy_file(file_, copy.file);
     return copy;
   }
@@ -836,14 +861,14 @@ class AuditTamperE2eTest : public ::testing::Test {
   void ExpectBroken(const Copy& copy, bool with_file, std::int64_t bad_seq,
                     const std::string& words, bool text_names_record = true) const {
     const std::string file = with_file ? copy.file : "";
-    const ProcessResult text = Verify(key_, copy.data, file);
+    const ProcessResult text = Verify(key_, copy.storage, file);
     EXPECT_EQ(text.exit_code, 4) << text.out << text.err;
     if (text_names_record) {
       EXPECT_TRUE(NamesRecord(text.out + text.err, bad_seq))
           << "does not name record " << bad_seq << ": " << text.out << text.err;
     }
     EXPECT_NE((text.out + text.err).find(words), std::string::npos) << text.out << text.err;
-    const ProcessResult as_json = Verify(key_, copy.data, file, true);
+    const ProcessResult as_json = Verify(key_, copy.storage, file, true);
     EXPECT_EQ(as_json.exit_code, 4) << as_json.out << as_json.err;
     const json report = json::parse(as_json.out, nullptr, false);
     ASSERT_TRUE(report.is_object()) << as_json.out;
@@ -855,9 +880,8 @@ class AuditTamperE2eTest : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new TempDir();
     file_ = dir_->path() + "/audit.jsonl";
-    data_ = dir_->path() + "/data";
-    testing::ServerProcess server(
-        testing::ServerProcess::Options{.extra_args = {"--audit-file", file_}, .data_dir = data_});
+    storage_ = testing::NewStorage(dir_->path());
+    testing::ServerProcess server(On(storage_, {.extra_args = {"--audit-file", file_}}));
     ASSERT_FALSE(server.address().empty());
     key_ = server.secret_key();
     Api api(server.address());
@@ -881,7 +905,7 @@ class AuditTamperE2eTest : public ::testing::Test {
   }
 
   static inline TempDir* dir_ = nullptr;
-  static inline std::string data_;
+  static inline Storage storage_;
   static inline std::string file_;
   static inline std::string key_;
   static inline std::int64_t last_seq_ = 0;
@@ -890,7 +914,7 @@ class AuditTamperE2eTest : public ::testing::Test {
 TEST_F(AuditTamperE2eTest, UntouchedCopyVerifies) {
   ASSERT_EQ(last_seq_, 21);  // init, org, 5 configs, 14 reveals
   const Copy copy = Fresh();
-  const ProcessResult r = Verify(key_, copy.data, copy.file, true);
+  const ProcessResult r = Verify(key_, copy.storage, copy.file, true);
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   const json report = json::parse(r.out, nullptr, false);
   EXPECT_EQ(report["ok"], true) << r.out;
@@ -900,20 +924,22 @@ TEST_F(AuditTamperE2eTest, UntouchedCopyVerifies) {
 
 TEST_F(AuditTamperE2eTest, AWrongKeyIsRefusedNotReportedAsTampering) {
   const Copy copy = Fresh();
-  const std::vector<std::uint8_t> before = ReadBytes(copy.db());
-  const ProcessResult wrong = Verify("another-secret-key-0123456789-abcdefgh", copy.data);
+  const std::string before = testing::StorageFingerprint(copy.storage);
+  ASSERT_FALSE(before.empty());
+  const ProcessResult wrong = Verify("another-secret-key-0123456789-abcdefgh", copy.storage);
   EXPECT_EQ(wrong.exit_code, 1) << wrong.out << wrong.err;
   EXPECT_NE(wrong.err.find("does not match this database"), std::string::npos) << wrong.err;
-  EXPECT_TRUE(before == ReadBytes(copy.db())) << "verify must not write to the database";
+  EXPECT_TRUE(before == testing::StorageFingerprint(copy.storage))
+      << "verify must not write to the database";
 }
 
 TEST_F(AuditTamperE2eTest, DeletedRowIsNamedMissing) {
   const Copy copy = Fresh();
-  const ProcessResult r = RunSql(copy.db(), "DELETE FROM audit_log WHERE seq = 10;");
+  const ProcessResult r = RunSql(copy.storage, "DELETE FROM audit_log WHERE seq = 10;");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   ExpectBroken(copy, false, 10, "missing");
   // The file still has it: checked against the database, the gap shows too.
-  const ProcessResult with_file = Verify(key_, copy.data, copy.file);
+  const ProcessResult with_file = Verify(key_, copy.storage, copy.file);
   EXPECT_EQ(with_file.exit_code, 4) << with_file.out << with_file.err;
 }
 
@@ -921,13 +947,14 @@ TEST_F(AuditTamperE2eTest, EditedFieldIsNamed) {
   {
     const Copy copy = Fresh();
     const ProcessResult r =
-        RunSql(copy.db(), "UPDATE audit_log SET actor_name = 'someone-else' WHERE seq = 7;");
+        RunSql(copy.storage, "UPDATE audit_log SET actor_name = 'someone-else' WHERE seq = 7;");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     ExpectBroken(copy, false, 7, "changed");
   }
   {
     const Copy copy = Fresh();
-    const ProcessResult r = RunSql(copy.db(), "UPDATE audit_log SET detail = 'x' WHERE seq = 12;");
+    const ProcessResult r =
+        RunSql(copy.storage, "UPDATE audit_log SET detail = 'x' WHERE seq = 12;");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     ExpectBroken(copy, false, 12, "changed");
   }
@@ -935,7 +962,7 @@ TEST_F(AuditTamperE2eTest, EditedFieldIsNamed) {
 
 TEST_F(AuditTamperE2eTest, SwappedRowsAreNamed) {
   const Copy copy = Fresh();
-  const ProcessResult r = RunSql(copy.db(),
+  const ProcessResult r = RunSql(copy.storage,
                                  "BEGIN;"
                                  "UPDATE audit_log SET seq = 1000000 WHERE seq = 5;"
                                  "UPDATE audit_log SET seq = 5 WHERE seq = 15;"
@@ -954,7 +981,7 @@ TEST_F(AuditTamperE2eTest, TruncatedFileEndsEarly) {
   for (const auto& line : lines) content += line + "\n";
   WriteFile(copy.file, content);
   // The database alone is intact; the file is not.
-  const ProcessResult db_only = Verify(key_, copy.data);
+  const ProcessResult db_only = Verify(key_, copy.storage);
   EXPECT_EQ(db_only.exit_code, 0) << db_only.out << db_only.err;
   ExpectBroken(copy, true, last_seq_ - 1, "removed from the end of the file",
                /*text_names_record=*/false);
@@ -988,9 +1015,8 @@ TEST_F(AuditTamperE2eTest, EditedFileLineIsNamed) {
 
 TEST(AuditE2eTest, CrashLosesNoAcknowledgedReveal) {
   TempDir tmp;
-  const std::string data = tmp.path() + "/data";
-  testing::ServerProcess::Options options{.data_dir = data};
-  auto server = std::make_unique<testing::ServerProcess>(options);
+  const Storage storage = testing::NewStorage(tmp.path());
+  auto server = std::make_unique<testing::ServerProcess>(On(storage));
   ASSERT_FALSE(server->address().empty());
   const std::string admin = server->admin_token();
   std::vector<std::string> targets;
@@ -1055,9 +1081,8 @@ TEST(AuditE2eTest, CrashLosesNoAcknowledgedReveal) {
   std::cout << "[ audit    ] reveals acknowledged before SIGKILL: " << acked.size() << "\n";
   ASSERT_GT(acked.size(), 0u);
 
-  // The same data directory, restarted: every acknowledged reveal has its record.
-  testing::ServerProcess restarted(
-      testing::ServerProcess::Options{.init = false, .data_dir = data});
+  // The same database, restarted: every acknowledged reveal has its record.
+  testing::ServerProcess restarted(On(storage, {.init = false}));
   ASSERT_FALSE(restarted.address().empty());
   Api api(restarted.address());
   std::set<std::string> recorded;
@@ -1070,7 +1095,7 @@ TEST(AuditE2eTest, CrashLosesNoAcknowledgedReveal) {
   }
   EXPECT_EQ(lost, 0u) << "acknowledged reveals without a record, of " << acked.size();
   EXPECT_GE(recorded.size(), acked.size());
-  const ProcessResult verified = Verify(restarted.secret_key(), data);
+  const ProcessResult verified = Verify(restarted.secret_key(), storage);
   EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
 }
 
@@ -1095,12 +1120,11 @@ std::vector<std::string> TenDaysAgo() {
 TEST(AuditE2eTest, RetentionPrunesOldRecordsBehindASignedCheckpoint) {
   ASSERT_TRUE(fs::exists(kFakeTimeLibrary)) << "make deps installs the faketime package";
   testing::TempDir dir;
-  const std::string data = dir.path() + "/data";
+  const Storage storage = testing::NewStorage(dir.path());
   std::string admin;
   std::string key;
   {
-    testing::ServerProcess::Options options;
-    options.data_dir = data;
+    testing::ServerProcess::Options options = On(storage);
     options.extra_env = TenDaysAgo();
     options.init_env = TenDaysAgo();
     testing::ServerProcess past(options);
@@ -1121,9 +1145,8 @@ TEST(AuditE2eTest, RetentionPrunesOldRecordsBehindASignedCheckpoint) {
     ASSERT_EQ(past.Stop(), 0);
   }
 
-  testing::ServerProcess::Options options;
+  testing::ServerProcess::Options options = On(storage);
   options.init = false;
-  options.data_dir = data;
   options.secret_key = key;
   options.extra_args = {"--audit-retention", "5"};
   testing::ServerProcess now(options);
@@ -1144,7 +1167,7 @@ TEST(AuditE2eTest, RetentionPrunesOldRecordsBehindASignedCheckpoint) {
   EXPECT_NE(Str(kept[1], "detail").find("3"), std::string::npos) << kept[1].dump();
   EXPECT_NE(now.Stderr().find("audit retention pruned"), std::string::npos) << now.Stderr();
 
-  const ProcessResult intact = Verify(key, data, "", /*json_format=*/true);
+  const ProcessResult intact = Verify(key, storage, "", /*json_format=*/true);
   EXPECT_EQ(intact.exit_code, 0) << intact.out << intact.err;
   const json report = json::parse(intact.out, nullptr, false);
   EXPECT_EQ(report["checkpoint"], true) << intact.out;
@@ -1152,8 +1175,8 @@ TEST(AuditE2eTest, RetentionPrunesOldRecordsBehindASignedCheckpoint) {
 
   // Deleting more at the start than the checkpoint allows is caught.
   ASSERT_EQ(now.Stop(), 0);
-  ASSERT_EQ(RunSql(DatabaseOf(data), "DELETE FROM audit_log WHERE seq = 4;").exit_code, 0);
-  const ProcessResult broken = Verify(key, data, "", false);
+  ASSERT_EQ(RunSql(storage, "DELETE FROM audit_log WHERE seq = 4;").exit_code, 0);
+  const ProcessResult broken = Verify(key, storage, "", false);
   EXPECT_EQ(broken.exit_code, 4) << broken.out << broken.err;
   EXPECT_TRUE(NamesRecord(broken.out + broken.err, 4)) << broken.out << broken.err;
 }

@@ -9,8 +9,11 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "client/http_client.h"
+#include "tests/support/postgres_test.h"
 #include "tests/support/server_process.h"
 
 namespace bifrost::e2e {
@@ -63,10 +66,43 @@ class Api {
 };
 
 // Debian's Python with the `cryptography` package (BIFROST_PYTHON overrides the path
-// compiled in): for the tests' own sqlite3 access and generated dumps.
+// compiled in): for generated dumps and the tests' own scripts.
 inline std::string PythonBinary() {
   const char* python = std::getenv("BIFROST_PYTHON");
   return python != nullptr ? python : BIFROST_PYTHON;
+}
+
+// The rows `sql` returns on `storage` (a second client of the database, on either backend:
+// testing::RunSqlOn), every value as text, NULL as "". Fails the test on an error.
+inline std::vector<std::vector<std::string>> SqlRows(const testing::Storage& storage,
+                                                     const std::string& sql) {
+  const testing::ProcessResult r = testing::RunSqlOn(storage, sql);
+  EXPECT_EQ(r.exit_code, 0) << sql << ": " << r.out << r.err;
+  std::vector<std::vector<std::string>> rows;
+  std::size_t start = 0;
+  while (start < r.out.size()) {
+    std::size_t end = r.out.find('\n', start);
+    if (end == std::string::npos) end = r.out.size();
+    const std::string line = r.out.substr(start, end - start);
+    std::vector<std::string> row;
+    std::size_t field = 0;
+    for (;;) {
+      const std::size_t next = line.find('\x1f', field);
+      row.push_back(
+          line.substr(field, next == std::string::npos ? std::string::npos : next - field));
+      if (next == std::string::npos) break;
+      field = next + 1;
+    }
+    rows.push_back(std::move(row));
+    start = end + 1;
+  }
+  return rows;
+}
+
+// Runs `sql` (one or more statements) on `storage`; fails the test on an error.
+inline void SqlExec(const testing::Storage& storage, const std::string& sql) {
+  const testing::ProcessResult r = testing::RunSqlOn(storage, sql);
+  EXPECT_EQ(r.exit_code, 0) << sql << ": " << r.out << r.err;
 }
 
 // Creates an org as platform admin and returns its id.

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <set>
 #include <string>
@@ -16,7 +15,6 @@
 namespace bifrost::e2e {
 namespace {
 
-namespace fs = std::filesystem;
 using testing::BifrostBinary;
 using testing::ProcessResult;
 using testing::RunProcess;
@@ -71,10 +69,11 @@ Dump MakeDump(const TempDir& dir, const std::string& source_key,
 
 ProcessResult Import(const ServerProcess& server, const Dump& dump,
                      const std::vector<std::string>& extra = {}) {
-  std::vector<std::string> argv = {
-      BifrostBinary(),   "import",           "bifrost",   "--data",     server.data_dir(),
-      "--organizations", dump.organizations, "--configs", dump.configs, "--source-key-file",
-      dump.key_file};
+  std::vector<std::string> argv = {BifrostBinary(), "import", "bifrost"};
+  const std::vector<std::string> storage = server.StorageArgs();
+  argv.insert(argv.end(), storage.begin(), storage.end());
+  argv.insert(argv.end(), {"--organizations", dump.organizations, "--configs", dump.configs,
+                           "--source-key-file", dump.key_file});
   argv.insert(argv.end(), extra.begin(), extra.end());
   std::string key_env = "BIFROST_SECRET_KEY=";
   key_env += server.secret_key();
@@ -142,17 +141,14 @@ std::vector<json> ImportRecords(Api& api, const std::string& admin) {
   return records;
 }
 
-// Everything the process and the server printed, and the files of the data directory.
+// Everything the process and the server printed, and what the database stored (its files).
 void ExpectNoSecretLeaked(const Dump& dump, const ServerProcess& server,
                           const std::vector<const ProcessResult*>& runs) {
   std::vector<std::string> secrets = {dump.source_key};
   for (const json& entry : dump.expected["configs"]) {
     if (entry["type"] == "secret") secrets.push_back(entry["value"].get<std::string>());
   }
-  std::string files;
-  for (const auto& entry : fs::recursive_directory_iterator(server.data_dir())) {
-    if (entry.is_regular_file()) files += testing::ReadFileOrEmpty(entry.path().string());
-  }
+  const std::string files = testing::StoredBytes(server.storage());
   const std::string logs = server.Stdout() + server.Stderr();
   for (const std::string& secret : secrets) {
     for (const ProcessResult* run : runs) {
@@ -160,7 +156,7 @@ void ExpectNoSecretLeaked(const Dump& dump, const ServerProcess& server,
       EXPECT_EQ(run->err.find(secret), std::string::npos) << "stderr has a secret";
     }
     EXPECT_EQ(logs.find(secret), std::string::npos) << "the server log has a secret";
-    EXPECT_EQ(files.find(secret), std::string::npos) << "the data directory has a secret";
+    EXPECT_EQ(files.find(secret), std::string::npos) << "the database files have a secret";
   }
 }
 
@@ -221,8 +217,9 @@ TEST(ImportTest, HkdfDumpImportsEveryValue) {
   // The import's record sits in the audit chain like any other.
   std::string key_env = "BIFROST_SECRET_KEY=";
   key_env += server.secret_key();
-  const ProcessResult verify =
-      RunProcess({BifrostBinary(), "audit", "verify", "--data", server.data_dir()}, "", {key_env});
+  std::vector<std::string> verify_argv = {BifrostBinary(), "audit", "verify"};
+  for (const std::string& arg : server.StorageArgs()) verify_argv.push_back(arg);
+  const ProcessResult verify = RunProcess(verify_argv, "", {key_env});
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
 
   ExpectNoSecretLeaked(dump, server, {&run});
@@ -370,16 +367,23 @@ TEST(ImportTest, UsageErrors) {
   std::string key_env = "BIFROST_SECRET_KEY=";
   key_env += server.secret_key();
 
+  // `bifrost import bifrost --data DIR` (or --database URL), then `args`.
+  const auto import_argv = [&](const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {BifrostBinary(), "import", "bifrost"};
+    for (const std::string& arg : server.StorageArgs()) argv.push_back(arg);
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+  };
+
   // The source key is never taken on the command line.
-  const ProcessResult inline_key = RunProcess(
-      {BifrostBinary(), "import", "bifrost", "--data", server.data_dir(), "--organizations",
-       dump.organizations, "--configs", dump.configs, "--source-key", kSourceKey},
-      "", {key_env});
+  const ProcessResult inline_key =
+      RunProcess(import_argv({"--organizations", dump.organizations, "--configs", dump.configs,
+                              "--source-key", kSourceKey}),
+                 "", {key_env});
   EXPECT_EQ(inline_key.exit_code, 2) << inline_key.err;
   EXPECT_EQ(inline_key.err.find(kSourceKey), std::string::npos) << inline_key.err;
 
-  const ProcessResult no_files = RunProcess(
-      {BifrostBinary(), "import", "bifrost", "--data", server.data_dir()}, "", {key_env});
+  const ProcessResult no_files = RunProcess(import_argv({}), "", {key_env});
   EXPECT_EQ(no_files.exit_code, 2) << no_files.err;
 
   const ProcessResult help = RunProcess({BifrostBinary(), "import", "bifrost", "--help"});
@@ -387,9 +391,9 @@ TEST(ImportTest, UsageErrors) {
   EXPECT_NE(help.out.find("docs/migrating-from-bifrost.md"), std::string::npos) << help.out;
 
   // Without this installation's key nothing is opened.
-  const ProcessResult no_key = RunProcess(
-      {BifrostBinary(), "import", "bifrost", "--data", server.data_dir(), "--organizations",
-       dump.organizations, "--configs", dump.configs, "--source-key-file", dump.key_file});
+  const ProcessResult no_key =
+      RunProcess(import_argv({"--organizations", dump.organizations, "--configs", dump.configs,
+                              "--source-key-file", dump.key_file}));
   EXPECT_EQ(no_key.exit_code, 1);
   EXPECT_TRUE(no_key.err.starts_with("bifrost: BIFROST_SECRET_KEY is not set")) << no_key.err;
 }

@@ -17,6 +17,12 @@ using testing::TempDir;
 
 const std::string kKey = "lifecycle-test-secret-key-0123456789abcd";
 
+// `first`, then `rest`, concatenated (a command around a storage's arguments).
+std::vector<std::string> Cat(std::vector<std::string> first, const std::vector<std::string>& rest) {
+  first.insert(first.end(), rest.begin(), rest.end());
+  return first;
+}
+
 // Runs a bifrost command that is expected to refuse to start: exit 1, one line on stderr.
 std::string Refusal(const std::vector<std::string>& args, const std::vector<std::string>& env) {
   std::vector<std::string> argv = {BifrostBinary()};
@@ -30,29 +36,35 @@ std::string Refusal(const std::vector<std::string>& args, const std::vector<std:
 
 TEST(ServerLifecycle, InitOnceThenServeAndStopCleanly) {
   TempDir dir;
-  const std::string data = dir.path() + "/data";
-  const ProcessResult init =
-      RunProcess({BifrostBinary(), "init", "--data", data}, "", {"BIFROST_SECRET_KEY=" + kKey});
+  const testing::Storage storage = testing::NewStorage(dir.path());
+  const ProcessResult init = RunProcess(Cat({BifrostBinary(), "init"}, storage.Args()), "",
+                                        {"BIFROST_SECRET_KEY=" + kKey});
   ASSERT_EQ(init.exit_code, 0) << init.err;
   EXPECT_NE(init.out.find("bft_"), std::string::npos);
-  const std::string db_before = testing::ReadFileOrEmpty(data + "/bifrost.db");
+  const std::string db_before = testing::StorageFingerprint(storage);
+  ASSERT_FALSE(db_before.empty());
   // A second init refuses and touches nothing.
-  const std::string again =
-      Refusal({"init", "--data", data, "--format", "json"}, {"BIFROST_SECRET_KEY=" + kKey});
+  const std::string again = Refusal(Cat(Cat({"init"}, storage.Args()), {"--format", "json"}),
+                                    {"BIFROST_SECRET_KEY=" + kKey});
   EXPECT_NE(again.find("already"), std::string::npos) << again;
-  EXPECT_EQ(testing::ReadFileOrEmpty(data + "/bifrost.db"), db_before);
-  struct stat st {};
-  ASSERT_EQ(stat((data + "/bifrost.db").c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_TRUE(testing::StorageFingerprint(storage) == db_before) << "init changed the database";
+  // The database file is the owner's alone (PostgreSQL keeps its files itself).
+  if (!storage.postgresql()) {
+    struct stat st {};
+    ASSERT_EQ(stat((storage.data_dir + "/bifrost.db").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+  }
 }
 
 TEST(ServerLifecycle, StartupRefusalsSayWhich) {
   TempDir dir;
-  const std::string data = dir.path() + "/data";
-  ASSERT_EQ(RunProcess({BifrostBinary(), "init", "--data", data}, "", {"BIFROST_SECRET_KEY=" + kKey})
-                .exit_code,
-            0);
-  const std::vector<std::string> serve = {"serve", "--data", data, "--listen", "127.0.0.1:0"};
+  const testing::Storage storage = testing::NewStorage(dir.path());
+  ASSERT_EQ(
+      RunProcess(Cat({BifrostBinary(), "init"}, storage.Args()), "", {"BIFROST_SECRET_KEY=" + kKey})
+          .exit_code,
+      0);
+  const std::vector<std::string> serve =
+      Cat(Cat({"serve"}, storage.Args()), {"--listen", "127.0.0.1:0"});
   EXPECT_NE(Refusal(serve, {"BIFROST_SECRET_KEY="}).find("BIFROST_SECRET_KEY is not set"),
             std::string::npos);
   EXPECT_NE(Refusal(serve, {"BIFROST_SECRET_KEY=short"}).find("too short"), std::string::npos);
@@ -69,13 +81,16 @@ TEST(ServerLifecycle, StartupRefusalsSayWhich) {
   EXPECT_NE(Refusal(serve, {"BIFROST_SECRET_KEY=", "BIFROST_SECRET_KEY_FILE=" + key_file})
                 .find("does not match this database"),
             std::string::npos);
-  // Serving a directory that was never initialized.
-  EXPECT_NE(Refusal({"serve", "--data", dir.path() + "/empty", "--listen", "127.0.0.1:0"},
+  // Serving a database that was never initialized (a directory without one, an empty
+  // PostgreSQL database).
+  const testing::Storage empty = testing::NewStorage(dir.path() + "/empty");
+  EXPECT_NE(Refusal(Cat(Cat({"serve"}, empty.Args()), {"--listen", "127.0.0.1:0"}),
                     {"BIFROST_SECRET_KEY=" + kKey})
                 .find("bifrost init"),
             std::string::npos);
   // Plain HTTP on a non-loopback address needs --insecure-no-tls.
-  EXPECT_NE(Refusal({"serve", "--data", data, "--listen", "0.0.0.0:0"}, {"BIFROST_SECRET_KEY=" + kKey})
+  EXPECT_NE(Refusal(Cat(Cat({"serve"}, storage.Args()), {"--listen", "0.0.0.0:0"}),
+                    {"BIFROST_SECRET_KEY=" + kKey})
                 .find("--insecure-no-tls"),
             std::string::npos);
 }
@@ -106,22 +121,25 @@ TEST(ServerLifecycle, Tls) {
   TempDir dir;
   const std::string cert = dir.path() + "/cert.pem";
   const std::string key = dir.path() + "/key.pem";
-  const ProcessResult gen = RunProcess(
-      {"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-       "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-days", "1"});
+  const ProcessResult gen =
+      RunProcess({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                  "-out", cert, "-subj", "/CN=localhost", "-addext",
+                  "subjectAltName=DNS:localhost,IP:127.0.0.1", "-days", "1"});
   ASSERT_EQ(gen.exit_code, 0) << gen.err;
-  testing::ServerProcess server(
-      {.secret_key = kKey, .extra_args = {"--tls-cert", cert, "--tls-key", key}, .extra_env = {}, .init = true});
+  testing::ServerProcess server({.secret_key = kKey,
+                                 .extra_args = {"--tls-cert", cert, "--tls-key", key},
+                                 .extra_env = {},
+                                 .init = true});
   ASSERT_TRUE(server.address().starts_with("https://127.0.0.1:")) << server.address();
-  auto client = client::HttpClient::Create({.address = server.address(), .ca_file = cert, .timeout_ms = 10'000});
+  auto client = client::HttpClient::Create(
+      {.address = server.address(), .ca_file = cert, .timeout_ms = 10'000});
   ASSERT_TRUE(client);
   auto reply = (*client)->Send("GET", "/api/v1/whoami", std::nullopt, server.admin_token());
   ASSERT_TRUE(reply) << reply.error().ToString();
   EXPECT_EQ(reply->status, 200) << reply->body;
   // The CLI over HTTPS, trusting the certificate.
-  const ProcessResult cli =
-      server.Cli({"org", "create", "Secure Org", "--format", "json"}, server.admin_token(), "",
-                 {"BIFROST_CACERT=" + cert});
+  const ProcessResult cli = server.Cli({"org", "create", "Secure Org", "--format", "json"},
+                                       server.admin_token(), "", {"BIFROST_CACERT=" + cert});
   EXPECT_EQ(cli.exit_code, 0) << cli.err;
   // Without trusting it, the client refuses.
   const ProcessResult untrusted = server.Cli({"org", "list"}, server.admin_token());
@@ -131,6 +149,20 @@ TEST(ServerLifecycle, Tls) {
 
 TEST(ServerLifecycle, DevModeGeneratesAKeyOnceAndPrintsAnAdminToken) {
   TempDir dir;
+  if (testing::TestBackend() == "postgresql") {
+    // --dev keeps its key and its database in a data directory (SQLite): with a PostgreSQL
+    // database it is a usage error (exit 2), in one line that names both flags.
+    const testing::Storage storage = testing::NewStorage(dir.path());
+    const ProcessResult r = RunProcess(
+        Cat(Cat({BifrostBinary(), "serve", "--dev"}, storage.Args()), {"--listen", "127.0.0.1:0"}),
+        "", {"BIFROST_SECRET_KEY="});
+    EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "not one line: " << r.err;
+    EXPECT_TRUE(r.err.starts_with("bifrost: ")) << r.err;
+    EXPECT_NE(r.err.find("--dev"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("--database"), std::string::npos) << r.err;
+    return;
+  }
   const testing::ServerProcess::Options dev = {.secret_key = "",
                                                .extra_args = {"--dev"},
                                                .extra_env = {"BIFROST_SECRET_KEY="},

@@ -226,13 +226,24 @@ std::vector<std::string> ProcessesWith(const std::string& marker) {
   return found;
 }
 
-// Every regular file under `dir`, concatenated.
-std::string ReadAllFiles(const std::string& dir) {
-  std::string all;
-  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
-    if (entry.is_regular_file()) all += testing::ReadFileOrEmpty(entry.path().string());
-  }
-  return all;
+// The Unix socket of a PostgreSQL URL that names one ("...?host=/dir&port=N"), else "".
+std::string PostgresSocketOf(const std::string& url) {
+  const auto param = [&url](const std::string& name) -> std::string {
+    const std::size_t query = url.find('?');
+    if (query == std::string::npos) return "";
+    for (std::size_t at = query + 1; at < url.size();) {
+      const std::size_t end = std::min(url.find('&', at), url.size());
+      if (url.compare(at, name.size() + 1, name + "=") == 0) {
+        return url.substr(at + name.size() + 1, end - at - name.size() - 1);
+      }
+      at = end + 1;
+    }
+    return "";
+  };
+  const std::string host = param("host");
+  if (!host.starts_with("/")) return "";
+  const std::string port = param("port");
+  return host + "/.s.PGSQL." + (port.empty() ? "5432" : port);
 }
 
 std::string RevealValue(Api& api, const std::string& token, const std::string& org,
@@ -331,6 +342,7 @@ const char* const kToolsPy = R"py(import asyncio
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -401,6 +413,18 @@ def _attempt(path, directory=False, write=False):
         return type(exc).__name__
 
 
+def _connect(path):
+    if not path:
+        return "none"
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(10)
+            sock.connect(path)
+        return "ok"
+    except OSError as exc:
+        return type(exc).__name__
+
+
 def _signal(pid):
     try:
         os.kill(pid, 0)  # no signal: only whether it may be sent
@@ -410,7 +434,7 @@ def _signal(pid):
 
 
 @workflow(name="probe")
-async def probe(context, db_path, key_path, data_dir, server_pid, other_org, scratch):
+async def probe(context, db_path, db_socket, key_path, data_dir, server_pid, other_org, scratch):
     try:
         await config.get("api_key", org=other_org)
         cross_org = "allowed"
@@ -423,6 +447,7 @@ async def probe(context, db_path, key_path, data_dir, server_pid, other_org, scr
     await config.set("leaked_token", os.environ.get("BIFROST_TOKEN", ""))
     print("token:", os.environ.get("BIFROST_TOKEN", ""))
     return {"env": dict(os.environ), "uid": os.getuid(), "db": _attempt(db_path),
+            "db_socket": _connect(db_socket),
             "key": _attempt(key_path), "data_dir": _attempt(data_dir, directory=True),
             "server_environ": _attempt("/proc/{}/environ".format(server_pid)),
             "parent_environ": _attempt("/proc/{}/environ".format(os.getppid())),
@@ -743,19 +768,36 @@ TEST_F(WorkflowTest, ExecutionSeesNothingOfTheServerAndItsTokenDiesWithIt) {
   SetConfig(api(), admin(), "/api/v1/orgs/" + org_b, "api_key", "secret",
             "sk_live_CANARY_" + RandomHex(12));
 
-  const std::string data_dir = fs::canonical(server().data_dir()).string();
+  // The database: SQLite's file in the data directory, or PostgreSQL's data directory, the
+  // file of the configs table in it and the server's socket.
+  const bool postgresql = server().storage().postgresql();
+  std::string data_dir;
+  std::string db_path;
+  std::string db_socket;
+  if (postgresql) {
+    data_dir = testing::PostgresDataDir();
+    ASSERT_FALSE(data_dir.empty()) << "the PostgreSQL test cluster's data directory is unknown";
+    const auto relation = SqlRows(server().storage(), "SELECT pg_relation_filepath('configs')");
+    ASSERT_EQ(relation.size(), 1u);
+    db_path = data_dir + "/" + relation[0][0];
+    db_socket = PostgresSocketOf(server().database_url());
+  } else {
+    data_dir = fs::canonical(server().data_dir()).string();
+    db_path = data_dir + "/bifrost.db";
+  }
   const std::string scratch = "bifrost-e2e-scratch-" + RandomHex(8);
   // With Landlock, the database is readable by everyone during the run: the sandbox alone
-  // must keep the workflow from it (the key file is so already).
+  // must keep the workflow from it (the key file is so already). Not the files of the
+  // PostgreSQL cluster, which other tests share: its owner's permissions guard them too.
   std::vector<std::unique_ptr<ModeOpened>> opened;
-  if (HasLandlock()) {
-    for (const std::string& path :
-         {fs::path(data_dir).parent_path().string(), data_dir, data_dir + "/bifrost.db"}) {
+  if (HasLandlock() && !postgresql) {
+    for (const std::string& path : {fs::path(data_dir).parent_path().string(), data_dir, db_path}) {
       opened.push_back(std::make_unique<ModeOpened>(path));
     }
   }
   json done = RunToEnd(api(), admin(), org_a, "probe",
-                       json{{"db_path", data_dir + "/bifrost.db"},
+                       json{{"db_path", db_path},
+                            {"db_socket", db_socket},
                             {"key_path", shared_->key_file},
                             {"data_dir", data_dir},
                             {"server_pid", std::to_string(server().pid())},
@@ -790,6 +832,10 @@ TEST_F(WorkflowTest, ExecutionSeesNothingOfTheServerAndItsTokenDiesWithIt) {
     const std::string text = value.is_string() ? value.get<std::string>() : value.dump();
     EXPECT_EQ(text.find(admin()), std::string::npos) << name << " holds the admin token";
     EXPECT_EQ(text.find(data_dir), std::string::npos) << name << " names the data directory";
+    if (postgresql) {
+      EXPECT_EQ(text.find(server().database_url()), std::string::npos)
+          << name << " names the database";
+    }
     EXPECT_EQ(text.find(shared_->key_file), std::string::npos) << name << " names the key file";
     EXPECT_EQ(text.find(shared_->env_marker), std::string::npos) << name;
     EXPECT_EQ(text.find(ServerProcess::Options{}.secret_key), std::string::npos) << name;
@@ -815,6 +861,10 @@ TEST_F(WorkflowTest, ExecutionSeesNothingOfTheServerAndItsTokenDiesWithIt) {
     EXPECT_NE(Str(result, "db"), "ok") << result.dump();
     EXPECT_NE(Str(result, "key"), "ok") << result.dump();
     EXPECT_NE(Str(result, "data_dir"), "ok") << result.dump();
+  }
+  if (postgresql && as_nobody) {
+    // Nor PostgreSQL's socket, in a directory only the cluster's owner may enter.
+    EXPECT_NE(Str(result, "db_socket"), "ok") << result.dump();
   }
   if (as_nobody) {
     const passwd* nobody = ::getpwnam("nobody");
@@ -1052,8 +1102,9 @@ TEST_F(WorkflowTest, AuditRecordsTheRunAndItsRevealsWithTheExecutionId) {
 
   std::string key_env = "BIFROST_SECRET_KEY=";
   key_env += server().secret_key();
-  const ProcessResult verified = RunProcess(
-      {testing::BifrostBinary(), "audit", "verify", "--data", server().data_dir()}, "", {key_env});
+  std::vector<std::string> verify_argv = {testing::BifrostBinary(), "audit", "verify"};
+  for (const std::string& arg : server().StorageArgs()) verify_argv.push_back(arg);
+  const ProcessResult verified = RunProcess(verify_argv, "", {key_env});
   EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
   EXPECT_NE(verified.out.find("intact"), std::string::npos) << verified.out;
 }
@@ -1381,8 +1432,8 @@ TEST(WorkflowRedactionTest, SecretsAreRedactedEverywhereAndStoredNowhere) {
 
   // A secret the execution inherits from the global scope (its org has none) as well.
   const std::string heir = CreateOrg(api, admin, "redact-heir");
-  SetConfig(api, admin, "/api/v1/global", "leak_secret", "secret",
-            "sk_live_CANARY_" + RandomHex(12) + "-global");
+  const std::string global_canary = "sk_live_CANARY_" + RandomHex(12) + "-global";
+  SetConfig(api, admin, "/api/v1/global", "leak_secret", "secret", global_canary);
   json inherited = RunToEnd(api, admin, heir, "leaky");
   seen.push_back(inherited.dump());
   EXPECT_EQ(Str(inherited, "status"), "success") << inherited.dump();
@@ -1405,11 +1456,18 @@ TEST(WorkflowRedactionTest, SecretsAreRedactedEverywhereAndStoredNowhere) {
   EXPECT_NE(output.find("listening on"), std::string::npos);
   EXPECT_EQ(output.find("CANARY"), std::string::npos) << output;
   EXPECT_EQ(output.find("sk_live_WRITTEN_"), std::string::npos) << output;
-  const std::string files = ReadAllFiles(server.data_dir());
-  ASSERT_FALSE(files.empty());
-  EXPECT_NE(files.find("[REDACTED]"), std::string::npos) << "the executions are not stored";
-  EXPECT_EQ(files.find("CANARY"), std::string::npos) << "a secret reached the database files";
-  EXPECT_EQ(files.find("sk_live_WRITTEN_"), std::string::npos)
+  // What the database stored. On PostgreSQL the cluster's write-ahead log, which other tests
+  // write to as well, is searched for these secrets only; the database's own contents and
+  // files for any piece of one.
+  const std::string files = testing::StoredBytes(server.storage());
+  const std::string own = testing::StoredBytes(server.storage(), testing::StoredScope::kOwn);
+  ASSERT_FALSE(own.empty());
+  EXPECT_NE(own.find("[REDACTED]"), std::string::npos) << "the executions are not stored";
+  for (const std::string& stored : {canary, global_canary, written_value}) {
+    EXPECT_EQ(files.find(stored), std::string::npos) << "a secret reached the database files";
+  }
+  EXPECT_EQ(own.find("CANARY"), std::string::npos) << "a secret reached the database files";
+  EXPECT_EQ(own.find("sk_live_WRITTEN_"), std::string::npos)
       << "a secret reached the database files";
 }
 
@@ -1450,7 +1508,13 @@ TEST(WorkflowRedactionTest, SecretCutByTheOutputLimitIsRedacted) {
     EXPECT_LE(text.size(), 1024u);
   }
   EXPECT_EQ(server.Stop(), 0);
-  EXPECT_EQ(ReadAllFiles(server.data_dir()).find("CANARY"), std::string::npos)
+  // The secret up to its quote (which JSON escapes) anywhere, also in the cluster's shared
+  // write-ahead log on PostgreSQL; any piece of one in the database's own contents and files.
+  EXPECT_EQ(testing::StoredBytes(server.storage()).find(secret.substr(0, secret.find('"'))),
+            std::string::npos)
+      << "a secret reached the database files";
+  EXPECT_EQ(testing::StoredBytes(server.storage(), testing::StoredScope::kOwn).find("CANARY"),
+            std::string::npos)
       << "a secret reached the database files";
 }
 
@@ -1470,7 +1534,13 @@ TEST(WorkflowRedactionTest, SecretInsideAReturnedJsonTextIsRedacted) {
   EXPECT_EQ(Str(done, "status"), "success") << done.dump();
   EXPECT_EQ(done.dump().find("CANARY"), std::string::npos) << "the secret leaked: " << done.dump();
   EXPECT_EQ(server.Stop(), 0);
-  EXPECT_EQ(ReadAllFiles(server.data_dir()).find("CANARY"), std::string::npos)
+  // The secret up to its quote (which JSON escapes) anywhere, also in the cluster's shared
+  // write-ahead log on PostgreSQL; any piece of one in the database's own contents and files.
+  EXPECT_EQ(testing::StoredBytes(server.storage()).find(secret.substr(0, secret.find('"'))),
+            std::string::npos)
+      << "a secret reached the database files";
+  EXPECT_EQ(testing::StoredBytes(server.storage(), testing::StoredScope::kOwn).find("CANARY"),
+            std::string::npos)
       << "a secret reached the database files";
 }
 
@@ -1553,8 +1623,8 @@ TEST(WorkflowConcurrencyTest, SecondRunWaitsForTheFirstAndBothFinish) {
   }
   EXPECT_TRUE(left.empty()) << "a workflow process outlived the server: " << left.front();
   // Restarted on the same data, the server shows how that execution ended.
-  ServerProcess again(ServerProcess::Options{
-      .extra_args = WorkflowArgs(dir.dir()), .init = false, .data_dir = server.data_dir()});
+  ServerProcess again(
+      testing::On(server.storage(), {.extra_args = WorkflowArgs(dir.dir()), .init = false}));
   ASSERT_FALSE(again.address().empty());
   Api api_again(again.address());
   json ended = GetExecution(api_again, admin, held);

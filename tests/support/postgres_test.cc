@@ -8,8 +8,10 @@
 
 #include <cctype>
 #include <cstdlib>
+#include <mutex>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/support/subprocess.h"
@@ -54,15 +56,44 @@ std::string SafeLabel(std::string_view label) {
   return safe;
 }
 
-std::string CreateDatabase(const std::string& admin_url, std::string_view label) {
+// The databases this process created on the shared cluster, dropped when it exits (each test
+// case runs in a process of its own under ctest), so that a full run does not fill the disk
+// with hundreds of copies of template1. BIFROST_TEST_KEEP_DATABASES=1 keeps them for a look.
+class CreatedDatabases {
+ public:
+  void Add(std::string admin_url, std::string name) {
+    std::lock_guard lock(mu_);
+    created_.emplace_back(std::move(admin_url), std::move(name));
+  }
+  ~CreatedDatabases() {
+    if (Env("BIFROST_TEST_KEEP_DATABASES") == "1") return;
+    for (const auto& [admin_url, name] : created_) {
+      // Best effort: WITH (FORCE) ends connections a crashed server left behind.
+      (void)RunProcess({"psql", "-X", "-q", "-d", admin_url, "-c",
+                        "DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"});
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::pair<std::string, std::string>> created_;
+};
+
+CreatedDatabases& Created() {
+  static CreatedDatabases created;
+  return created;
+}
+
+std::string CreateDatabase(const std::string& admin_url, std::string_view label,
+                           bool drop_at_exit) {
   const std::string name = "bifrost_" + SafeLabel(label) + "_" + RandomSuffix();
-  const ProcessResult created = RunProcess(
-      {"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", admin_url, "-c",
-       "CREATE DATABASE " + name});
+  const ProcessResult created = RunProcess({"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d",
+                                            admin_url, "-c", "CREATE DATABASE " + name});
   if (created.exit_code != 0) {
     ADD_FAILURE() << "CREATE DATABASE " << name << " failed: " << created.err;
     return "";
   }
+  if (drop_at_exit) Created().Add(admin_url, name);
   return WithDatabase(admin_url, name);
 }
 
@@ -100,7 +131,7 @@ std::string NewPostgresDatabase(std::string_view label, const std::string& admin
                      "`postgres`) or set BIFROST_TEST_POSTGRES_URL";
     return "";
   }
-  return CreateDatabase(admin, label);
+  return CreateDatabase(admin, label, /*drop_at_exit=*/true);
 }
 
 std::string WithDatabase(const std::string& url, std::string_view database) {
@@ -156,7 +187,7 @@ std::string PostgresCluster::NewDatabase(std::string_view label) {
     ADD_FAILURE() << "the cluster did not start";
     return "";
   }
-  return CreateDatabase(url_, label);
+  return CreateDatabase(url_, label, /*drop_at_exit=*/false);  // the cluster goes anyway
 }
 
 bool PostgresCluster::Stop(bool immediate) {

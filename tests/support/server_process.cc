@@ -1,35 +1,200 @@
 #include "tests/support/server_process.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
 #include <thread>
 
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
+#include "tests/support/postgres_test.h"
 
 namespace bifrost::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Debian's postgresql-15 binaries (psql, pg_dump), as tests/support/postgres_cluster.sh.
+std::string PostgresBin(const std::string& tool) {
+  const char* bin = std::getenv("BIFROST_PG_BIN");
+  std::string path = bin != nullptr && *bin != '\0' ? bin : "/usr/lib/postgresql/15/bin";
+  path += '/';
+  path += tool;
+  return path;
+}
+
+std::string Python() {
+  const char* python = std::getenv("BIFROST_PYTHON");
+  return python != nullptr ? python : BIFROST_PYTHON;
+}
+
+// A label for a test's database: the running test's name in [a-z0-9_], short.
+std::string DatabaseLabel() {
+  std::string label = "e2e";
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  if (info == nullptr) return label;
+  label += '_';
+  for (const char c : std::string(info->name())) {
+    if (label.size() >= 28) break;
+    const auto u = static_cast<unsigned char>(c);
+    label += std::isalnum(u) != 0 ? static_cast<char>(std::tolower(u)) : '_';
+  }
+  return label;
+}
+
+// Every regular file under `dir` (recursively) whose modification time is at least `since`
+// (0: all), appended to `out`.
+void AppendFiles(const std::string& dir, std::time_t since, std::string& out) {
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    if (!it->is_regular_file()) continue;
+    const std::string path = it->path().string();
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || st.st_mtime < since) continue;
+    out += ReadFileOrEmpty(path);
+  }
+  EXPECT_FALSE(ec) << "cannot list " << dir << ": " << ec.message();
+}
+
+// The first field of the first row psql printed, or "" (the test has failed).
+std::string SqlValue(const Storage& storage, const std::string& sql) {
+  const ProcessResult r = RunSqlOn(storage, sql);
+  EXPECT_EQ(r.exit_code, 0) << sql << ": " << r.err;
+  return r.out.substr(0, r.out.find_first_of("\x1f\n"));
+}
+
+}  // namespace
 
 std::string BifrostBinary() {
   const char* env = std::getenv("BIFROST_BINARY");
   return env != nullptr ? env : BIFROST_BINARY;
 }
 
+std::string_view TestBackend() {
+  const char* env = std::getenv("BIFROST_TEST_BACKEND");
+  const std::string_view backend = env != nullptr ? env : "";
+  if (backend == "postgresql") return "postgresql";
+  if (!backend.empty() && backend != "sqlite") {
+    ADD_FAILURE() << "BIFROST_TEST_BACKEND is '" << backend << "': it must be sqlite or postgresql";
+  }
+  return "sqlite";
+}
+
+std::vector<std::string> Storage::Args() const {
+  if (postgresql()) return {"--database", database_url};
+  if (!data_dir.empty()) return {"--data", data_dir};
+  return {};
+}
+
+Storage NewStorage(const std::string& dir) {
+  Storage storage;
+  if (TestBackend() == "postgresql") {
+    storage.created = std::time(nullptr);
+    storage.database_url = NewPostgresDatabase(DatabaseLabel());  // fails the test if it cannot
+  } else {
+    storage.data_dir = dir + "/data";
+  }
+  return storage;
+}
+
+ProcessResult RunSqlOn(const Storage& storage, const std::string& sql) {
+  if (storage.postgresql()) {
+    return RunProcess({PostgresBin("psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-F",
+                       "\x1f", "-d", storage.database_url, "-c", sql});
+  }
+  // One statement: its rows. A script (several statements): executescript, no rows.
+  static const std::string kScript =
+      "import sqlite3, sys\n"
+      "c = sqlite3.connect(sys.argv[1], timeout=30)\n"
+      "try:\n"
+      "    rows = c.execute(sys.argv[2]).fetchall()\n"
+      "except (sqlite3.ProgrammingError, sqlite3.Warning):\n"
+      "    c.executescript(sys.argv[2])\n"
+      "    rows = []\n"
+      "c.commit()\n"
+      "c.close()\n"
+      "for r in rows:\n"
+      "    print('\\x1f'.join('' if v is None else str(v) for v in r))\n";
+  return RunProcess({Python(), "-c", kScript, storage.data_dir + "/bifrost.db", sql});
+}
+
+std::string StoredBytes(const Storage& storage, StoredScope scope) {
+  std::string all;
+  if (!storage.postgresql()) {
+    AppendFiles(storage.data_dir, 0, all);
+    return all;
+  }
+  const ProcessResult dump = RunProcess(
+      {PostgresBin("pg_dump"), "--no-owner", "--no-privileges", "-d", storage.database_url});
+  EXPECT_EQ(dump.exit_code, 0) << "pg_dump: " << dump.err;
+  all += dump.out;
+  const std::string cluster = PostgresDataDir();
+  if (cluster.empty()) {
+    ADD_FAILURE() << "the PostgreSQL test cluster's data directory is unknown";
+    return all;
+  }
+  // The WAL first: the CHECKPOINT below may recycle segments (renamed, mtime kept).
+  if (scope == StoredScope::kWithSharedLog) {
+    AppendFiles(cluster + "/pg_wal", storage.created - 2, all);
+  }
+  EXPECT_EQ(RunSqlOn(storage, "CHECKPOINT").exit_code, 0);
+  const std::string oid =
+      SqlValue(storage, "SELECT oid FROM pg_database WHERE datname = current_database()");
+  if (oid.empty()) return all;
+  AppendFiles(cluster + "/base/" + oid, 0, all);
+  return all;
+}
+
+std::string StorageFingerprint(const Storage& storage) {
+  if (!storage.postgresql()) return ReadFileOrEmpty(storage.data_dir + "/bifrost.db");
+  // A fixed \restrict key: pg_dump otherwise writes a random one into every dump.
+  const ProcessResult dump =
+      RunProcess({PostgresBin("pg_dump"), "--no-owner", "--no-privileges",
+                  "--restrict-key=bifrostfingerprint", "-d", storage.database_url});
+  EXPECT_EQ(dump.exit_code, 0) << "pg_dump: " << dump.err;
+  return dump.out;
+}
+
+ServerProcess::Options On(const Storage& storage, ServerProcess::Options options) {
+  options.data_dir = storage.data_dir;
+  options.database_url = storage.database_url;
+  return options;
+}
+
 ServerProcess::ServerProcess(Options options) : options_(std::move(options)) {
-  data_dir_ = options_.data_dir.empty() ? dir_.path() + "/data" : options_.data_dir;
+  if (!options_.data_dir.empty() && !options_.database_url.empty()) {
+    ADD_FAILURE() << "ServerProcess: give data_dir or database_url, not both";
+    return;
+  }
+  if (!options_.database_url.empty()) {
+    storage_.database_url = options_.database_url;
+    storage_.created = std::time(nullptr);
+  } else if (!options_.data_dir.empty()) {
+    storage_.data_dir = options_.data_dir;
+  } else {
+    storage_ = NewStorage(dir_.path());
+    if (storage_.Args().empty()) return;  // no PostgreSQL cluster: the test has failed
+  }
+  const std::vector<std::string> storage_args = storage_.Args();
   const std::string key_env = "BIFROST_SECRET_KEY=" + options_.secret_key;
   if (options_.init) {
     std::vector<std::string> init_env = options_.init_env;
     init_env.push_back(key_env);
-    const auto init = RunProcess({BifrostBinary(), "init", "--data", data_dir_, "--format", "json"},
-                                 "", init_env);
+    std::vector<std::string> argv = {BifrostBinary(), "init"};
+    argv.insert(argv.end(), storage_args.begin(), storage_args.end());
+    argv.insert(argv.end(), {"--format", "json"});
+    const auto init = RunProcess(argv, "", init_env);
     if (init.exit_code != 0) {
       ADD_FAILURE() << "bifrost init failed (" << init.exit_code << "): " << init.err;
       return;
@@ -42,8 +207,9 @@ ServerProcess::ServerProcess(Options options) : options_(std::move(options)) {
     admin_token_ = json["token"].get<std::string>();
   }
 
-  std::vector<std::string> args = {BifrostBinary(), "serve", "--data", data_dir_, "--listen",
-                                   "127.0.0.1:0"};
+  std::vector<std::string> args = {BifrostBinary(), "serve"};
+  args.insert(args.end(), storage_args.begin(), storage_args.end());
+  args.insert(args.end(), {"--listen", "127.0.0.1:0"});
   args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
   std::vector<std::string> extra_env = options_.extra_env;
   // The server gets the key from the environment unless the test supplies its own key setting.
@@ -58,8 +224,10 @@ ServerProcess::ServerProcess(Options options) : options_(std::move(options)) {
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   const std::string out_path = dir_.path() + "/stdout";
   const std::string err_path = dir_.path() + "/stderr";
-  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0600);
+  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0600);
   std::vector<char*> argp;
   for (auto& a : args) argp.push_back(a.data());
   argp.push_back(nullptr);
@@ -94,7 +262,6 @@ ServerProcess::ServerProcess(Options options) : options_(std::move(options)) {
   }
   ADD_FAILURE() << "bifrost serve did not print its address: " << Stderr();
 }
-
 ServerProcess::~ServerProcess() {
   if (pid_ > 0) {
     kill(pid_, SIGKILL);

@@ -1,7 +1,13 @@
 // A real `bifrost serve` for the browser tests, started the way tests/support/server_process.cc
-// starts it: `bifrost init --format json` in a fresh temporary directory (it prints the first
-// admin token), then `bifrost serve --listen 127.0.0.1:0`, whose "listening on" line says the
-// port. Stopped with SIGTERM; the directory is removed afterwards.
+// starts it: `bifrost init --format json` (it prints the first admin token), then
+// `bifrost serve --listen 127.0.0.1:0`, whose "listening on" line says the port. Stopped with
+// SIGTERM; its temporary directory is removed afterwards.
+//
+// The database: a data directory in that temporary directory (SQLite), or, when
+// BIFROST_TEST_BACKEND=postgresql (ctest's browser_ui_postgresql), a fresh database on the
+// shared PostgreSQL test cluster of the ctest fixture `postgres` (its URL in the file named by
+// BIFROST_TEST_POSTGRES_URL_FILE, or in BIFROST_TEST_POSTGRES_URL), made with psql and given
+// to the server with --database; dropped after the stop.
 
 import {execFile, spawn} from 'node:child_process';
 import crypto from 'node:crypto';
@@ -34,10 +40,55 @@ function childEnv(extra) {
   const env = {...process.env, ...extra};
   // Nothing of the caller's own Bifrost setup leaks into the server under test.
   for (const name of ['BIFROST_TOKEN', 'BIFROST_ADDR', 'BIFROST_DATA', 'BIFROST_LISTEN',
-    'BIFROST_SECRET_KEY_FILE', 'BIFROST_SECRET_KEY_PREVIOUS', 'BIFROST_TLS_CERT', 'BIFROST_TLS_KEY']) {
+    'BIFROST_SECRET_KEY_FILE', 'BIFROST_SECRET_KEY_PREVIOUS', 'BIFROST_TLS_CERT', 'BIFROST_TLS_KEY',
+    'BIFROST_DATABASE_URL', 'BIFROST_DATABASE_POOL']) {
     if (!(name in extra)) delete env[name];
   }
   return env;
+}
+
+// Whether the servers of this run use PostgreSQL (BIFROST_TEST_BACKEND=postgresql).
+export function onPostgres() {
+  const backend = process.env.BIFROST_TEST_BACKEND || 'sqlite';
+  if (backend !== 'sqlite' && backend !== 'postgresql') {
+    throw new Error(`BIFROST_TEST_BACKEND is '${backend}': it must be sqlite or postgresql`);
+  }
+  return backend === 'postgresql';
+}
+
+// The URL of the shared test cluster's "postgres" database. Fails (never skips) without one.
+function postgresAdminUrl() {
+  let url = process.env.BIFROST_TEST_POSTGRES_URL || '';
+  const file = process.env.BIFROST_TEST_POSTGRES_URL_FILE;
+  if (!url && file) {
+    try {
+      url = fs.readFileSync(file, 'utf8').trim();
+    } catch (error) {
+      throw new Error(`cannot read the PostgreSQL test cluster's URL from ${file}: ${error.message}`);
+    }
+  }
+  if (!url) {
+    throw new Error('BIFROST_TEST_BACKEND=postgresql but no PostgreSQL test cluster: run through ' +
+      'ctest (fixture `postgres`) or set BIFROST_TEST_POSTGRES_URL');
+  }
+  return url;
+}
+
+// `url` naming database `name` instead ("postgresql://user@host/NAME?params").
+function withDatabase(url, name) {
+  const scheme = url.indexOf('://');
+  const slash = url.indexOf('/', scheme < 0 ? 0 : scheme + 3);
+  if (slash < 0) throw new Error('the PostgreSQL test URL names no database');
+  const query = url.indexOf('?', slash);
+  return url.slice(0, slash + 1) + name + (query < 0 ? '' : url.slice(query));
+}
+
+// Runs one SQL statement with psql (Debian's postgresql-15) on `url`.
+async function psql(url, sql) {
+  const bin = process.env.BIFROST_PG_BIN || '/usr/lib/postgresql/15/bin';
+  const result = await run(path.join(bin, 'psql'),
+    ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', url, '-c', sql], {env: childEnv({})});
+  if (result.code !== 0) throw new Error(`psql failed (${result.code}): ${result.stderr}`);
 }
 
 function run(binary, args, {env, input} = {}) {
@@ -66,11 +117,20 @@ export class BifrostServer {
   async #start() {
     this.binary = bifrostBinary();
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bifrost-browser-'));
-    this.dataDir = path.join(this.dir, 'data');
+    if (onPostgres()) {
+      const admin = postgresAdminUrl();
+      const name = `bifrost_browser_${crypto.randomBytes(6).toString('hex')}`;
+      await psql(admin, `CREATE DATABASE ${name}`);
+      this.database = {admin, name};
+      this.storageArgs = ['--database', withDatabase(admin, name)];
+    } else {
+      this.dataDir = path.join(this.dir, 'data');
+      this.storageArgs = ['--data', this.dataDir];
+    }
     this.secretKey = crypto.randomBytes(32).toString('base64url');
     this.env = childEnv({BIFROST_SECRET_KEY: this.secretKey});
 
-    const init = await run(this.binary, ['init', '--data', this.dataDir, '--format', 'json'],
+    const init = await run(this.binary, ['init', ...this.storageArgs, '--format', 'json'],
       {env: this.env});
     if (init.code !== 0) throw new Error(`bifrost init failed (${init.code}): ${init.stderr}`);
     let printed;
@@ -83,7 +143,7 @@ export class BifrostServer {
     this.adminToken = printed.token;
 
     this.#child = spawn(this.binary,
-      ['serve', '--data', this.dataDir, '--listen', '127.0.0.1:0'],
+      ['serve', ...this.storageArgs, '--listen', '127.0.0.1:0'],
       {env: this.env, stdio: ['ignore', 'pipe', 'pipe']});
     this.#exited = new Promise((resolve) => this.#child.on('exit', (code, signal) => resolve({code, signal})));
     // Both pipes are drained all along, so the server never blocks on a full pipe.
@@ -114,7 +174,8 @@ export class BifrostServer {
     return this.#stderr;
   }
 
-  // Stops the server with SIGTERM (SIGKILL after 60 s) and removes its directory.
+  // Stops the server with SIGTERM (SIGKILL after 60 s) and removes its directory (and its
+  // PostgreSQL database).
   async stop() {
     if (this.#child && this.#child.exitCode === null && this.#child.signalCode === null) {
       this.#child.kill('SIGTERM');
@@ -125,6 +186,11 @@ export class BifrostServer {
       }
     }
     if (this.dir) fs.rmSync(this.dir, {recursive: true, force: true});
+    if (this.database) {
+      const {admin, name} = this.database;
+      this.database = null;
+      await psql(admin, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    }
   }
 
   // A REST call from node (not from the browser). Token: the admin bearer token by default;
