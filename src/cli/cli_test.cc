@@ -1308,6 +1308,16 @@ TEST(DatabaseFlagsTest, HideUrlPasswordInPlaceMasksEveryPassword) {
   EXPECT_EQ(hidden("postgresql:///bifrost?host=/run/postgresql"),
             "postgresql:///bifrost?host=/run/postgresql");
   EXPECT_EQ(hidden("not a url"), "not a url");
+  // Unencoded reserved characters in the password: more may be hidden, never less.
+  for (const std::string url :
+       {"postgresql://app:Qx?Zy#w/Vw@db/bifrost",
+        "postgresql://app:Qx/Zy@db:5432/bifrost?sslmode=require", "postgresql://app:Qx?Zy@db"}) {
+    const std::string masked = hidden(url);
+    EXPECT_EQ(masked.find("Qx"), std::string::npos) << masked;
+    EXPECT_EQ(masked.find("Zy"), std::string::npos) << masked;
+  }
+  EXPECT_EQ(hidden("postgresql://db/bifrost?sslpassword=s3cret"),
+            "postgresql://db/bifrost?sslpassword=******");
   HideUrlPasswordInPlace(nullptr);  // nothing happens
 }
 

@@ -54,18 +54,19 @@ void HideUrlPasswordInPlace(char* text) {
   const auto scheme = url.find("://");
   if (scheme == std::string_view::npos) return;
   const std::size_t authority = scheme + 3;
-  std::size_t authority_end = url.find_first_of("/?#", authority);
-  if (authority_end == std::string_view::npos) authority_end = url.size();
-  // user:password@host: the last '@' of the authority ends the user information.
-  const auto at = url.substr(authority, authority_end - authority).rfind('@');
-  if (at != std::string_view::npos) {
-    const std::size_t user_end = authority + at;
-    const auto colon = url.substr(authority, at).find(':');
+  // user:password@host: the password may hold '/', '?', '#' or '@' unencoded, so it runs
+  // from the first ':' to the last '@' of the whole text (as PostgresStore::RedactUrl): more
+  // than the password may be hidden, never less.
+  const auto at_any = url.rfind('@');
+  std::size_t authority_end = authority;
+  if (at_any != std::string_view::npos && at_any >= authority) {
+    authority_end = at_any;
+    const auto colon = url.substr(authority, at_any - authority).find(':');
     if (colon != std::string_view::npos) {
-      for (std::size_t i = authority + colon + 1; i < user_end; ++i) text[i] = '*';
+      for (std::size_t i = authority + colon + 1; i < at_any; ++i) text[i] = '*';
     }
   }
-  // ...?password=secret&...
+  // ...?password=secret&sslpassword=secret&...
   const auto query = url.find('?', authority_end);
   if (query == std::string_view::npos) return;
   std::size_t pos = query + 1;
@@ -73,8 +74,11 @@ void HideUrlPasswordInPlace(char* text) {
     std::size_t end = url.find('&', pos);
     if (end == std::string_view::npos) end = url.size();
     const std::string_view pair = url.substr(pos, end - pos);
-    if (pair.starts_with("password=")) {
-      for (std::size_t i = pos + 9; i < end; ++i) text[i] = '*';
+    for (const std::string_view key :
+         {std::string_view("password="), std::string_view("sslpassword=")}) {
+      if (pair.starts_with(key)) {
+        for (std::size_t i = pos + key.size(); i < end; ++i) text[i] = '*';
+      }
     }
     pos = end + 1;
   }

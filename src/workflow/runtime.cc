@@ -84,9 +84,12 @@ void WipeString(std::string& text) {
 }
 
 // Cuts `text` to at most `limit` bytes; says whether it did.
+// Cuts `text` to at most `limit` bytes, never inside a UTF-8 sequence.
 bool CutTo(std::string& text, std::size_t limit) {
   if (text.size() <= limit) return false;
-  text.resize(limit);
+  std::size_t end = limit;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+  text.resize(end);
   return true;
 }
 
@@ -321,7 +324,10 @@ void Runtime::Heartbeat() {
     heartbeat_failing_ = true;
     return;
   }
-  if (heartbeat_failing_) Log("info", "this node's heartbeat is recorded again");
+  if (heartbeat_failing_) {
+    Log("info", "this node's heartbeat is recorded again");
+    heartbeats_ok_since_ = clock_->NowMicros();
+  }
   heartbeat_failing_ = false;
 
   if (was_taken_for_dead) {
@@ -337,7 +343,9 @@ void Runtime::Heartbeat() {
 
   const auto orphan_after =
       std::chrono::duration_cast<std::chrono::microseconds>(options_.orphan_after);
-  const Status swept = FailOrphans(clock_->NowMicros() - orphan_after.count());
+  const UnixMicros now = clock_->NowMicros();
+  if (now - heartbeats_ok_since_ < orphan_after.count()) return;
+  const Status swept = FailOrphans(now - orphan_after.count());
   if (!swept) {
     Log("error", "cannot end the executions of stopped server nodes",
         {{"message", swept.error().message()}});
@@ -836,13 +844,12 @@ void Runtime::Execute(const std::string& id) {
 
   // Nothing the execution saw of a secret leaves redaction. Output that stopped short (cut
   // at the limit, or the process killed while writing) may end inside a secret.
-  row.logs = running->redactor.Apply(logs, logs_cut || stopped_short);
-  if (CutTo(row.logs, options_.max_log_bytes)) logs_cut = true;
-  row.logs_truncated = logs_cut;
   // Whatever bytes the process wrote (binary, NUL, a character cut at the limit) are stored
   // as valid UTF-8: a store may refuse anything else (PostgreSQL does), and a row that
   // cannot be saved would leave the execution running forever.
-  row.logs = ToStorableText(row.logs);
+  row.logs = ToStorableText(running->redactor.Apply(logs, logs_cut || stopped_short));
+  if (CutTo(row.logs, options_.max_log_bytes)) logs_cut = true;
+  row.logs_truncated = logs_cut;
   if (result.has_value()) result = running->redactor.ApplyToJson(*result);
   row.result = std::move(result);
   if (!error.empty()) {

@@ -198,6 +198,11 @@ class Runtime {
   UnixMicros node_started_at_ = 0;
   bool node_registered_ = false;
   bool heartbeat_failing_ = false;  // only the node thread touches it
+  // When this node's heartbeat was recorded again after failing (the node thread's; 0: it
+  // never failed). Other nodes' heartbeats are judged stale only once this node has been
+  // recording its own for orphan_after since then: after a database outage every heartbeat
+  // is old, and the node that gets through first must not take the others for dead.
+  UnixMicros heartbeats_ok_since_ = 0;
   std::string sdk_dir_;
   int run_as_uid_ = -1;
   int run_as_gid_ = -1;

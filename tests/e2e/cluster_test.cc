@@ -1,9 +1,11 @@
 // Several `bifrost serve` nodes on one PostgreSQL database behave like one server: a write
 // acknowledged by any node is what every node reads next; concurrent writers on different
 // nodes never lose an update; key rotation runs beside all of them; the audit log stays one
-// chain; a node killed with SIGKILL loses no acknowledged write; a PostgreSQL restart or
-// outage is answered with fast 503s and the nodes recover by themselves; nodes started at
-// the same moment all become ready. Each test has a fresh database of its own.
+// chain; a node killed with SIGKILL loses no acknowledged write; a PostgreSQL restart, a
+// stopped PostgreSQL and one that stops answering are met with fast 503s, and the nodes
+// recover by themselves; nodes started at the same moment all become ready. Each test has a
+// fresh database of its own (the shared `postgres` fixture), or a private cluster when it
+// stops PostgreSQL.
 #include <signal.h>
 #include <sys/types.h>
 
@@ -48,9 +50,9 @@ const std::string kCanary = "sk_live_CLUSTER_CANARY_5c1e";
 // connections, so it is never checked): no output may ever show it.
 const std::string kDatabasePassword = "pg-Pa55word-never-shown-7c41";
 
-// Longest a request may take while PostgreSQL is down: a few seconds, far below the
-// client's own timeout (20 s), so a hang is told apart from a slow failure. Requests of the
-// load running through the restart get twice as long (the machine is shared).
+// Longest a request may take while PostgreSQL is down: a few seconds, below the clients'
+// own timeouts (8 to 20 s), so a hang is told apart from a slow failure. Requests of a load
+// and requests that met a database that stopped answering get twice as long.
 constexpr double kFailFastMs = 5'000;
 constexpr double kLoadBoundMs = 10'000;
 // Bound of every wait for an event (a node ready again, progress of a load).
@@ -300,7 +302,7 @@ std::string WithPassword(const std::string& url, const std::string& password) {
 }
 
 // A client (any client: /readyz needs no token) is never told where the database is: not
-// its password, not its URL, not its name or host. The server's log has the details.
+// its password, its URL or its name. The server's log has the details.
 void ExpectNoDatabaseDetails(const std::string& body, const std::string& url,
                              const std::string& what) {
   EXPECT_EQ(body.find(kDatabasePassword), std::string::npos) << what << ": " << body;

@@ -175,13 +175,12 @@ Result<std::unique_ptr<Connection>> Connection::Open(const ConnectSettings& sett
     char* parse_error = nullptr;
     PQconninfoOption* options = PQconninfoParse(settings.url.c_str(), &parse_error);
     if (options == nullptr) {
-      std::string message = "invalid PostgreSQL URL '" + settings.redacted_url + "'";
-      if (parse_error != nullptr) {
-        message += ": ";
-        message += FirstLine(parse_error);
-        PQfreemem(parse_error);
-      }
-      return Fail(ErrorCode::kInvalidArgument, std::move(message));
+      // libpq's own message may quote the raw text it could not parse, password included.
+      if (parse_error != nullptr) PQfreemem(parse_error);
+      return Fail(ErrorCode::kInvalidArgument,
+                  "invalid PostgreSQL URL '" + settings.redacted_url +
+                      "': libpq cannot parse it (percent-encode reserved characters such as "
+                      "@ / ? # % in the user name and password)");
     }
     for (PQconninfoOption* option = options; option->keyword != nullptr; ++option) {
       if (std::string_view(option->keyword) == "password" && option->val != nullptr) {
@@ -211,8 +210,24 @@ Result<std::unique_ptr<Connection>> Connection::Open(const ConnectSettings& sett
                 "cannot connect to '" + settings.redacted_url + "': out of memory");
   }
   if (PQstatus(conn) != CONNECTION_OK) {
-    std::string message = "cannot connect to '" + settings.redacted_url +
-                          "': " + Scrub(FirstLine(PQerrorMessage(conn)), password);
+    // The password as written between the first ':' and the last '@' (RedactUrl's rule). If
+    // libpq read another one, the password held an unencoded '@', '/' or '?' and libpq may
+    // have taken part of it for the host or port, which its message would then quote.
+    std::string written;
+    if (const std::size_t scheme = settings.url.find("://"); scheme != std::string::npos) {
+      const std::size_t at = settings.url.rfind('@');
+      const std::size_t colon = settings.url.find(':', scheme + 3);
+      if (at != std::string::npos && colon != std::string::npos && colon < at) {
+        written = settings.url.substr(colon + 1, at - colon - 1);
+      }
+    }
+    std::string reason = Scrub(Scrub(FirstLine(PQerrorMessage(conn)), password), written);
+    if (!written.empty() && written != password) {
+      reason =
+          "the user name and password did not parse as written (percent-encode reserved "
+          "characters such as @ / ? # % in them)";
+    }
+    std::string message = "cannot connect to '" + settings.redacted_url + "': " + reason;
     PQfinish(conn);
     return Fail(ErrorCode::kUnavailable, std::move(message));
   }
@@ -225,13 +240,20 @@ Result<std::unique_ptr<Connection>> Connection::Open(const ConnectSettings& sett
 
   BIFROST_ASSIGN_OR_RETURN(
       QueryResult session,
-      connection->Execute("SELECT set_config('statement_timeout', $1, false), "
-                          "set_config('lock_timeout', $2, false), "
-                          "set_config('synchronous_commit', 'on', false), "
-                          "current_setting('server_encoding')",
-                          "configure the session",
-                          {std::to_string(settings.statement_timeout_ms) + "ms",
-                           std::to_string(settings.lock_timeout_ms) + "ms"}));
+      // idle_in_transaction_session_timeout: a node frozen or cut off in the middle of a
+      // write transaction would otherwise keep the cluster's write lock until the server's
+      // TCP keepalive noticed (hours); no transaction of ours idles that long between
+      // statements.
+      connection->Execute(
+          "SELECT set_config('statement_timeout', $1, false), "
+          "set_config('lock_timeout', $2, false), "
+          "set_config('synchronous_commit', 'on', false), "
+          "current_setting('server_encoding'), "
+          "set_config('idle_in_transaction_session_timeout', $3, false)",
+          "configure the session",
+          {std::to_string(settings.statement_timeout_ms) + "ms",
+           std::to_string(settings.lock_timeout_ms) + "ms",
+           std::to_string(settings.statement_timeout_ms + kIdleInTransactionGraceMs) + "ms"}));
   const std::string encoding = session.Text(0, 3);
   if (encoding != "UTF8") {
     return Fail(ErrorCode::kFailedPrecondition,

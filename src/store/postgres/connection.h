@@ -129,6 +129,9 @@ class Row {
 // What a Connection needs to connect.
 // How much longer than statement_timeout a connection waits for any answer.
 inline constexpr int kAnswerGraceMs = 1000;
+// How much longer than statement_timeout a session may sit idle inside a transaction before
+// PostgreSQL ends it (and releases the write lock it holds).
+inline constexpr int kIdleInTransactionGraceMs = 10'000;
 
 struct ConnectSettings {
   std::string url;           // as given, password included; never shown

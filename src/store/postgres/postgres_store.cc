@@ -147,11 +147,11 @@ std::string PostgresStore::RedactUrl(std::string_view url) {
   const std::size_t scheme = redacted.find("://");
   if (scheme == std::string::npos) return redacted;
   const std::size_t authority = scheme + 3;
-  std::size_t query = redacted.find('?', authority);
-  // user:password@: the password runs from the first ':' of the authority to the last '@'
-  // before the query. Taking the last '@' over-redacts rather than leaks a password that
-  // contains '@' or '/' without percent-encoding them.
-  const std::size_t at = redacted.rfind('@', query == std::string::npos ? query : query - 1);
+  // user:password@: the password runs from the first ':' of the authority to the last '@' of
+  // the whole URL. A password may hold '?', '#', '/' or '@' without percent-encoding them
+  // (libpq still accepts some of those), so no other character is trusted to end it: an '@'
+  // further on (in a query value) only makes this hide more than the password.
+  const std::size_t at = redacted.rfind('@');
   if (at != std::string::npos && at >= authority) {
     const std::size_t colon = redacted.find(':', authority);
     if (colon != std::string::npos && colon < at) {
@@ -159,7 +159,7 @@ std::string PostgresStore::RedactUrl(std::string_view url) {
     }
   }
   // ?password=...&sslpassword=...
-  query = redacted.find('?', authority);
+  const std::size_t query = redacted.find('?', at != std::string::npos ? at : authority);
   if (query == std::string::npos) return redacted;
   std::string result = redacted.substr(0, query + 1);
   std::string_view rest = std::string_view(redacted).substr(query + 1);

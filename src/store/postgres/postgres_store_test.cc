@@ -506,7 +506,10 @@ TEST(PostgresStoreTest, ThePasswordNeverAppearsInErrorMessages) {
                                 "postgres://bifrost:Sup3rSecretPw@127.0.0.1:1/db?sslmode=disable",
                                 "postgresql://bifrost@127.0.0.1:1/db?password=Sup3rSecretPw",
                                 "postgresql://bifrost:Sup3rSecretPw@127.0.0.1:1/db?bogus_option=1",
-                                "postgresql://bifrost:Sup3r@Secret/Pw@127.0.0.1:1/db"}) {
+                                "postgresql://bifrost:Sup3r@Secret/Pw@127.0.0.1:1/db",
+                                "postgresql://bifrost:Sup3r?SecretPw@127.0.0.1:1/db",
+                                "postgresql://bifrost:Sup3r#SecretPw@127.0.0.1:1/db",
+                                "postgresql://bifrost:Sup3r%zzSecretPw@127.0.0.1:1/db"}) {
     SCOPED_TRACE(PostgresStore::RedactUrl(url));
     PostgresOptions options;
     options.url = url;
@@ -533,6 +536,10 @@ TEST(PostgresStoreTest, RedactUrlReplacesOnlyThePassword) {
   EXPECT_EQ(PostgresStore::RedactUrl("postgres://u@h/db?SSLPassword=pw"),
             "postgres://u@h/db?SSLPassword=***");
   EXPECT_EQ(PostgresStore::RedactUrl("postgresql://u:p%40ss@h/db"), "postgresql://u:***@h/db");
+  // Reserved characters left unencoded in the password still end up hidden.
+  EXPECT_EQ(PostgresStore::RedactUrl("postgresql://u:pa?ss#x@h/db?sslmode=require"),
+            "postgresql://u:***@h/db?sslmode=require");
+  EXPECT_EQ(PostgresStore::RedactUrl("postgresql://u:pa/ss@h/db"), "postgresql://u:***@h/db");
 }
 
 TEST(PostgresStoreTest, IsPostgresUrlNamesBothSchemes) {
